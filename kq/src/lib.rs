@@ -3,6 +3,8 @@
 //! (crate docs are filled in below the API; see `README.md`)
 
 #[cfg(target_os = "linux")]
+mod capi;
+#[cfg(target_os = "linux")]
 pub mod linux;
 mod safe;
 mod sys;
