@@ -23,7 +23,8 @@ impl Kqueue {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned by kqueue() and nothing else owns it.
-        Ok(Kqueue { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Kqueue { fd })
     }
 
     /// `kevent(kq, changes, nchanges, events, nevents, timeout)`: apply
@@ -42,7 +43,9 @@ impl Kqueue {
         let nchanges = c_len(changes.len())?;
         let nevents = c_len(events.len())?;
         let ts = timeout.map(to_timespec);
-        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const timespec);
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const timespec);
         // SAFETY: both pointers come from slices whose lengths are passed
         // alongside them, and `ts_ptr` is null or points at a live timespec.
         let n = unsafe {

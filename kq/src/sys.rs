@@ -13,7 +13,9 @@
     target_os = "netbsd"
 ))]
 mod native {
-    pub use libc::{kevent, kqueue, timespec};
+    #[cfg(not(target_os = "netbsd"))]
+    pub use libc::kevent;
+    pub use libc::{kqueue, timespec};
     pub use libc::{
         EVFILT_READ, EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_USER, EVFILT_WRITE, EV_ADD, EV_CLEAR,
         EV_DELETE, EV_DISABLE, EV_DISPATCH, EV_ENABLE, EV_EOF, EV_ERROR, EV_ONESHOT, EV_RECEIPT,
@@ -28,6 +30,44 @@ mod native {
     /// Milliseconds, the default unit of EVFILT_TIMER (no flag on macOS).
     #[cfg(any(target_os = "macos", target_os = "ios", target_os = "dragonfly"))]
     pub const NOTE_MSECONDS: u32 = 0;
+
+    /// NetBSD's `struct kevent` (its `kevent()` is wrapped below).
+    #[cfg(target_os = "netbsd")]
+    #[allow(non_camel_case_types)]
+    pub type kevent = libc::kevent;
+
+    /// `kevent()` with `int` counts, as on the other BSDs: NetBSD declares
+    /// `size_t nchanges, size_t nevents`, and step code should not care.
+    ///
+    /// # Safety
+    /// As for `kevent(2)`: the lists must be valid for their counts and
+    /// `timeout` null or valid.
+    #[cfg(target_os = "netbsd")]
+    pub unsafe fn kevent(
+        kq: libc::c_int,
+        changelist: *const kevent,
+        nchanges: libc::c_int,
+        eventlist: *mut kevent,
+        nevents: libc::c_int,
+        timeout: *const timespec,
+    ) -> libc::c_int {
+        if nchanges < 0 || nevents < 0 {
+            // SAFETY: __errno() returns this thread's errno slot.
+            unsafe { *libc::__errno() = libc::EINVAL };
+            return -1;
+        }
+        // SAFETY: forwarded unchanged; the caller upholds kevent(2)'s rules.
+        unsafe {
+            libc::kevent(
+                kq,
+                changelist,
+                nchanges as usize,
+                eventlist,
+                nevents as usize,
+                timeout,
+            )
+        }
+    }
 
     /// The type of `struct kevent`'s `filter` field on this OS.
     #[cfg(not(target_os = "netbsd"))]

@@ -491,6 +491,10 @@ struct FdEntry {
     write: Option<Knote>,
 }
 
+// The promise in the crate docs: a descriptor's state, both knotes
+// included, stays under 128 bytes of user memory.
+const _: () = assert!(std::mem::size_of::<FdEntry>() <= 128);
+
 impl FdEntry {
     fn used(&self) -> bool {
         self.kind != Kind::Unused
@@ -868,7 +872,7 @@ impl Inner {
             filter: EVFILT_USER,
             ident,
         };
-        if !self.users.contains_key(&ident) {
+        let Some(u) = self.users.get_mut(&ident) else {
             if change.flags & EV_ADD == 0 {
                 return libc::ENOENT;
             }
@@ -885,13 +889,12 @@ impl Inner {
                 },
             );
             return 0;
-        }
+        };
         if change.flags & EV_DELETE != 0 {
-            self.unqueue(key);
             self.users.remove(&ident);
+            self.unqueue(key);
             return 0;
         }
-        let u = self.users.get_mut(&ident).expect("checked above");
         // FreeBSD's filt_usertouch(EVENT_REGISTER).
         u.knote.udata = change.udata as usize;
         u.knote.apply_enable(change);
@@ -1018,7 +1021,7 @@ impl Inner {
         let fired = if filter == EVFILT_READ {
             filt_read(e, fd, &k, revents)
         } else {
-            filt_write(e, fd, &k, revents)
+            filt_write(e, fd, revents)
         };
         let Some((extra, fflags, data)) = fired else {
             return;
@@ -1225,7 +1228,10 @@ fn is_socket(kind: Kind) -> bool {
 fn filt_read(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Flags, u32, i64)> {
     let hup = revents & (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0;
     let err = revents & libc::EPOLLERR as u32 != 0;
-    let lowat = if k.sfflags & NOTE_LOWAT != 0 {
+    // NOTE_LOWAT is enforced by the kernel (SO_RCVLOWAT) on sockets only:
+    // anywhere else a level registration would wake us below the mark for
+    // ever, so there it is not applied (a documented limitation).
+    let lowat = if k.sfflags & NOTE_LOWAT != 0 && is_socket(e.kind) {
         k.sdata.max(1)
     } else {
         1
@@ -1273,13 +1279,13 @@ fn filt_read(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Fla
 }
 
 /// EVFILT_WRITE: `data` is the space left in the send buffer.
-fn filt_write(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Flags, u32, i64)> {
+///
+/// Linux has no SO_SNDLOWAT and EPOLLOUT fires by its own rule, so
+/// NOTE_LOWAT cannot be honoured for writing without spinning: it is not
+/// applied (a documented limitation).
+fn filt_write(e: &mut FdEntry, fd: c_int, revents: u32) -> Option<(Flags, u32, i64)> {
     let gone = revents & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
-    let lowat = if k.sfflags & NOTE_LOWAT != 0 {
-        k.sdata.max(1)
-    } else {
-        1
-    };
+    let lowat = 1;
     match e.kind {
         // A listening socket is never writable (BSD and Linux agree).
         Kind::TcpListener | Kind::OtherListener => None,
