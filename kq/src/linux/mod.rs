@@ -1247,11 +1247,18 @@ fn filt_read(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Fla
         }
         Kind::OtherListener => (revents & libc::EPOLLIN as u32 != 0).then_some((0, 0, 1)),
         Kind::AlwaysReady => Some((0, 0, if e.regular { bytes_to_eof(fd) } else { 0 })),
-        Kind::Stream | Kind::Dgram => {
+        Kind::Dgram => {
+            // A datagram (even an empty one) or a pending error makes the
+            // socket readable; the error stays for recv() to return, as a
+            // temporary UDP error does on BSD (no EV_EOF).
+            let n = fionread(fd);
+            (revents & (libc::EPOLLIN | libc::EPOLLERR) as u32 != 0).then_some((0, 0, n))
+        }
+        Kind::Stream => {
             if err {
                 note_socket_error(e, fd);
             }
-            if hup && e.kind == Kind::Stream {
+            if hup {
                 e.eof = true;
             }
             let n = fionread(fd);
