@@ -62,12 +62,17 @@
 //! registration's minus `EV_ADD` and the other actions; `EV_ERROR` entries
 //! carry exactly `EV_ERROR`), and error codes. What cannot match:
 //!
-//! 1. **A `dup()` keeps events alive.** epoll follows open files, not
+//! 1. **A `dup()` keeps the file in epoll.** epoll follows open files, not
 //!    descriptor numbers: if a registered descriptor is closed while a
 //!    duplicate (a `dup()`, or a child after `fork()`) still holds the file,
-//!    epoll keeps reporting it under the old number. BSD drops the knotes on
-//!    `close()`. Use `EV_DELETE` before `close()` when descriptors are
-//!    shared.
+//!    epoll keeps the registration, and only that number could remove it.
+//!    `kq` drops such knotes as BSD does: the first time epoll reports the
+//!    orphaned file, `kq` builds a fresh epoll set holding only live
+//!    registrations and puts it behind the kqueue descriptor with `dup3()`,
+//!    so nothing is reported and `kevent()` does not spin. The cost is one
+//!    `epoll_ctl` per registration, once. If you `dup()` the *kqueue*
+//!    descriptor itself, the copy keeps the old set. `EV_DELETE` before
+//!    `close()` avoids all of it when descriptors are shared.
 //! 2. **Reading the socket error clears it.** `EV_EOF`'s `fflags` come from
 //!    `getsockopt(SO_ERROR)`, which on Linux resets the error: after a reset,
 //!    `fflags` says `ECONNRESET` but the next `read()` returns 0 instead of

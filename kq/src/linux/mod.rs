@@ -306,6 +306,8 @@ impl Kq {
             _ => None,
         };
         let mut buf: [MaybeUninit<libc::epoll_event>; BATCH] = [MaybeUninit::uninit(); BATCH];
+        // Rounds in a row where epoll woke us for nothing (see `rebuild`).
+        let mut spurious_rounds = 0u32;
         loop {
             // Knotes that are ready in userspace come first.
             {
@@ -346,6 +348,8 @@ impl Kq {
             }
             if n > 0 {
                 let mut inner = self.lock();
+                let before = out.n;
+                let mut orphan = false;
                 for slot in &buf[..n as usize] {
                     // SAFETY: epoll_wait initialised the first `n` entries.
                     let ev = unsafe { slot.assume_init() };
@@ -353,11 +357,22 @@ impl Kq {
                     let events = ev.events;
                     let fd = (token & 0xffff_ffff) as c_int;
                     match token >> SHIFT {
-                        TOKEN_FD => inner.deliver_fd_event(self.epfd, fd, events, out),
+                        TOKEN_FD => orphan |= inner.deliver_fd_event(self.epfd, fd, events, out),
                         TOKEN_TIMER => inner.deliver_timer(self.epfd, fd, out),
                         TOKEN_SIGNAL => inner.deliver_signal(self.epfd, fd, out),
                         _ => {} // TOKEN_WAKE: pending knotes, handled above
                     }
+                }
+                // epoll reported readiness nobody asked for: a file whose
+                // registered number was closed while a dup() keeps it open.
+                // epoll cannot forget it (EPOLL_CTL_DEL needs that number),
+                // and a level registration would report it forever: start
+                // a fresh epoll set without it.
+                if orphan || (out.n == before && wait_ms != 0 && spurious_rounds >= 2) {
+                    inner.rebuild(self.epfd, self.wake);
+                    spurious_rounds = 0;
+                } else if out.n == before {
+                    spurious_rounds += 1;
                 }
                 inner.sync_wake(self.wake);
             }
@@ -989,17 +1004,102 @@ impl Inner {
         }
     }
 
-    fn deliver_fd_event(&mut self, epfd: c_int, fd: c_int, revents: u32, out: &mut Out) {
+    /// Reports the knotes of `fd` that are true. Returns true when the
+    /// event belongs to no live registration: the number was closed (or
+    /// now names another file) while a dup() keeps the old file open.
+    fn deliver_fd_event(&mut self, epfd: c_int, fd: c_int, revents: u32, out: &mut Out) -> bool {
         let Some(e) = self.fds.get(fd as usize) else {
-            return;
+            return true;
         };
         let (has_read, has_write) = (e.read.is_some(), e.write.is_some());
+        if !has_read && !has_write {
+            return true;
+        }
+        let before = out.n;
         if has_read {
             self.deliver_fd(epfd, fd, EVFILT_READ, revents, out);
         }
         if has_write {
             self.deliver_fd(epfd, fd, EVFILT_WRITE, revents, out);
         }
+        if out.n > before {
+            return false;
+        }
+        // Nothing was true: only then pay for a check of the number.
+        let e = &self.fds[fd as usize];
+        match sys_fstat(fd) {
+            Ok(st) => (st.st_dev, st.st_ino) != (e.dev, e.ino),
+            Err(_) => true,
+        }
+    }
+
+    /// Replaces the epoll set behind the kqueue descriptor with a fresh one
+    /// that holds only live registrations, dropping the knotes of numbers
+    /// that were closed, as close() does on BSD. This is the only way to
+    /// forget a closed number whose file a dup() keeps open. Rare: it runs
+    /// when epoll reports such a file, never in steady state.
+    fn rebuild(&mut self, epfd: c_int, wake: c_int) {
+        let Ok(fresh) = sys_epoll_create() else {
+            return; // out of descriptors: keep the old set
+        };
+        let mut ok = sys_epoll_ctl(
+            fresh,
+            libc::EPOLL_CTL_ADD,
+            wake,
+            libc::EPOLLIN as u32,
+            TOKEN_WAKE << SHIFT,
+        )
+        .is_ok();
+        for fd in 0..self.fds.len() as c_int {
+            let e = &self.fds[fd as usize];
+            if !e.used() || e.kind == Kind::AlwaysReady {
+                continue;
+            }
+            let same = sys_fstat(fd).is_ok_and(|st| (st.st_dev, st.st_ino) == (e.dev, e.ino));
+            if !same {
+                self.drop_fd(epfd, fd);
+                continue;
+            }
+            if e.registered != 0 {
+                let token = (TOKEN_FD << SHIFT) | fd as u32 as u64;
+                ok &= sys_epoll_ctl(fresh, libc::EPOLL_CTL_ADD, fd, e.registered, token).is_ok();
+            }
+        }
+        for t in self.timers.values().filter(|t| t.registered) {
+            let token = (TOKEN_TIMER << SHIFT) | t.tfd as u32 as u64;
+            ok &= sys_epoll_ctl(
+                fresh,
+                libc::EPOLL_CTL_ADD,
+                t.tfd,
+                libc::EPOLLIN as u32,
+                token,
+            )
+            .is_ok();
+        }
+        for s in self.signals.values().filter(|s| s.registered) {
+            let token = (TOKEN_SIGNAL << SHIFT) | s.sfd as u32 as u64;
+            ok &= sys_epoll_ctl(
+                fresh,
+                libc::EPOLL_CTL_ADD,
+                s.sfd,
+                libc::EPOLLIN as u32,
+                token,
+            )
+            .is_ok();
+        }
+        // dup3() swaps the file behind the caller's descriptor number in
+        // one step; the old set goes away with its last reference.
+        // SAFETY: plain syscalls on descriptors this queue owns.
+        if ok && unsafe { libc::dup3(fresh, epfd, libc::O_CLOEXEC) } >= 0 {
+            // A thread blocked in epoll_wait() on the old set is woken
+            // through the eventfd both sets watch, and goes round on the
+            // new one; sync_wake() drains it again.
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to our eventfd.
+            unsafe { libc::write(wake, (&one as *const u64).cast(), 8) };
+            self.wake_armed = true;
+        }
+        sys_close(fresh);
     }
 
     /// Runs the filter of one descriptor knote and reports it if it is true.

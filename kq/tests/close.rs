@@ -1,0 +1,247 @@
+//! close() and knotes (kqueue(2): "Calling close() on a file descriptor will
+//! remove any kevents that reference the descriptor"; FreeBSD
+//! `knote_fdclose`): the knotes of a closed descriptor never fire again,
+//! even when its number is reused; EV_ADD on the reused number watches the
+//! new file; EV_DELETE after close() gives EBADF, or ENOENT once the number
+//! was reused (the descriptor is checked before the knote lookup).
+//!
+//! Descriptor numbers: the tests run as threads of one process, so another
+//! test could take a number we just closed. These tests therefore move their
+//! descriptors to numbers far above anything the suite opens (descriptors
+//! are allocated lowest-first, so nobody else ever gets them) and reuse a
+//! number with dup2(), each test with its own number.
+
+mod common;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use common::*;
+
+/// A socketpair whose first end is moved to descriptor `number`, with
+/// `pending` bytes waiting to be read on it.
+fn readable_at(number: i32, pending: &[u8]) -> (OwnedFd, UnixStream) {
+    let (a, mut b) = socketpair();
+    send(&mut b, pending);
+    (move_to(OwnedFd::from(a), number), b)
+}
+
+/// After close(), a descriptor's knote never fires again, not even when the
+/// number is reused by a file that is ready.
+#[test]
+fn closed_descriptor_never_fires_again_even_if_its_number_is_reused() {
+    let kq = new_kq();
+    let n = 3001;
+    let (a, _peer) = readable_at(n, b"old");
+    add(
+        &kq,
+        &[
+            fd_change(n, EVFILT_READ, EV_ADD),
+            fd_change(n, EVFILT_WRITE, EV_ADD),
+        ],
+    );
+    assert!(
+        poll(&kq).iter().any(|e| e.ident == n as usize),
+        "registered and ready"
+    );
+    drop(a); // close(n)
+    assert_quiet(&kq, n as usize, EVFILT_READ, QUIET, "closed");
+    assert_quiet(&kq, n as usize, EVFILT_WRITE, Default::default(), "closed");
+    let (_b, _peer2) = readable_at(n, b"new file"); // the number is reused
+    assert_no_events(
+        &kq,
+        QUIET,
+        "the new file under the old number was never registered",
+    );
+}
+
+/// EV_ADD on a reused number registers the new file: its events, its data.
+#[test]
+fn adding_a_reused_number_watches_the_new_file() {
+    let kq = new_kq();
+    let n = 3002;
+    let (a, _peer) = readable_at(n, b"old");
+    add(&kq, &[change(n as usize, EVFILT_READ, EV_ADD, 0, 0, 1)]);
+    drop(a);
+    let (_b, _peer2) = readable_at(n, b"new file");
+    add(&kq, &[change(n as usize, EVFILT_READ, EV_ADD, 0, 0, 2)]);
+    let ev = wait_for(&kq, n as usize, EVFILT_READ);
+    assert_eq!(
+        (ev.data, ev.udata),
+        (8, 2),
+        "the new file has 8 bytes, got {ev:?}"
+    );
+    assert!(!ev.has(EV_EOF), "got {ev:?}");
+}
+
+/// EV_DELETE after close() gives EBADF: the number is not open.
+#[test]
+fn delete_after_close_gives_ebadf() {
+    let kq = new_kq();
+    let n = 3003;
+    let (a, _peer) = readable_at(n, b"");
+    add(&kq, &[fd_change(n, EVFILT_READ, EV_ADD)]);
+    drop(a);
+    assert_eq!(
+        errno_of(&kq, fd_change(n, EVFILT_READ, EV_DELETE)),
+        libc::EBADF
+    );
+}
+
+/// EV_DELETE after close() gives ENOENT once the number names another,
+/// unregistered file.
+#[test]
+fn delete_after_close_and_reuse_gives_enoent() {
+    let kq = new_kq();
+    let n = 3004;
+    let (a, _peer) = readable_at(n, b"");
+    add(
+        &kq,
+        &[
+            fd_change(n, EVFILT_READ, EV_ADD),
+            fd_change(n, EVFILT_WRITE, EV_ADD),
+        ],
+    );
+    drop(a);
+    let (_b, _peer2) = readable_at(n, b"");
+    assert_eq!(
+        errno_of(&kq, fd_change(n, EVFILT_READ, EV_DELETE)),
+        libc::ENOENT
+    );
+    assert_eq!(
+        errno_of(&kq, fd_change(n, EVFILT_WRITE, EV_DELETE)),
+        libc::ENOENT
+    );
+}
+
+/// The same with the number reused the ordinary way: close() and let the
+/// next socket() take the lowest free number.
+#[test]
+fn closed_number_reused_by_socket_is_a_fresh_descriptor() {
+    let kq = new_kq();
+    let (a, mut peer) = socketpair();
+    send(&mut peer, b"x");
+    let n = a.as_raw_fd();
+    add(&kq, &[fd_change(n, EVFILT_READ, EV_ADD)]);
+    drop(a);
+    // Another test thread may take the number first: keep what we get
+    // until a socket lands on it (it is free again when that thread closes).
+    let mut held = Vec::new();
+    let start = std::time::Instant::now();
+    let reused = loop {
+        let (s, t) = socketpair();
+        if s.as_raw_fd() == n {
+            break (s, t);
+        }
+        held.push((s, t));
+        assert!(
+            start.elapsed() < DEADLINE,
+            "descriptor {n} was not reused within {DEADLINE:?}"
+        );
+        if held.len() > 20 {
+            held.clear();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    };
+    drop(held);
+    let (_s, mut t) = reused;
+    send(&mut t, b"ready");
+    assert_quiet(
+        &kq,
+        n as usize,
+        EVFILT_READ,
+        QUIET,
+        "the old knote died with close()",
+    );
+    assert_eq!(
+        errno_of(&kq, fd_change(n, EVFILT_READ, EV_DELETE)),
+        libc::ENOENT
+    );
+}
+
+/// Closing one descriptor leaves the knotes of others alone.
+#[test]
+fn closing_one_descriptor_leaves_others_registered() {
+    let kq = new_kq();
+    let (a, _pa) = socketpair();
+    let (b, mut pb) = socketpair();
+    add(
+        &kq,
+        &[
+            fd_change(a.as_raw_fd(), EVFILT_READ, EV_ADD),
+            fd_change(b.as_raw_fd(), EVFILT_READ, EV_ADD),
+        ],
+    );
+    let bfd = b.as_raw_fd() as usize;
+    drop(a);
+    send(&mut pb, b"y");
+    let ev = wait_for(&kq, bfd, EVFILT_READ);
+    assert_eq!(ev.data, 1, "got {ev:?}");
+    drop(b);
+}
+
+/// A registered descriptor closed while a dup() keeps its file open
+/// reports nothing more under its old number: the knote died with close(),
+/// as on BSD (on Linux kq drops the orphaned epoll registration; crate docs,
+/// limitation 1).
+#[test]
+fn close_drops_the_knote_even_while_a_dup_keeps_the_file_open() {
+    let kq = new_kq();
+    let n = 3005;
+    let (r, w) = pipe();
+    let r = move_to(r, n);
+    add(&kq, &[fd_change(n, EVFILT_READ, EV_ADD)]);
+    let dup = r.try_clone().expect("dup");
+    drop(r); // close(n); the pipe lives on through `dup`
+    write_fd(w.as_raw_fd(), b"data").expect("write");
+    assert_quiet(
+        &kq,
+        n as usize,
+        EVFILT_READ,
+        QUIET,
+        "close() removed the knote, although a dup() keeps the pipe open",
+    );
+    // The queue still works for everything else.
+    let (r2, w2) = pipe();
+    add(&kq, &[fd_change(r2.as_raw_fd(), EVFILT_READ, EV_ADD)]);
+    write_fd(w2.as_raw_fd(), b"x").expect("write");
+    let ev = wait_for(&kq, r2.as_raw_fd() as usize, EVFILT_READ);
+    assert_eq!(ev.data, 1, "the other pipe still reports, got {ev:?}");
+    drop(dup);
+}
+
+/// CPU time this thread has used so far.
+fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the live `ts`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A kevent() that has nothing to report sleeps until its timeout, even
+/// when a registered descriptor was closed while a dup() keeps its file
+/// (and the file's readiness) alive: it must not spin on the CPU.
+#[test]
+fn waiting_with_a_closed_but_duplicated_descriptor_does_not_spin() {
+    let kq = new_kq();
+    let n = 3006;
+    let (r, w) = pipe();
+    let r = move_to(r, n);
+    add(&kq, &[fd_change(n, EVFILT_READ, EV_ADD)]);
+    let dup = r.try_clone().expect("dup");
+    drop(r);
+    write_fd(w.as_raw_fd(), b"data").expect("write");
+    let cpu = thread_cpu();
+    let start = std::time::Instant::now();
+    let evs = wait(&kq, std::time::Duration::from_millis(300));
+    let (took, burnt) = (start.elapsed(), thread_cpu() - cpu);
+    assert!(
+        burnt < std::time::Duration::from_millis(100),
+        "kevent() used {burnt:?} of CPU in {took:?}: {evs:?}"
+    );
+    drop(dup);
+}

@@ -1,0 +1,308 @@
+//! EVFILT_READ (kqueue(2), FreeBSD `filt_soread`, pipes, vnodes): `data` is
+//! the accept-queue length on a listener and the bytes readable elsewhere;
+//! EV_EOF on FIN or reset with `fflags` = the socket error, possibly with
+//! bytes still readable; regular files are always readable; NOTE_LOWAT.
+
+mod common;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rstest::rstest;
+
+/// Waits (up to DEADLINE) until the READ event of `ident` reports `data`
+/// == `want`; the connections behind a listener complete asynchronously.
+fn wait_for_data(kq: &Kqueue, ident: usize, want: i64) -> Ev {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < DEADLINE {
+        for ev in wait(kq, Duration::from_millis(20)) {
+            if ev.is(ident, EVFILT_READ) {
+                if ev.data == want {
+                    return ev;
+                }
+                last = Some(ev);
+            }
+        }
+    }
+    panic!("expected a READ event on {ident} with data {want}, last one was {last:?}");
+}
+
+/// On a listening socket `data` is the number of connections waiting to be
+/// accepted, and it goes down as they are accepted.
+#[test]
+fn listener_data_is_the_accept_queue_length() {
+    let kq = new_kq();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let fd = listener.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    assert_quiet(&kq, fd, EVFILT_READ, QUIET, "no connection yet");
+    let addr = listener.local_addr().expect("addr");
+    let clients: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    wait_for_data(&kq, fd, 3);
+    let (_one, _) = listener.accept().expect("accept");
+    wait_for_data(&kq, fd, 2);
+    drop(clients);
+}
+
+/// On a connected stream socket `data` is the number of bytes readable.
+#[rstest]
+fn stream_data_is_the_bytes_readable(#[values("unix", "tcp")] kind: &str) {
+    let kq = new_kq();
+    let (mut a, mut b): (Box<dyn ReadWrite>, Box<dyn ReadWrite>) = pair(kind);
+    let fd = a.fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    assert_quiet(&kq, fd, EVFILT_READ, QUIET, "nothing written yet");
+    b.write_all(&[7u8; 1000]).expect("write");
+    let ev = wait_for_data(&kq, fd, 1000);
+    assert!(!ev.has(EV_EOF), "peer is still open, got {ev:?}");
+    let mut buf = [0u8; 400];
+    a.read_exact(&mut buf).expect("read");
+    wait_for_data(&kq, fd, 600);
+}
+
+/// A clean FIN sets EV_EOF with `fflags` 0 (no socket error) and `data` 0.
+#[rstest]
+fn fin_sets_eof_with_no_error(#[values("unix", "tcp")] kind: &str) {
+    let kq = new_kq();
+    let (a, b) = pair(kind);
+    let fd = a.fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    b.shutdown_write();
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert!(ev.has(EV_EOF), "peer shut down its write side, got {ev:?}");
+    assert_eq!(ev.fflags, 0, "a clean FIN has no socket error, got {ev:?}");
+    assert_eq!(ev.data, 0, "nothing to read, got {ev:?}");
+}
+
+/// EOF can arrive with bytes still readable: EV_EOF and `data` = those
+/// bytes, and they can still be read.
+#[rstest]
+fn eof_can_come_with_bytes_still_readable(#[values("unix", "tcp")] kind: &str) {
+    let kq = new_kq();
+    let (mut a, mut b) = pair(kind);
+    let fd = a.fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    b.write_all(b"last words").expect("write");
+    drop(b);
+    let start = Instant::now();
+    let ev = loop {
+        let ev = wait_for(&kq, fd, EVFILT_READ);
+        if ev.has(EV_EOF) || start.elapsed() > DEADLINE {
+            break ev;
+        }
+    };
+    assert!(ev.has(EV_EOF), "peer closed, got {ev:?}");
+    assert_eq!(ev.data, 10, "10 bytes still readable, got {ev:?}");
+    let mut rest = Vec::new();
+    a.read_to_end(&mut rest).expect("read");
+    assert_eq!(rest, b"last words");
+}
+
+/// A reset sets EV_EOF with `fflags` = ECONNRESET (the socket error).
+#[test]
+fn reset_sets_eof_with_the_socket_error() {
+    let kq = new_kq();
+    let (client, server) = tcp_pair();
+    let fd = client.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    reset(server);
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert!(ev.has(EV_EOF), "peer reset the connection, got {ev:?}");
+    assert_eq!(
+        ev.fflags,
+        libc::ECONNRESET as u32,
+        "fflags must be the socket error, got {ev:?}"
+    );
+    drop(client);
+}
+
+/// Linux-only documented limitation (kq crate docs, "Reading the socket
+/// error clears it"): filling `fflags` reads SO_ERROR, which on Linux
+/// resets it, so after the EV_EOF the next read() returns 0 instead of
+/// failing with ECONNRESET. BSD's filter only peeks at the error.
+#[test]
+fn reading_the_reset_error_for_fflags_clears_it_on_linux() {
+    let kq = new_kq();
+    let (mut client, server) = tcp_pair();
+    let fd = client.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    reset(server);
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.fflags, libc::ECONNRESET as u32, "got {ev:?}");
+    let mut buf = [0u8; 8];
+    let got = client.read(&mut buf);
+    #[cfg(target_os = "linux")]
+    assert_eq!(
+        got.expect("read after the reset was reported"),
+        0,
+        "the error was consumed: EOF"
+    );
+    #[cfg(not(target_os = "linux"))]
+    assert_eq!(
+        got.expect_err("BSD keeps the error").raw_os_error(),
+        Some(libc::ECONNRESET)
+    );
+}
+
+/// Pipes: `data` is the bytes in the pipe; EV_EOF when the last writer
+/// closes, with the bytes still readable.
+#[test]
+fn pipe_reports_bytes_then_eof_when_the_writer_closes() {
+    let kq = new_kq();
+    let (r, w) = pipe();
+    let fd = r.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    assert_quiet(&kq, fd, EVFILT_READ, QUIET, "empty pipe");
+    write_fd(w.as_raw_fd(), b"12345").expect("write");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 5, "got {ev:?}");
+    assert!(!ev.has(EV_EOF), "writer still open, got {ev:?}");
+    drop(w);
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert!(
+        ev.has(EV_EOF) && ev.data == 5,
+        "writer closed with 5 bytes left, got {ev:?}"
+    );
+    assert_eq!(read_fd(r.as_raw_fd(), 16).expect("read"), b"12345");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert!(ev.has(EV_EOF) && ev.data == 0, "drained, got {ev:?}");
+}
+
+/// A regular file is always readable: `data` is the bytes between the file
+/// offset and the end of the file.
+#[test]
+fn regular_file_is_readable_with_bytes_to_end_of_file() {
+    let kq = new_kq();
+    let path = std::env::temp_dir().join(format!("kq-read-regular-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("temp file");
+    std::fs::remove_file(&path).expect("unlink");
+    f.write_all(&[0u8; 100]).expect("write");
+    f.seek(SeekFrom::Start(30)).expect("seek");
+    let fd = f.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 70, "offset 30 of 100 bytes, got {ev:?}");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 70, "level-triggered: reported again, got {ev:?}");
+    f.seek(SeekFrom::Start(90)).expect("seek");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 10, "offset 90, got {ev:?}");
+}
+
+/// At its end a regular file is still readable with `data` 0 (macOS; the
+/// Linux translation does the same). FreeBSD reports a file at its end only
+/// with NOTE_FILE_POLL, so this test is not built there.
+#[cfg(not(target_os = "freebsd"))]
+#[test]
+fn regular_file_at_its_end_is_still_readable() {
+    let kq = new_kq();
+    let f = std::fs::File::open("/proc/self/exe")
+        .or_else(|_| std::fs::File::open(std::env::current_exe().expect("exe")))
+        .expect("open a regular file");
+    let mut f = f;
+    f.seek(SeekFrom::End(0)).expect("seek");
+    let fd = f.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 0, "at the end, got {ev:?}");
+}
+
+/// /dev/null is always readable with `data` 0 (kq crate docs, item 10).
+/// Only built on Linux: on the BSDs what a device reports is up to its
+/// driver.
+#[cfg(target_os = "linux")]
+#[test]
+fn dev_null_is_always_readable() {
+    let kq = new_kq();
+    let f = std::fs::File::open("/dev/null").expect("open /dev/null");
+    let fd = f.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    for _ in 0..2 {
+        let ev = wait_for(&kq, fd, EVFILT_READ);
+        assert_eq!(ev.data, 0, "got {ev:?}");
+    }
+}
+
+/// NOTE_LOWAT: the knote fires only once `data` reaches the low-water mark
+/// given in the registration's `data`.
+#[rstest]
+fn note_lowat_waits_for_the_low_water_mark(#[values("unix", "tcp")] kind: &str) {
+    let kq = new_kq();
+    let (a, mut b) = pair(kind);
+    let fd = a.fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, NOTE_LOWAT, 10, 0)]);
+    b.write_all(b"12345").expect("write");
+    assert_quiet(
+        &kq,
+        fd,
+        EVFILT_READ,
+        Duration::from_millis(100),
+        "5 bytes < mark 10",
+    );
+    b.write_all(b"67890").expect("write");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 10, "mark reached, got {ev:?}");
+}
+
+/// Two kqueues watching one descriptor both see its events.
+#[test]
+fn two_kqueues_both_see_the_same_descriptor() {
+    let (kq1, kq2) = (new_kq(), new_kq());
+    let (a, mut b) = socketpair();
+    let fd = a.as_raw_fd() as usize;
+    add(&kq1, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 1)]);
+    add(&kq2, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 2)]);
+    send(&mut b, b"x");
+    assert_eq!(wait_for(&kq1, fd, EVFILT_READ).udata, 1);
+    assert_eq!(wait_for(&kq2, fd, EVFILT_READ).udata, 2);
+}
+
+// --- a connected stream of either family --------------------------------------
+
+trait ReadWrite: Read + Write {
+    fn fd(&self) -> i32;
+    fn shutdown_write(&self);
+}
+
+impl ReadWrite for std::os::unix::net::UnixStream {
+    fn fd(&self) -> i32 {
+        self.as_raw_fd()
+    }
+    fn shutdown_write(&self) {
+        self.shutdown(Shutdown::Write).expect("shutdown");
+    }
+}
+
+impl ReadWrite for TcpStream {
+    fn fd(&self) -> i32 {
+        self.as_raw_fd()
+    }
+    fn shutdown_write(&self) {
+        self.shutdown(Shutdown::Write).expect("shutdown");
+    }
+}
+
+fn pair(kind: &str) -> (Box<dyn ReadWrite>, Box<dyn ReadWrite>) {
+    match kind {
+        "unix" => {
+            let (a, b) = socketpair();
+            (Box::new(a), Box::new(b))
+        }
+        _ => {
+            let (a, b) = tcp_pair();
+            (Box::new(a), Box::new(b))
+        }
+    }
+}

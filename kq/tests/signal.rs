@@ -1,0 +1,179 @@
+//! EVFILT_SIGNAL (kqueue(2)): `ident` is the signal number, `data` the
+//! number of times it was delivered since the last kevent().
+//!
+//! How these tests stay out of each other's way: every test uses its own
+//! signal and sends it with `raise()`, which directs it at the calling
+//! thread only. Linux's signalfd sees a signal only while it is blocked; kq
+//! blocks it in the thread that registers it (kq crate docs, item 6), which
+//! is the test's thread. As a safety net, every signal used here has a no-op
+//! handler, so a signal that somehow is not blocked is lost, failing the
+//! test, instead of killing the whole test process.
+
+mod common;
+
+use std::sync::Once;
+
+use common::*;
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+fn install_noop_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for sig in [
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGALRM,
+            libc::SIGPROF,
+            rt_signal(),
+        ] {
+            // SAFETY: a zeroed sigaction with a handler that does nothing
+            // (async-signal-safe) and an empty mask.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut sa.sa_mask);
+                assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0);
+            }
+        }
+    });
+}
+
+/// A signal that is queued, not merged, when sent repeatedly: a real-time
+/// signal on Linux (standard signals merge while pending, so `data` there
+/// counts deliveries to kq; kq crate docs, item 6). The BSDs count every
+/// send of any signal.
+#[cfg(target_os = "linux")]
+fn rt_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 3
+}
+#[cfg(not(target_os = "linux"))]
+fn rt_signal() -> libc::c_int {
+    libc::SIGUSR2
+}
+
+fn raise(sig: libc::c_int) {
+    // SAFETY: raise() sends `sig` to this thread; a handler is installed
+    // and kq blocked the signal here.
+    let rc = unsafe { libc::raise(sig) };
+    assert_eq!(rc, 0, "raise({sig})");
+}
+
+/// A registered signal is reported with ident = the signal number and
+/// `data` = 1 after one delivery.
+#[test]
+fn signal_is_reported_under_its_number() {
+    install_noop_handlers();
+    let kq = new_kq();
+    let sig = libc::SIGUSR1;
+    add(&kq, &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 5)]);
+    assert_quiet(&kq, sig as usize, EVFILT_SIGNAL, QUIET, "not raised yet");
+    raise(sig);
+    let ev = wait_for(&kq, sig as usize, EVFILT_SIGNAL);
+    assert_eq!((ev.data, ev.udata), (1, 5), "raised once, got {ev:?}");
+    assert_quiet(
+        &kq,
+        sig as usize,
+        EVFILT_SIGNAL,
+        QUIET,
+        "EV_CLEAR is implied: reported once",
+    );
+    raise(sig);
+    let ev = wait_for(&kq, sig as usize, EVFILT_SIGNAL);
+    assert_eq!(ev.data, 1, "raised once more, got {ev:?}");
+}
+
+/// `data` counts the deliveries since the last kevent().
+#[test]
+fn signal_data_counts_deliveries() {
+    install_noop_handlers();
+    let kq = new_kq();
+    let sig = rt_signal();
+    add(&kq, &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 0)]);
+    for _ in 0..3 {
+        raise(sig);
+    }
+    let ev = wait_for(&kq, sig as usize, EVFILT_SIGNAL);
+    assert_eq!(ev.data, 3, "raised 3 times, got {ev:?}");
+}
+
+/// A signal already blocked by the thread works the same (the portable way
+/// on Linux: block it first, in every thread that might receive it).
+#[test]
+fn signal_blocked_beforehand_is_reported() {
+    install_noop_handlers();
+    let sig = libc::SIGPROF;
+    // SAFETY: blocks one signal in this thread only (sigset built in place).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
+            0
+        );
+    }
+    let kq = new_kq();
+    add(&kq, &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 0)]);
+    raise(sig);
+    let ev = wait_for(&kq, sig as usize, EVFILT_SIGNAL);
+    assert_eq!(ev.data, 1, "got {ev:?}");
+    add(
+        &kq,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_DELETE, 0, 0, 0)],
+    );
+}
+
+/// After EV_DELETE the signal is no longer reported.
+#[test]
+fn deleted_signal_is_not_reported() {
+    install_noop_handlers();
+    let kq = new_kq();
+    let sig = libc::SIGALRM;
+    add(&kq, &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 0)]);
+    add(
+        &kq,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_DELETE, 0, 0, 0)],
+    );
+    raise(sig);
+    assert_quiet(
+        &kq,
+        sig as usize,
+        EVFILT_SIGNAL,
+        QUIET,
+        "deleted before the signal",
+    );
+    assert_eq!(
+        errno_of(&kq, change(sig as usize, EVFILT_SIGNAL, EV_DELETE, 0, 0, 0)),
+        libc::ENOENT
+    );
+}
+
+/// A disabled signal knote does not report; enabled again, it reports the
+/// next delivery.
+#[test]
+fn disabled_signal_is_not_reported_until_enabled() {
+    install_noop_handlers();
+    let kq = new_kq();
+    let sig = libc::SIGUSR2;
+    add(
+        &kq,
+        &[change(
+            sig as usize,
+            EVFILT_SIGNAL,
+            EV_ADD | EV_DISABLE,
+            0,
+            0,
+            0,
+        )],
+    );
+    raise(sig);
+    assert_quiet(&kq, sig as usize, EVFILT_SIGNAL, QUIET, "knote disabled");
+    add(
+        &kq,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_ENABLE, 0, 0, 0)],
+    );
+    raise(sig);
+    let ev = wait_for(&kq, sig as usize, EVFILT_SIGNAL);
+    assert!(ev.data >= 1, "got {ev:?}");
+}

@@ -1,0 +1,201 @@
+//! EVFILT_TIMER (kqueue(2)): periodic unless EV_ONESHOT, the period in
+//! `data` in the unit named by NOTE_SECONDS/MSECONDS/USECONDS/NSECONDS
+//! (milliseconds by default), `data` returned = expirations since the last
+//! delivery (so always >= 1), and re-adding a timer restarts it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use rstest::rstest;
+
+/// A periodic timer keeps firing, each event with `data` >= 1.
+#[test]
+fn periodic_timer_fires_repeatedly() {
+    let kq = new_kq();
+    add(&kq, &[change(1, EVFILT_TIMER, EV_ADD, 0, 20, 77)]);
+    for round in 0..3 {
+        let ev = wait_for(&kq, 1, EVFILT_TIMER);
+        assert!(
+            ev.data >= 1,
+            "round {round}: data counts expirations, got {ev:?}"
+        );
+        assert_eq!(ev.udata, 77, "udata comes back, got {ev:?}");
+    }
+}
+
+/// `data` is the number of expirations since the last delivery: a 10 ms
+/// timer left alone for 150 ms reports several at once.
+#[test]
+fn timer_data_counts_expirations_since_last_delivery() {
+    let kq = new_kq();
+    add(&kq, &[change(1, EVFILT_TIMER, EV_ADD, 0, 10, 0)]);
+    std::thread::sleep(Duration::from_millis(150));
+    let ev = wait_for(&kq, 1, EVFILT_TIMER);
+    assert!(ev.data >= 5, "about 15 expirations in 150 ms, got {ev:?}");
+    let ev = wait_for(&kq, 1, EVFILT_TIMER);
+    assert!(
+        ev.data >= 1 && ev.data <= 5,
+        "counting restarts after delivery, got {ev:?}"
+    );
+}
+
+/// EV_ONESHOT: the timer fires once and is then deleted.
+#[test]
+fn oneshot_timer_fires_once_then_is_deleted() {
+    let kq = new_kq();
+    add(
+        &kq,
+        &[change(1, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0, 10, 0)],
+    );
+    let ev = wait_for(&kq, 1, EVFILT_TIMER);
+    assert_eq!(ev.data, 1, "got {ev:?}");
+    assert_quiet(
+        &kq,
+        1,
+        EVFILT_TIMER,
+        Duration::from_millis(60),
+        "EV_ONESHOT timer fired already",
+    );
+    assert_eq!(
+        errno_of(&kq, change(1, EVFILT_TIMER, EV_DELETE, 0, 0, 0)),
+        libc::ENOENT
+    );
+}
+
+/// Every unit: the timer fires after the period expressed in that unit, not
+/// before it.
+#[rstest]
+#[case::default_is_milliseconds(0, 150, 150)]
+#[case::seconds(NOTE_SECONDS, 1, 1000)]
+#[case::milliseconds(NOTE_MSECONDS, 150, 150)]
+#[case::microseconds(NOTE_USECONDS, 150_000, 150)]
+#[case::nanoseconds(NOTE_NSECONDS, 150_000_000, 150)]
+fn timer_period_is_in_the_unit_given(#[case] unit: u32, #[case] period: i64, #[case] ms: u64) {
+    let kq = new_kq();
+    let start = Instant::now();
+    add(
+        &kq,
+        &[change(
+            5,
+            EVFILT_TIMER,
+            EV_ADD | EV_ONESHOT,
+            unit,
+            period,
+            0,
+        )],
+    );
+    let ev = wait_for(&kq, 5, EVFILT_TIMER);
+    let took = start.elapsed();
+    let want = Duration::from_millis(ms);
+    // A little slack below: BSD callouts may round the deadline.
+    assert!(
+        took >= want.mul_f64(0.9),
+        "period {period} unit {unit:#x}: fired after {took:?}, expected {want:?}"
+    );
+    assert!(
+        took < want + Duration::from_secs(2),
+        "fired after {took:?}, expected {want:?}"
+    );
+    assert_eq!(ev.data, 1, "got {ev:?}");
+}
+
+/// Re-adding a timer restarts it: a 200 ms timer re-added after 120 ms does
+/// not fire at 200 ms, but 200 ms after the re-add.
+#[test]
+fn readding_a_timer_restarts_it() {
+    let kq = new_kq();
+    let start = Instant::now();
+    add(&kq, &[change(1, EVFILT_TIMER, EV_ADD, 0, 200, 1)]);
+    std::thread::sleep(Duration::from_millis(120));
+    let readd = Instant::now();
+    add(&kq, &[change(1, EVFILT_TIMER, EV_ADD, 0, 200, 2)]);
+    assert_quiet(
+        &kq,
+        1,
+        EVFILT_TIMER,
+        Duration::from_millis(150),
+        "restarted at 120 ms, due at 320 ms",
+    );
+    let ev = wait_for(&kq, 1, EVFILT_TIMER);
+    let since = readd.elapsed();
+    assert!(
+        since >= Duration::from_millis(180),
+        "fired {since:?} after the re-add ({:?} after start)",
+        start.elapsed()
+    );
+    assert_eq!(ev.udata, 2, "udata replaced by the re-add, got {ev:?}");
+    assert_eq!(
+        ev.data, 1,
+        "expirations of the old timer are gone, got {ev:?}"
+    );
+}
+
+/// Re-adding throws away expirations that were not delivered yet, and the
+/// new period applies.
+#[test]
+fn readding_a_timer_discards_undelivered_expirations() {
+    let kq = new_kq();
+    add(&kq, &[change(1, EVFILT_TIMER, EV_ADD, 0, 10, 0)]);
+    std::thread::sleep(Duration::from_millis(60));
+    add(&kq, &[change(1, EVFILT_TIMER, EV_ADD, 0, 10_000, 0)]);
+    assert_quiet(&kq, 1, EVFILT_TIMER, QUIET, "re-added with a 10 s period");
+    // And the other way round: a long timer re-added short fires soon.
+    add(&kq, &[change(1, EVFILT_TIMER, EV_ADD, 0, 20, 0)]);
+    let start = Instant::now();
+    wait_for(&kq, 1, EVFILT_TIMER);
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+/// A negative period is invalid.
+#[test]
+fn negative_timer_period_gives_einval() {
+    let kq = new_kq();
+    assert_eq!(
+        errno_of(&kq, change(1, EVFILT_TIMER, EV_ADD, 0, -1, 0)),
+        libc::EINVAL
+    );
+}
+
+/// Disabled timers do not report; deleted ones never again.
+#[test]
+fn disabled_and_deleted_timers_do_not_fire() {
+    let kq = new_kq();
+    add(
+        &kq,
+        &[
+            change(1, EVFILT_TIMER, EV_ADD | EV_DISABLE, 0, 10, 0),
+            change(2, EVFILT_TIMER, EV_ADD, 0, 10, 0),
+        ],
+    );
+    wait_for(&kq, 2, EVFILT_TIMER);
+    add(&kq, &[change(2, EVFILT_TIMER, EV_DELETE, 0, 0, 0)]);
+    assert_no_events(&kq, QUIET, "timer 1 disabled, timer 2 deleted");
+    add(&kq, &[change(1, EVFILT_TIMER, EV_ENABLE, 0, 0, 0)]);
+    let ev = wait_for(&kq, 1, EVFILT_TIMER);
+    assert!(ev.data >= 1, "got {ev:?}");
+}
+
+/// Many timers in one queue are independent: each reports under its ident.
+#[test]
+fn timers_are_identified_by_ident() {
+    let kq = new_kq();
+    let changes: Vec<kevent> = (1..=5)
+        .map(|i| change(i, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0, 10 * i as i64, i))
+        .collect();
+    add(&kq, &changes);
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while seen.len() < 5 && start.elapsed() < DEADLINE {
+        for ev in wait(&kq, Duration::from_millis(100)) {
+            assert!(
+                ev.is(ev.udata, EVFILT_TIMER),
+                "udata is the ident here, got {ev:?}"
+            );
+            seen.push(ev.ident);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+}

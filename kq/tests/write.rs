@@ -1,0 +1,216 @@
+//! EVFILT_WRITE (kqueue(2), FreeBSD `filt_sowrite`, `filt_pipewrite`):
+//! `data` is the free space in the send buffer; it fires only while there is
+//! room, never on a listening socket, and with EV_EOF once the peer is gone.
+//! A READ and a WRITE knote on one descriptor are independent.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+
+use common::*;
+use rstest::rstest;
+
+/// A fresh socket's `data` is its free send space: positive and at most
+/// SO_SNDBUF; it goes down by at least what is written and not yet read.
+#[test]
+fn socket_data_is_the_free_send_space() {
+    let kq = new_kq();
+    let (mut a, _b) = socketpair();
+    let fd = a.as_raw_fd();
+    add(&kq, &[fd_change(fd, EVFILT_WRITE, EV_ADD)]);
+    let before = wait_for(&kq, fd as usize, EVFILT_WRITE).data;
+    let sndbuf = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF) as i64;
+    assert!(
+        before > 0 && before <= sndbuf,
+        "free space {before}, SO_SNDBUF {sndbuf}"
+    );
+    send(&mut a, &[1u8; 1000]);
+    let after = wait_for(&kq, fd as usize, EVFILT_WRITE).data;
+    assert!(
+        after <= before - 1000,
+        "wrote 1000 unread bytes: free space {before} -> {after}"
+    );
+}
+
+/// A pipe's `data` is exactly the free space in the pipe buffer.
+#[test]
+fn pipe_data_is_the_free_space_in_the_pipe() {
+    let kq = new_kq();
+    let (_r, w) = pipe();
+    let fd = w.as_raw_fd();
+    add(&kq, &[fd_change(fd, EVFILT_WRITE, EV_ADD)]);
+    let before = wait_for(&kq, fd as usize, EVFILT_WRITE).data;
+    assert!(before >= 512, "an empty pipe has room, got {before}");
+    assert_eq!(write_fd(fd, &[0u8; 100]).expect("write"), 100);
+    let after = wait_for(&kq, fd as usize, EVFILT_WRITE).data;
+    assert_eq!(
+        after,
+        before - 100,
+        "wrote 100 bytes into a pipe with {before} free"
+    );
+}
+
+/// WRITE fires only while there is room: not once the buffer is full, and
+/// again once the reader drained it.
+#[rstest]
+#[case::socketpair("unix")]
+#[case::pipe("pipe")]
+fn write_fires_only_while_there_is_room(#[case] kind: &str) {
+    let kq = new_kq();
+    let (wfd, rfd, _keep) = match kind {
+        "unix" => {
+            let (a, b) = socketpair();
+            a.set_nonblocking(true).expect("nonblocking");
+            let fds = (a.as_raw_fd(), b.as_raw_fd());
+            (fds.0, fds.1, Box::new((a, b)) as Box<dyn std::any::Any>)
+        }
+        _ => {
+            let (r, w) = pipe();
+            let fds = (w.as_raw_fd(), r.as_raw_fd());
+            (fds.0, fds.1, Box::new((r, w)) as Box<dyn std::any::Any>)
+        }
+    };
+    add(&kq, &[fd_change(wfd, EVFILT_WRITE, EV_ADD)]);
+    wait_for(&kq, wfd as usize, EVFILT_WRITE);
+    let written = fill(wfd);
+    assert!(written > 0);
+    assert_quiet(&kq, wfd as usize, EVFILT_WRITE, QUIET, "send buffer full");
+    set_nonblocking(rfd);
+    let mut drained = 0;
+    while drained < written {
+        match read_fd(rfd, 65536) {
+            Ok(b) => drained += b.len(),
+            Err(e) => panic!("draining {written} bytes, got {drained}: {e}"),
+        }
+    }
+    let ev = wait_for(&kq, wfd as usize, EVFILT_WRITE);
+    assert!(ev.data > 0, "room again, got {ev:?}");
+}
+
+/// A listening socket is never writable.
+#[test]
+fn write_never_fires_on_a_listening_socket() {
+    let kq = new_kq();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let fd = listener.as_raw_fd();
+    add(
+        &kq,
+        &[
+            fd_change(fd, EVFILT_WRITE, EV_ADD),
+            fd_change(fd, EVFILT_READ, EV_ADD),
+        ],
+    );
+    let _client =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    wait_for(&kq, fd as usize, EVFILT_READ); // the listener is live
+    assert_quiet(&kq, fd as usize, EVFILT_WRITE, QUIET, "listening socket");
+}
+
+/// EV_EOF once the other end is gone: the peer of a socketpair closed, the
+/// read end of a pipe closed, or a TCP peer reset.
+#[rstest]
+#[case::socketpair("unix")]
+#[case::pipe("pipe")]
+#[case::tcp_reset("tcp")]
+fn write_reports_eof_when_the_peer_is_gone(#[case] kind: &str) {
+    let kq = new_kq();
+    let (fd, keep): (i32, Box<dyn std::any::Any>) = match kind {
+        "unix" => {
+            let (a, b) = socketpair();
+            drop(b);
+            (a.as_raw_fd(), Box::new(a))
+        }
+        "pipe" => {
+            let (r, w) = pipe();
+            drop(r);
+            (w.as_raw_fd(), Box::new(w))
+        }
+        _ => {
+            let (mut client, server) = tcp_pair();
+            reset(server);
+            // Wait for the reset to arrive before registering.
+            let mut buf = [0u8; 1];
+            let _ = client.read(&mut buf);
+            (client.as_raw_fd(), Box::new(client))
+        }
+    };
+    add(&kq, &[fd_change(fd, EVFILT_WRITE, EV_ADD)]);
+    let ev = wait_for(&kq, fd as usize, EVFILT_WRITE);
+    assert!(ev.has(EV_EOF), "{kind}: peer gone, got {ev:?}");
+    drop(keep);
+}
+
+/// READ and WRITE knotes on one descriptor are independent (on Linux they
+/// share one epoll registration): deleting or disabling one leaves the
+/// other firing, and each comes back on its own.
+#[test]
+fn read_and_write_knotes_on_one_socket_are_independent() {
+    let kq = new_kq();
+    let (a, mut b) = socketpair();
+    let fd = a.as_raw_fd();
+    let id = fd as usize;
+    send(&mut b, b"x"); // `a` is readable and writable from now on
+    add(
+        &kq,
+        &[
+            fd_change(fd, EVFILT_READ, EV_ADD),
+            fd_change(fd, EVFILT_WRITE, EV_ADD),
+        ],
+    );
+    let both = |why: &str| {
+        let evs = poll(&kq);
+        let r = evs.iter().any(|e| e.is(id, EVFILT_READ));
+        let w = evs.iter().any(|e| e.is(id, EVFILT_WRITE));
+        assert!(evs.len() <= 2, "{why}: {evs:?}");
+        (r, w, evs)
+    };
+    let (r, w, evs) = both("both registered");
+    assert!(r && w, "both registered: {evs:?}");
+
+    add(&kq, &[fd_change(fd, EVFILT_READ, EV_DELETE)]);
+    let (r, w, evs) = both("READ deleted");
+    assert!(!r && w, "READ deleted, WRITE must still fire: {evs:?}");
+
+    add(
+        &kq,
+        &[
+            fd_change(fd, EVFILT_READ, EV_ADD),
+            fd_change(fd, EVFILT_WRITE, EV_DISABLE),
+        ],
+    );
+    let (r, w, evs) = both("WRITE disabled");
+    assert!(r && !w, "WRITE disabled, READ must still fire: {evs:?}");
+
+    add(
+        &kq,
+        &[
+            fd_change(fd, EVFILT_WRITE, EV_ENABLE),
+            fd_change(fd, EVFILT_READ, EV_DISABLE),
+        ],
+    );
+    let (r, w, evs) = both("READ disabled");
+    assert!(!r && w, "READ disabled, WRITE must still fire: {evs:?}");
+
+    add(
+        &kq,
+        &[
+            fd_change(fd, EVFILT_READ, EV_ENABLE),
+            fd_change(fd, EVFILT_WRITE, EV_DELETE),
+        ],
+    );
+    let (r, w, evs) = both("WRITE deleted");
+    assert!(r && !w, "WRITE deleted, READ must still fire: {evs:?}");
+
+    // Different trigger modes on the two knotes: an EV_CLEAR WRITE knote
+    // beside a level READ knote; the READ knote stays level-triggered.
+    add(&kq, &[fd_change(fd, EVFILT_WRITE, EV_ADD | EV_CLEAR)]);
+    let (r, w, evs) = both("WRITE re-added with EV_CLEAR");
+    assert!(r && w, "{evs:?}");
+    let (r, w, evs) = both("second call");
+    assert!(
+        r && !w,
+        "READ is level (reported again), WRITE is EV_CLEAR (not): {evs:?}"
+    );
+}
