@@ -1,0 +1,447 @@
+//! The plumbing every network step shares, so that each step's `main.rs`
+//! holds only its event loop and reads top to bottom like the C it teaches.
+//!
+//! Nothing here touches kqueue: that is the steps' business. What is here is
+//! what chatserv.c keeps in helper functions: `mksock()` (socket, bind,
+//! listen), accepting, and plain blocking `read()`/`write()` on descriptors.
+//! The steps use raw descriptors (`c_int`), not `TcpStream`, because kqueue
+//! speaks in descriptor numbers, and watching those numbers get freed and
+//! reused is part of the lesson.
+
+use std::ffi::c_int;
+use std::fmt;
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
+use std::process::exit;
+
+/// The command line every network step takes:
+/// `stepN [--host HOST] [--port PORT] [step options]`.
+#[derive(Debug)]
+pub struct Args {
+    pub host: String,
+    pub port: u16,
+    /// The step's own options, as given (`--remove delete`).
+    extra: Vec<(String, String)>,
+}
+
+/// One option a step adds to the common ones.
+pub struct Opt {
+    /// The flag, e.g. `--max-users`.
+    pub name: &'static str,
+    /// What goes after it in the usage line, e.g. `N`.
+    pub value: &'static str,
+    /// One line for `--help`.
+    pub help: &'static str,
+    /// Checks a value; the error is shown to the user.
+    pub check: fn(&str) -> Result<(), String>,
+}
+
+impl Args {
+    /// Parses `std::env::args()`. On `--help` prints usage and exits 0; on
+    /// bad arguments prints what is wrong and the usage to stderr and exits
+    /// with status 2, the convention for usage errors.
+    pub fn parse(step: &str, opts: &[Opt]) -> Args {
+        match Args::parse_from(std::env::args().skip(1), opts) {
+            Ok(Some(args)) => args,
+            Ok(None) => {
+                println!("{}", usage(step, opts));
+                exit(0);
+            }
+            Err(msg) => {
+                eprintln!("{step}: {msg}\n{}", usage(step, opts));
+                exit(2);
+            }
+        }
+    }
+
+    /// The parser behind [`Args::parse`]: `Ok(None)` means `--help`.
+    pub fn parse_from(
+        args: impl IntoIterator<Item = String>,
+        opts: &[Opt],
+    ) -> Result<Option<Args>, String> {
+        let mut parsed = Args {
+            host: "127.0.0.1".to_string(),
+            port: 8080,
+            extra: Vec::new(),
+        };
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            if flag == "--help" || flag == "-h" {
+                return Ok(None);
+            }
+            let known = flag == "--host"
+                || flag == "--port"
+                || opts.iter().any(|o| o.name == flag.as_str());
+            if !known {
+                return Err(format!("unknown argument '{flag}'"));
+            }
+            let Some(value) = args.next() else {
+                return Err(format!("{flag} needs a value"));
+            };
+            match flag.as_str() {
+                "--host" if value.is_empty() => return Err("--host needs a value".into()),
+                "--host" => parsed.host = value,
+                "--port" => {
+                    parsed.port = value.parse().map_err(|_| {
+                        format!("--port takes a number from 0 to 65535, not '{value}'")
+                    })?;
+                }
+                _ => {
+                    let opt = opts.iter().find(|o| o.name == flag).expect("known option");
+                    (opt.check)(&value).map_err(|e| format!("{flag}: {e}"))?;
+                    parsed.extra.retain(|(f, _)| *f != flag);
+                    parsed.extra.push((flag, value));
+                }
+            }
+        }
+        Ok(Some(parsed))
+    }
+
+    /// The value given for one of the step's options, if any.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .find(|(f, _)| f == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `Usage: stepN [--host HOST] [--port PORT] ...` and one line per option.
+pub fn usage(step: &str, opts: &[Opt]) -> String {
+    let mut line = format!("usage: {step} [--host HOST] [--port PORT]");
+    for o in opts {
+        line += &format!(" [{} {}]", o.name, o.value);
+    }
+    line += "\n  --host HOST   address to listen on (default 127.0.0.1)";
+    line += "\n  --port PORT   port to listen on (default 8080; 0 picks a free one)";
+    for o in opts {
+        let flag = format!("{} {}", o.name, o.value);
+        line += &format!("\n  {flag:<13} {}", o.help);
+    }
+    line
+}
+
+/// `mksock()` from chatserv.c: a TCP socket with SO_REUSEADDR, bound to
+/// `host:port` and listening. Returns the descriptor and the address it
+/// really got (port 0 becomes a free port).
+///
+/// SO_REUSEADDR lets a restarted server bind at once, instead of waiting
+/// out TIME_WAIT of the connections the last run closed.
+// ANCHOR: mksock
+pub fn mksock(host: &str, port: u16) -> io::Result<(c_int, SocketAddr)> {
+    let addr = resolve(host, port)?;
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let fd = check(sys_socket(family))?;
+    let result = (|| {
+        check(sys_setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1))?;
+        check(sys_bind(fd, &addr))?;
+        // A long queue, so a burst of clients waits in the kernel instead
+        // of being refused; kevent() tells us how many are waiting.
+        check(sys_listen(fd, libc::SOMAXCONN))?;
+        local_addr(fd)
+    })();
+    match result {
+        Ok(bound) => Ok((fd, bound)),
+        Err(e) => {
+            close(fd);
+            Err(e)
+        }
+    }
+}
+// ANCHOR_END: mksock
+
+/// Binds with [`mksock`] and announces it, or explains why not and exits
+/// with status 1. The announcement, `listening on HOST:PORT` on stdout, is
+/// what the harness (and a person) waits for before connecting.
+pub fn listen_or_exit(step: &str, args: &Args) -> c_int {
+    match mksock(&args.host, args.port) {
+        Ok((fd, addr)) => {
+            println!("listening on {addr}");
+            // Stdout is a pipe under the harness: flush, or the line sits in
+            // a buffer and nobody knows we are ready.
+            let _ = io::stdout().flush();
+            fd
+        }
+        Err(e) => {
+            eprintln!("{step}: cannot listen on {}: {e}", Addr(&args.host, args.port));
+            exit(1);
+        }
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+struct Addr<'a>(&'a str, u16);
+
+impl fmt::Display for Addr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.contains(':') {
+            write!(f, "[{}]:{}", self.0, self.1)
+        } else {
+            write!(f, "{}:{}", self.0, self.1)
+        }
+    }
+}
+
+fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+    let mut addrs = (host, port).to_socket_addrs().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("'{host}' is not an address or a known host name"),
+        )
+    })?;
+    addrs.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("'{host}' has no address"),
+        )
+    })
+}
+
+/// `accept()`: the next waiting connection, its descriptor and the peer's
+/// address. The descriptor is blocking, like the C servers' sockets.
+pub fn accept(listener: c_int) -> io::Result<(c_int, SocketAddr)> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` has room for any address and `len` says how much.
+    let fd = unsafe {
+        libc::accept(
+            listener,
+            storage.as_mut_ptr().cast::<libc::sockaddr>(),
+            &mut len,
+        )
+    };
+    let fd = check(fd)?;
+    // SAFETY: accept() filled in `len` bytes of `storage` (zeroed before).
+    let storage = unsafe { storage.assume_init() };
+    set_cloexec(fd);
+    Ok((fd, to_socket_addr(&storage)))
+}
+
+/// `read()` into `buf`: Ok(0) is end of file. Retries on EINTR.
+pub fn read(fd: c_int, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// `write()` until all of `buf` is written. On a blocking socket this
+/// waits while the peer's receive window is full: see the steps' READMEs.
+pub fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for `buf.len()` readable bytes.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// `close()`. Errors are ignored: there is nothing a server can do about
+/// them, and the descriptor is gone either way.
+pub fn close(fd: c_int) {
+    // SAFETY: closing a descriptor number has no memory effects; the caller
+    // owns it and does not use it afterwards.
+    unsafe { libc::close(fd) };
+}
+
+fn local_addr(fd: c_int) -> io::Result<SocketAddr> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` has room for any address and `len` says how much.
+    let rc = unsafe { libc::getsockname(fd, storage.as_mut_ptr().cast(), &mut len) };
+    check(rc)?;
+    // SAFETY: getsockname() filled in the (zeroed) storage.
+    Ok(to_socket_addr(&unsafe { storage.assume_init() }))
+}
+
+fn to_socket_addr(storage: &libc::sockaddr_storage) -> SocketAddr {
+    match storage.ss_family as c_int {
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6,
+            // and sockaddr_storage is large and aligned enough for it.
+            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            SocketAddr::V6(SocketAddrV6::new(
+                a.sin6_addr.s6_addr.into(),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            ))
+        }
+        _ => {
+            // SAFETY: AF_INET (the only other family we create): the
+            // storage holds a sockaddr_in.
+            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            SocketAddr::V4(SocketAddrV4::new(
+                u32::from_be(a.sin_addr.s_addr).into(),
+                u16::from_be(a.sin_port),
+            ))
+        }
+    }
+}
+
+fn check(rc: c_int) -> io::Result<c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn sys_socket(family: c_int) -> c_int {
+    // SAFETY: plain syscall, no pointers.
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM, 0) };
+    if fd >= 0 {
+        set_cloexec(fd);
+    }
+    fd
+}
+
+/// Keeps our sockets out of programs we might spawn.
+fn set_cloexec(fd: c_int) {
+    // SAFETY: plain syscall on a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+fn sys_setsockopt_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> c_int {
+    // SAFETY: passes a pointer to a live c_int and its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const c_int).cast(),
+            std::mem::size_of::<c_int>() as libc::socklen_t,
+        )
+    }
+}
+
+fn sys_bind(fd: c_int, addr: &SocketAddr) -> c_int {
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: all-zero is a valid sockaddr_in; the fields are set below.
+            let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            // SAFETY: passes a live sockaddr_in and its exact size.
+            unsafe {
+                libc::bind(
+                    fd,
+                    (&sin as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: all-zero is a valid sockaddr_in6; the fields are set below.
+            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_scope_id = a.scope_id();
+            // SAFETY: passes a live sockaddr_in6 and its exact size.
+            unsafe {
+                libc::bind(
+                    fd,
+                    (&sin6 as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
+    }
+}
+
+fn sys_listen(fd: c_int, backlog: c_int) -> c_int {
+    // SAFETY: plain syscall, no pointers.
+    unsafe { libc::listen(fd, backlog) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], opts: &[Opt]) -> Result<Option<Args>, String> {
+        Args::parse_from(args.iter().map(|s| s.to_string()), opts)
+    }
+
+    const REMOVE: Opt = Opt {
+        name: "--remove",
+        value: "MODE",
+        help: "delete or close",
+        check: |v| match v {
+            "delete" | "close" => Ok(()),
+            _ => Err(format!("expected 'delete' or 'close', not '{v}'")),
+        },
+    };
+
+    /// With no arguments a step listens on 127.0.0.1:8080.
+    #[test]
+    fn defaults_to_localhost_8080() {
+        let a = parse(&[], &[]).unwrap().unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("127.0.0.1", 8080));
+    }
+
+    /// --host, --port and a step's own option are all read.
+    #[test]
+    fn reads_host_port_and_step_options() {
+        let a = parse(
+            &["--port", "0", "--host", "::1", "--remove", "close"],
+            &[REMOVE],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("::1", 0));
+        assert_eq!(a.get("--remove"), Some("close"));
+    }
+
+    /// Malformed arguments are refused with a message naming the problem.
+    #[test]
+    fn refuses_malformed_arguments() {
+        for (args, why) in [
+            (&["--port", "99999"][..], "from 0 to 65535"),
+            (&["--port", "x"][..], "not 'x'"),
+            (&["--port"][..], "needs a value"),
+            (&["--bogus"][..], "unknown argument '--bogus'"),
+            (&["--remove", "both"][..], "expected 'delete' or 'close'"),
+        ] {
+            let err = parse(args, &[REMOVE]).expect_err("should fail");
+            assert!(err.contains(why), "args {args:?}: expected {why:?} in {err:?}");
+        }
+    }
+
+    /// mksock() with port 0 gets a real port, and binding it again fails
+    /// with "address in use".
+    #[test]
+    fn mksock_binds_a_free_port_and_refuses_one_in_use() {
+        let (fd, addr) = mksock("127.0.0.1", 0).expect("mksock");
+        assert_ne!(addr.port(), 0);
+        let err = mksock("127.0.0.1", addr.port()).expect_err("second bind");
+        assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE), "{err}");
+        close(fd);
+    }
+
+    /// A host that is neither an address nor a name is a clear error.
+    #[test]
+    fn mksock_explains_a_bad_host() {
+        let err = mksock("no such host!", 0).expect_err("bad host");
+        assert!(err.to_string().contains("'no such host!'"), "{err}");
+    }
+}
