@@ -1,1 +1,31 @@
-//! The test harness (being written).
+//! The test harness: start a step's server, talk to it over TCP with
+//! deadlines, and explain failures so a learner knows what to fix.
+//!
+//! ```no_run
+//! use harness::{checks, Server};
+//!
+//! fn main() -> harness::Result {
+//!     // In a step's tests: env!("CARGO_BIN_EXE_step3").
+//!     let server = Server::spawn("step3", "target/debug/step3", &[])?;
+//!     let mut client = server.client()?;
+//!     client.send_line("hello")?;
+//!     client.expect_line("hello")?;
+//!     checks::run_stage(checks::Stage::Echo, &server.target())
+//! }
+//! ```
+//!
+//! The same checks drive any server, in any language, through the CLI:
+//! `cargo run -p harness -- check echo --addr 127.0.0.1:8080`.
+
+pub mod checks;
+mod client;
+mod failure;
+mod server;
+pub mod text;
+
+#[doc(hidden)]
+pub mod bench;
+
+pub use client::{Client, DEFAULT_TIMEOUT};
+pub use failure::{Failure, Result};
+pub use server::{open_fds, parse_listening_line, Server, Target, DEFAULT_MAX_USERS};

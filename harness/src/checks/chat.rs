@@ -1,0 +1,345 @@
+//! chat (step5): what a user sends reaches every other user exactly, and
+//! never the sender.
+//!
+//! Joining is synchronised without sleeping: a new user sends a line, and
+//! once every earlier user has received it, the server has certainly
+//! accepted and registered the newcomer. A server removes a leaving user
+//! only when it gets round to the EOF, so a client connecting right after
+//! someone left may still find the room full: joins retry for a while.
+
+use std::time::{Duration, Instant};
+
+use super::{expect_fds_back, payload, Check};
+use crate::text::preview;
+use crate::{Client, Failure, Result, Target};
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "relays_each_message_to_every_other_user",
+        about: "with 3 users, each message reaches exactly the other two, byte for byte",
+        run: relays_each_message_to_every_other_user,
+        counts_fds: false,
+    },
+    Check {
+        name: "refuses_a_client_when_the_room_is_full",
+        about: "with the room full, the next client gets a line saying 'full' and EOF; the others keep talking",
+        run: refuses_a_client_when_the_room_is_full,
+        counts_fds: false,
+    },
+    Check {
+        name: "gives_a_freed_slot_to_the_next_client",
+        about: "when a user of a full room leaves, the next client gets the slot",
+        run: gives_a_freed_slot_to_the_next_client,
+        counts_fds: false,
+    },
+    Check {
+        name: "removes_a_user_who_resets",
+        about: "a user who resets mid-conversation is removed and nobody else notices",
+        run: removes_a_user_who_resets,
+        counts_fds: false,
+    },
+    Check {
+        name: "relays_64_kib_whole",
+        about: "a 64 KiB message arrives whole at every other user",
+        run: relays_64_kib_whole,
+        counts_fds: false,
+    },
+    Check {
+        name: "relays_binary_bytes_unchanged",
+        about: "every byte value, NUL included, passes through unchanged",
+        run: relays_binary_bytes_unchanged,
+        counts_fds: false,
+    },
+    Check {
+        name: "survives_500_join_leave_cycles_without_leaking",
+        about: "500 users join and leave; the server's open descriptors end where they started",
+        run: survives_500_join_leave_cycles_without_leaking,
+        counts_fds: true,
+    },
+];
+
+/// How long a join may keep finding the room full while earlier users'
+/// departures are processed.
+const JOIN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// A short wait that proves a negative (nothing was relayed back).
+const QUIET: Duration = Duration::from_millis(150);
+
+/// The users the harness has in the room, in joining order.
+pub struct Room {
+    target: Target,
+    pub users: Vec<Client>,
+    joined: usize,
+}
+
+/// What happened to a client that tried to join.
+pub enum Joined {
+    /// It is in the room (its sync line reached everyone else).
+    In,
+    /// The server said the room is full (the line it sent) and closed.
+    Full(Vec<u8>),
+}
+
+impl Room {
+    pub fn new(target: &Target) -> Room {
+        Room {
+            target: target.clone(),
+            users: Vec::new(),
+            joined: 0,
+        }
+    }
+
+    /// Joins a new user, retrying while the room is (still) full.
+    pub fn join(&mut self) -> Result<&mut Client> {
+        let deadline = Instant::now() + JOIN_PATIENCE;
+        loop {
+            match self.try_join()? {
+                Joined::In => return Ok(self.users.last_mut().expect("just joined")),
+                Joined::Full(line) if Instant::now() >= deadline => {
+                    return Err(self.target.fail(format!(
+                        "user {} was refused with {} although only {} users are in a room of {}",
+                        self.joined,
+                        preview(&line),
+                        self.users.len(),
+                        self.target.max_users()
+                    )));
+                }
+                Joined::Full(_) => std::thread::sleep(Duration::from_millis(25)),
+            }
+        }
+    }
+
+    /// One attempt to join: connect, send a sync line, and wait until every
+    /// user already in the room received it (or the server says full).
+    pub fn try_join(&mut self) -> Result<Joined> {
+        self.joined += 1;
+        let name = format!("user {}", self.joined);
+        let mut newcomer = Client::connect(&self.target)?.named(&name);
+        if self.users.is_empty() {
+            // Nobody can confirm the first user: give a refusal time to
+            // arrive instead.
+            return match newcomer.read_available(QUIET) {
+                Ok(b) if b.is_empty() => {
+                    self.users.push(newcomer);
+                    Ok(Joined::In)
+                }
+                Ok(b) => refused(&mut newcomer, b),
+                Err(e) => Err(e.context(format!("{name} joined an empty room"))),
+            };
+        }
+        let sync = format!("{name} is here\n").into_bytes();
+        newcomer.send(&sync)?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.users[0].poll_expect(&sync, Duration::from_millis(10))? {
+                break;
+            }
+            let b = newcomer.read_available(Duration::from_millis(10))?;
+            if !b.is_empty() {
+                return refused(&mut newcomer, b);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.users[0].fail(format!(
+                    "{} expected {name}'s first line {} to be relayed, but it did not arrive within 5 s\nis {name} registered with kevent() after accept()?",
+                    self.users[0].name(),
+                    preview(&sync)
+                )));
+            }
+        }
+        for u in &mut self.users[1..] {
+            u.expect_bytes(&sync)?;
+        }
+        // The first user welcomes the newcomer. That proves the server
+        // writes to the newcomer, and anything relayed to it before (its own
+        // line, which a chat server must not send back) shows up first.
+        let welcome = format!("{} welcomes {name}\n", self.users[0].name()).into_bytes();
+        self.users[0].send(&welcome)?;
+        for u in &mut self.users[1..] {
+            u.expect_bytes(&welcome)?;
+        }
+        if let Err(f) = newcomer.expect_bytes(&welcome) {
+            let early = newcomer.pending();
+            if !early.is_empty() && (sync.starts_with(early) || early.starts_with(&sync)) {
+                return Err(newcomer.fail(format!(
+                    "{name} received its own line {} back\na chat server relays what a user sends to every other user, never to the sender",
+                    preview(&sync)
+                )));
+            }
+            return Err(f);
+        }
+        self.users.push(newcomer);
+        Ok(Joined::In)
+    }
+
+    /// User `i` sends `bytes`; every other user must receive exactly them.
+    pub fn say(&mut self, i: usize, bytes: &[u8]) -> Result<()> {
+        self.users[i].send(bytes)?;
+        for (j, u) in self.users.iter_mut().enumerate() {
+            if j != i {
+                u.expect_bytes(bytes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Nobody has anything unexpected waiting (the senders got nothing back).
+    pub fn expect_quiet(&mut self) -> Result<()> {
+        for (i, u) in self.users.iter_mut().enumerate() {
+            u.expect_silence(if i == 0 {
+                QUIET
+            } else {
+                Duration::from_millis(10)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The newcomer received something instead of being relayed: it must be a
+/// "full" line followed by EOF.
+fn refused(newcomer: &mut Client, first: Vec<u8>) -> Result<Joined> {
+    let text = String::from_utf8_lossy(&first).to_lowercase();
+    if !text.contains("full") {
+        return Err(newcomer.fail(format!(
+            "{} had just joined and sent nothing yet, but received {}\n(a chat server sends a new user nothing, or a line saying the room is full)",
+            newcomer.name(),
+            preview(&first)
+        )));
+    }
+    let rest = newcomer.read_to_eof()?;
+    let mut line = first;
+    line.extend(rest);
+    Ok(Joined::Full(line))
+}
+
+/// Three users; each one's message reaches the other two, never itself.
+pub fn relays_each_message_to_every_other_user(target: &Target) -> Result<()> {
+    let mut room = Room::new(target);
+    for _ in 0..3 {
+        room.join()?;
+    }
+    for i in 0..3 {
+        room.say(i, format!("message from user {}\n", i + 1).as_bytes())?;
+    }
+    room.expect_quiet()
+}
+
+/// Fill the room; the next client is told it is full and closed, and the
+/// users inside do not notice.
+pub fn refuses_a_client_when_the_room_is_full(target: &Target) -> Result<()> {
+    let max = target.max_users();
+    let mut room = Room::new(target);
+    for _ in 0..max {
+        room.join()?;
+    }
+    let mut extra = Client::connect(target)?.named(format!("user {} (one too many)", max + 1));
+    let line = extra.read_line().map_err(|f| {
+        f.context(format!(
+            "the room holds {max} users, so the next client should be told it is full"
+        ))
+    })?;
+    if !String::from_utf8_lossy(&line)
+        .to_lowercase()
+        .contains("full")
+    {
+        return Err(extra.fail(format!(
+            "expected a line saying the room is full, got {}",
+            preview(&line)
+        )));
+    }
+    extra.expect_eof()?;
+    room.say(0, b"still talking\n")?;
+    room.say(max - 1, b"me too\n")?;
+    room.expect_quiet()
+}
+
+/// A full room, one user leaves, the next client gets in and is heard.
+pub fn gives_a_freed_slot_to_the_next_client(target: &Target) -> Result<()> {
+    let max = target.max_users();
+    let mut room = Room::new(target);
+    for _ in 0..max {
+        room.join()?;
+    }
+    drop(room.users.remove(max / 2));
+    room.join().map_err(|f| {
+        f.context("a user of the full room left; the next client should get the slot")
+    })?;
+    let last = room.users.len() - 1;
+    room.say(last, b"hello from the new user\n")?;
+    room.expect_quiet()
+}
+
+/// A user resets (RST) after talking; the others keep talking, and their
+/// slots and messages are unaffected.
+pub fn removes_a_user_who_resets(target: &Target) -> Result<()> {
+    let mut room = Room::new(target);
+    for _ in 0..3 {
+        room.join()?;
+    }
+    room.say(1, b"I am about to vanish\n")?;
+    room.users.remove(1).reset()?;
+    room.say(0, b"did anyone notice?\n")?;
+    room.say(1, b"no\n")?;
+    room.expect_quiet()?;
+    // The slot was freed: a newcomer is relayed to everyone left.
+    room.join()?;
+    room.say(2, b"welcome\n")
+}
+
+/// One 64 KiB message; the other two read concurrently and each gets it
+/// whole.
+pub fn relays_64_kib_whole(target: &Target) -> Result<()> {
+    let mut room = Room::new(target);
+    for _ in 0..3 {
+        room.join()?;
+    }
+    let mut big = payload(64 * 1024 - 1, 3)
+        .into_iter()
+        .map(|b| b'a' + b % 26)
+        .collect::<Vec<u8>>();
+    big.push(b'\n');
+    room.users[0].send(&big)?;
+    let (_, others) = room.users.split_at_mut(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = others
+            .iter_mut()
+            .map(|u| {
+                let big = &big;
+                s.spawn(move || u.expect_bytes(big))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reader thread"))
+            .collect::<Result<Vec<()>>>()
+    })?;
+    room.expect_quiet()
+}
+
+/// All 256 byte values, from one user to the others.
+pub fn relays_binary_bytes_unchanged(target: &Target) -> Result<()> {
+    let mut room = Room::new(target);
+    for _ in 0..3 {
+        room.join()?;
+    }
+    let all: Vec<u8> = (0..=255u8).collect();
+    room.say(2, &all)?;
+    room.expect_quiet()
+}
+
+/// 500 users join (proven by their sync line) and leave, next to one who
+/// stays; no descriptor is left behind.
+pub fn survives_500_join_leave_cycles_without_leaking(target: &Target) -> Result<()> {
+    let mut room = Room::new(target);
+    room.join()?;
+    std::thread::sleep(Duration::from_millis(100));
+    let baseline = target.open_fds();
+    for _ in 0..500 {
+        room.join()?;
+        drop(room.users.pop());
+    }
+    expect_fds_back(target, baseline, "500 users joined and left")?;
+    room.join()?;
+    room.say(1, b"the room still works\n")
+        .map_err(|f: Failure| f.context("after 500 join/leave cycles"))
+}

@@ -1,0 +1,162 @@
+//! echo (step3, step4): whatever a client sends comes back, exactly.
+
+use std::time::Duration;
+
+use super::{expect_fds_back, payload, Check};
+use crate::{Client, Result, Target};
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "echoes_a_line",
+        about: "a line sent comes back",
+        run: echoes_a_line,
+        counts_fds: false,
+    },
+    Check {
+        name: "echoes_each_line_back_in_order",
+        about: "several lines on one connection come back in order",
+        run: echoes_each_line_back_in_order,
+        counts_fds: false,
+    },
+    Check {
+        name: "echoes_100_interleaving_clients",
+        about: "100 connected clients taking turns each get their own bytes back",
+        run: echoes_100_interleaving_clients,
+        counts_fds: false,
+    },
+    Check {
+        name: "round_trips_1_mib_while_reading",
+        about: "1 MiB of binary data comes back exactly while the client reads as it sends",
+        run: round_trips_1_mib_while_reading,
+        counts_fds: false,
+    },
+    Check {
+        name: "round_trips_every_byte_value",
+        about: "all 256 byte values, NUL and CR included, with no newline at the end",
+        run: round_trips_every_byte_value,
+        counts_fds: false,
+    },
+    Check {
+        name: "echoes_the_rest_after_half_close",
+        about: "after shutdown(SHUT_WR) the last bytes still come back, then EOF",
+        run: echoes_the_rest_after_half_close,
+        counts_fds: false,
+    },
+    Check {
+        name: "keeps_serving_after_a_client_resets",
+        about: "a client that resets mid-stream does not disturb the others",
+        run: keeps_serving_after_a_client_resets,
+        counts_fds: false,
+    },
+    Check {
+        name: "survives_1000_connect_disconnect_cycles_without_leaking",
+        about: "1000 clients come and go; the server's open descriptors end where they started",
+        run: survives_1000_connect_disconnect_cycles_without_leaking,
+        counts_fds: true,
+    },
+];
+
+/// One line, one echo.
+pub fn echoes_a_line(target: &Target) -> Result<()> {
+    let mut c = Client::connect(target)?;
+    c.send_line("hello")?;
+    c.expect_line("hello")
+}
+
+/// Lines sent one after another come back in the same order.
+pub fn echoes_each_line_back_in_order(target: &Target) -> Result<()> {
+    let mut c = Client::connect(target)?;
+    for i in 1..=5 {
+        let line = format!("line {i} of 5");
+        c.send_line(&line)?;
+        c.expect_line(&line)?;
+    }
+    // And several at once, in one write.
+    c.send(b"a\nb\nc\n")?;
+    c.expect_bytes(b"a\nb\nc\n")
+}
+
+/// 100 clients, all connected, take turns: the server must keep each
+/// client's bytes apart.
+pub fn echoes_100_interleaving_clients(target: &Target) -> Result<()> {
+    let mut clients = (0..100)
+        .map(|i| Ok(Client::connect(target)?.named(format!("client {i}"))))
+        .collect::<Result<Vec<_>>>()?;
+    for round in 0..3 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.send_line(&format!("client {i} round {round}"))?;
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.expect_line(&format!("client {i} round {round}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// 1 MiB in, 1 MiB out. The client reads while it sends: a server that
+/// echoes with blocking writes would otherwise wait on us forever.
+pub fn round_trips_1_mib_while_reading(target: &Target) -> Result<()> {
+    let mut c = Client::connect(target)?;
+    c.set_timeout(Duration::from_secs(20));
+    c.round_trip(&payload(1 << 20, 1))
+}
+
+/// Every byte value survives: nothing is treated as text.
+pub fn round_trips_every_byte_value(target: &Target) -> Result<()> {
+    let mut c = Client::connect(target)?;
+    let all: Vec<u8> = (0..=255u8).rev().collect();
+    c.send(&all)?;
+    c.expect_bytes(&all)
+}
+
+/// shutdown(SHUT_WR) right after the last bytes: the server sees them and
+/// EOF, echoes the bytes, then closes.
+pub fn echoes_the_rest_after_half_close(target: &Target) -> Result<()> {
+    let mut c = Client::connect(target)?;
+    c.send_line("first")?;
+    c.expect_line("first")?;
+    c.send_line("last words")?;
+    c.shutdown_write()?;
+    c.expect_line("last words")?;
+    c.expect_eof()
+}
+
+/// One client sends a lot, never reads, and resets; another client is
+/// served before, during and after.
+pub fn keeps_serving_after_a_client_resets(target: &Target) -> Result<()> {
+    let mut other = Client::connect(target)?.named("client B");
+    other.send_line("before")?;
+    other.expect_line("before")?;
+    let mut rude = Client::connect(target)?.named("client A");
+    rude.send(&payload(64 * 1024, 2))?;
+    std::thread::sleep(Duration::from_millis(50));
+    rude.reset()?;
+    other.send_line("after")?;
+    other.expect_line("after")?;
+    let mut late = Client::connect(target)?.named("client C");
+    late.send_line("newcomer")?;
+    late.expect_line("newcomer")
+}
+
+/// 1000 connect/disconnect cycles, half of them echoing a byte first; the
+/// server must close every one of them.
+pub fn survives_1000_connect_disconnect_cycles_without_leaking(target: &Target) -> Result<()> {
+    // Warm up: the first connection may make the server allocate.
+    let mut probe = Client::connect(target)?.named("probe");
+    probe.send_line("warm")?;
+    probe.expect_line("warm")?;
+    drop(probe);
+    std::thread::sleep(Duration::from_millis(100));
+    let baseline = target.open_fds();
+    for i in 0..1000 {
+        let mut c = Client::connect(target)?.named(format!("client {i}"));
+        if i % 2 == 0 {
+            c.send(b"x")?;
+            c.expect_bytes(b"x")?;
+        }
+    }
+    expect_fds_back(target, baseline, "1000 clients came and went")?;
+    let mut c = Client::connect(target)?.named("client after the cycles");
+    c.send_line("still here")?;
+    c.expect_line("still here")
+}

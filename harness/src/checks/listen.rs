@@ -1,0 +1,62 @@
+//! listen: the server accepts TCP connections on the address it announced.
+
+use std::time::Duration;
+
+use super::Check;
+use crate::{Client, Result, Target};
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "accepts_a_connection",
+        about: "a client can connect to the announced address",
+        run: accepts_a_connection,
+        counts_fds: false,
+    },
+    Check {
+        name: "accepts_several_connections_at_once",
+        about: "20 clients can be connected at the same time",
+        run: accepts_several_connections_at_once,
+        counts_fds: false,
+    },
+    Check {
+        name: "survives_clients_that_vanish",
+        about: "clients that reset or close at once do not stop the server",
+        run: survives_clients_that_vanish,
+        counts_fds: false,
+    },
+];
+
+/// A client can connect, and the server is still running afterwards.
+pub fn accepts_a_connection(target: &Target) -> Result<()> {
+    let _client = Client::connect(target)?;
+    std::thread::sleep(Duration::from_millis(50));
+    target.assert_running()
+}
+
+/// 20 clients connected at once.
+pub fn accepts_several_connections_at_once(target: &Target) -> Result<()> {
+    let clients = (0..20)
+        .map(|_| Client::connect(target))
+        .collect::<Result<Vec<_>>>()?;
+    std::thread::sleep(Duration::from_millis(50));
+    target.assert_running()?;
+    drop(clients);
+    Ok(())
+}
+
+/// Clients that close or reset right after connecting do not take the
+/// server down, and the next client still connects.
+pub fn survives_clients_that_vanish(target: &Target) -> Result<()> {
+    for i in 0..10 {
+        let c = Client::connect(target)?;
+        if i % 2 == 0 {
+            c.reset()?;
+        } else {
+            drop(c);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    target.assert_running()?;
+    let _client = Client::connect(target)?;
+    target.assert_running()
+}

@@ -1,0 +1,122 @@
+//! A failure written for a learner: what the harness did, what it expected,
+//! what arrived, and what the server said on stderr.
+
+use std::fmt;
+
+use crate::server::Shared;
+
+/// How many lines of the server's stderr a failure shows.
+const TAIL_LINES: usize = 12;
+
+/// A check or client operation that did not go as expected.
+///
+/// `Display` and `Debug` both print the whole message, so a test written as
+/// `fn t() -> harness::Result` shows it verbatim when it returns `Err`.
+/// Lines from the harness are tagged `[harness]`; the server's stderr lines
+/// are tagged with its name, e.g. `[step3]`.
+pub struct Failure {
+    lines: Vec<String>,
+    server: Option<ServerReport>,
+}
+
+/// The server's side of the story, captured when the failure happened.
+struct ServerReport {
+    name: String,
+    status: Option<String>,
+    stderr_tail: Vec<String>,
+    stderr_lines: usize,
+}
+
+/// What every harness call returns.
+pub type Result<T = ()> = std::result::Result<T, Failure>;
+
+impl Failure {
+    /// A failure with one or more lines of explanation.
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            lines: message.into().lines().map(str::to_owned).collect(),
+            server: None,
+        }
+    }
+
+    /// Adds a line of context before the message (what was being checked).
+    pub fn context(mut self, line: impl Into<String>) -> Failure {
+        self.lines.insert(0, line.into());
+        self
+    }
+
+    /// The lines written by the harness (without tags), for tests.
+    pub fn message(&self) -> String {
+        self.lines.join("\n")
+    }
+
+    pub(crate) fn with_server(mut self, shared: Option<&Shared>) -> Failure {
+        if self.server.is_some() {
+            return self;
+        }
+        if let Some(s) = shared {
+            s.settle();
+            let stderr = s.stderr_text();
+            let all: Vec<&str> = stderr.lines().collect();
+            let from = all.len().saturating_sub(TAIL_LINES);
+            self.server = Some(ServerReport {
+                name: s.name.clone(),
+                status: s.exit_status().map(|st| describe_status(&st)),
+                stderr_tail: all[from..].iter().map(|l| l.to_string()).collect(),
+                stderr_lines: all.len(),
+            });
+        }
+        self
+    }
+}
+
+/// "exited with status 1", "was killed by signal 9".
+pub(crate) fn describe_status(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "exited".to_string(),
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in &self.lines {
+            writeln!(f, "[harness] {line}")?;
+        }
+        if let Some(s) = &self.server {
+            if let Some(status) = &s.status {
+                writeln!(f, "[harness] the server {status}")?;
+            }
+            if s.stderr_tail.is_empty() {
+                writeln!(f, "[harness] {} wrote nothing on stderr", s.name)?;
+            } else {
+                let shown = s.stderr_tail.len();
+                let of = if shown < s.stderr_lines {
+                    format!("last {shown} of {} lines", s.stderr_lines)
+                } else if shown == 1 {
+                    "1 line".to_string()
+                } else {
+                    format!("{shown} lines")
+                };
+                writeln!(f, "[harness] {}'s stderr ({of}):", s.name)?;
+                for line in &s.stderr_tail {
+                    writeln!(f, "[{}] {line}", s.name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `fn test() -> Result` prints the error with {:?}: give the learner
+        // the same readable text, starting on a fresh line.
+        writeln!(f)?;
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Failure {}
