@@ -1,1 +1,112 @@
-fn main() {}
+//! # Step 2: register the listener
+//!
+//! Step 1 watched standard input with a kqueue. This step watches a
+//! listening socket instead, as chatserv.c does: `mksock()` (socket,
+//! SO_REUSEADDR, bind, listen), then `EV_SET(listener, EVFILT_READ, EV_ADD)`
+//! and `kevent(changes)`. A listener is "readable" when connections are
+//! waiting to be accepted, and `data` says how many.
+//!
+//! So the loop is: wait with `kevent(events)`; when the listener comes back,
+//! accept exactly `data` connections, greet each with one line, and close
+//! it. Clients are not registered yet: that is step 3.
+//!
+//! Tests (`cargo test -p step2`): several clients at once and in sequence
+//! each get one greeting line, then EOF; bad arguments exit with status 2;
+//! a port in use exits with status 1 and says which address.
+
+use std::ffi::c_int;
+use std::io;
+use std::process::exit;
+use std::ptr;
+
+use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD};
+
+/// How many events one `kevent()` call may return.
+const NEVENTS: usize = 64;
+
+fn main() {
+    let args = stepkit::Args::parse("step2", &[]);
+    // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
+    let listener = stepkit::listen_or_exit("step2", &args);
+
+    // ANCHOR: create_queue
+    // kqueue(): a new, empty event queue. It is a descriptor like any other.
+    let kq = Kqueue::new().unwrap_or_else(|e| fatal("kqueue()", e));
+    // ANCHOR_END: create_queue
+
+    // ANCHOR: register_listener
+    // EV_SET(&change, listener, EVFILT_READ, EV_ADD, 0, 0, NULL);
+    // A listener is "readable" when connections wait to be accepted.
+    let mut change = kevent_zeroed();
+    ev_set(
+        &mut change,
+        listener as usize,
+        EVFILT_READ,
+        EV_ADD,
+        0,
+        0,
+        ptr::null_mut(),
+    );
+    // kevent(kq, &change, 1, NULL, 0, NULL): a changelist, no eventlist.
+    if let Err(e) = kq.kevent(&[change], &mut [], None) {
+        fatal("kevent(EV_ADD listener)", e);
+    }
+    // ANCHOR_END: register_listener
+
+    let mut events = [kevent_zeroed(); NEVENTS];
+    loop {
+        // ANCHOR: wait_for_events
+        // kevent(kq, NULL, 0, events, NEVENTS, NULL): no changes, wait for
+        // ever until at least one registered event is ready.
+        let n = match kq.kevent(&[], &mut events, None) {
+            Ok(n) => n,
+            // A signal interrupted the wait: nothing happened, wait again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => fatal("kevent(wait)", e),
+        };
+        // ANCHOR_END: wait_for_events
+
+        for ev in &events[..n] {
+            // Fields are read by value (`{ ev.data }`): on macOS the struct
+            // is packed and references to its fields are not allowed.
+            let fd = { ev.ident } as c_int;
+            let data = { ev.data };
+
+            if fd == listener {
+                // ANCHOR: accept_clients
+                // On a listener, `data` is how many connections are waiting.
+                // Accepting exactly that many never blocks: they are queued
+                // in the kernel already. (More may arrive meanwhile; the
+                // next kevent() reports them.)
+                eprintln!("step2: listener fd {fd}: data={data} connection(s) waiting");
+                for _ in 0..data {
+                    let (client, peer) = match stepkit::accept(listener) {
+                        Ok(accepted) => accepted,
+                        // Gone before we got to it (the BSDs say ECONNABORTED),
+                        // or out of descriptors: nothing to greet.
+                        Err(e) => {
+                            eprintln!("step2: accept: {e}");
+                            continue;
+                        }
+                    };
+                    eprintln!("step2: accepted fd {client} from {peer}");
+                    // One line, then close(): the client reads the line,
+                    // then end of file.
+                    let greeting = format!("hello from step2, you are fd {client}\n");
+                    if let Err(e) = stepkit::write_all(client, greeting.as_bytes()) {
+                        eprintln!("step2: fd {client}: write: {e}");
+                    }
+                    eprintln!("step2: fd {client}: greeted, close({client})");
+                    stepkit::close(client);
+                }
+                // ANCHOR_END: accept_clients
+            }
+        }
+    }
+}
+
+/// The queue itself failed: nothing sensible is left to do.
+fn fatal(call: &str, e: io::Error) -> ! {
+    eprintln!("step2: {call}: {e}");
+    exit(1);
+}
