@@ -236,6 +236,8 @@ accept_user(int kq, int listener)
 			    strerror(errno));
 		return;
 	}
+	/* The BSDs pass the listener's O_NONBLOCK on (Linux does not). */
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	format_addr((struct sockaddr *)&addr, len, name, sizeof(name));
 	if ((slot = conn_add(fd, name)) == -1) {
 		/* Never registered, so close() is all there is to undo. */

@@ -184,7 +184,12 @@ accept_client(int kq, int listener)
 			    strerror(errno));
 		return;
 	}
-	/* Accepted sockets are blocking (they do not inherit O_NONBLOCK). */
+	/*
+	 * On the BSDs and macOS an accepted socket inherits O_NONBLOCK from
+	 * the listener (on Linux it does not): clear it, so the blocking
+	 * write of the echo waits instead of failing with EAGAIN.
+	 */
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	EV_SET(&change, fd, EVFILT_READ, EV_ADD, 0, 0, NULL);
 	if (kevent(kq, &change, 1, NULL, 0, NULL) == -1) {
 		fprintf(stderr, "%s: kevent(EV_ADD %d): %s\n", prog, fd,

@@ -1,0 +1,778 @@
+//! kq from C.
+//!
+//! On Linux: `kq/include/sys/event.h` says what the Rust side says (every
+//! constant, the struct's layout, `EV_SET`), and `libkq.a`/`libkq.so` link
+//! from C and C++. On every Unix: the C programs in `examples/c` compile
+//! with `examples/c/cc-kq.sh` and the echo and chat servers pass the same
+//! harness checks as the Rust steps.
+//!
+//! The C compiler is the system's `cc` (and `c++` for the C++ check).
+//! Programs are compiled once per test run into `CARGO_TARGET_TMPDIR`.
+#![cfg(unix)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use harness::checks::{run_stage, Stage};
+use harness::Server;
+
+/// Compiling and linking one program; generous, the machine may be busy.
+const COMPILE_DEADLINE: Duration = Duration::from_secs(120);
+/// Running one of the small C programs (`timers` takes about 1 s).
+const RUN_DEADLINE: Duration = Duration::from_secs(20);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("kq/ has a parent directory")
+        .to_path_buf()
+}
+
+#[cfg(target_os = "linux")]
+fn include_dir() -> PathBuf {
+    workspace_root().join("kq/include")
+}
+
+fn example(name: &str) -> PathBuf {
+    workspace_root().join("examples/c").join(name)
+}
+
+/// Where compiled programs and generated sources go.
+fn out_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_abi");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {dir:?}: {e}"));
+    dir
+}
+
+/// The directory with the `libkq.a` and `libkq.so` cargo built for this
+/// test run: next to the test executable (`target/<profile>/deps`).
+#[cfg(target_os = "linux")]
+fn libkq_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe.parent().expect("the test executable's directory");
+    for dir in [deps, deps.parent().unwrap_or(deps)] {
+        if dir.join("libkq.a").is_file() && dir.join("libkq.so").is_file() {
+            return dir.to_path_buf();
+        }
+    }
+    panic!(
+        "libkq.a and libkq.so not found next to {exe:?}: kq's Cargo.toml must keep \
+         crate-type = [\"rlib\", \"staticlib\", \"cdylib\"]"
+    )
+}
+
+/// A child that is killed and reaped when dropped, also while panicking.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmd` to completion with a deadline, collecting its output.
+fn run(cmd: &mut Command, deadline: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut child = KillOnDrop(child);
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.0.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.0.stderr.take().expect("piped stderr")));
+    let start = Instant::now();
+    let status = loop {
+        match child.0.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > deadline => {
+                panic!("{cmd:?} did not finish within {deadline:?}; killed it")
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a compiler command; a failure shows the command and its messages.
+fn compile(cmd: &mut Command) {
+    let out = run(cmd, COMPILE_DEADLINE);
+    assert!(
+        out.status.success(),
+        "compiling failed: {cmd:?}\nexit: {}\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Runs a program that must succeed; returns its stdout.
+fn run_ok(exe: &Path, args: &[&str]) -> String {
+    let out = run(Command::new(exe).args(args), RUN_DEADLINE);
+    assert!(
+        out.status.success(),
+        "{exe:?} {args:?} failed: {}\nstdout:\n{}stderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Compiles `examples/c/<name>.c` with the documented script, warnings as
+/// errors, once per test run; returns the executable.
+fn example_program(name: &'static str) -> PathBuf {
+    // One cell per program: tests needing the same program wait for one
+    // compile, tests needing different programs compile in parallel.
+    type Cell = Arc<OnceLock<PathBuf>>;
+    static BUILT: OnceLock<Mutex<HashMap<&'static str, Cell>>> = OnceLock::new();
+    let cell = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .expect("no compile panicked while holding the map")
+        .entry(name)
+        .or_default()
+        .clone();
+    cell.get_or_init(|| {
+        let exe = out_dir().join(name);
+        // Link under a private name first: a concurrent run of this test
+        // binary must never execute a half-written file.
+        let tmp = out_dir().join(format!("{name}.{}.tmp", std::process::id()));
+        let mut cmd = Command::new("sh");
+        cmd.arg(example("cc-kq.sh"))
+            .args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg(example(&format!("{name}.c")))
+            .arg("-o")
+            .arg(&tmp);
+        #[cfg(target_os = "linux")]
+        cmd.env("KQ_LIB", libkq_dir().join("libkq.a"));
+        compile(&mut cmd);
+        std::fs::rename(&tmp, &exe).unwrap_or_else(|e| panic!("rename {tmp:?}: {e}"));
+        exe
+    })
+    .clone()
+}
+
+// ---------------------------------------------------------------------------
+// The header agrees with the Rust side (Linux only: elsewhere the system's
+// <sys/event.h> is used and kq/include is not).
+
+#[cfg(target_os = "linux")]
+mod header {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+
+    /// Every `EVFILT_*`/`EV_*`/`NOTE_*` constant kq exports on Linux, with its
+    /// Rust value.
+    macro_rules! rust_constants {
+        ($($name:ident),* $(,)?) => {
+            &[$((stringify!($name), kq::$name as i64)),*]
+        };
+    }
+
+    const RUST_CONSTANTS: &[(&str, i64)] = rust_constants![
+        EVFILT_READ,
+        EVFILT_WRITE,
+        EVFILT_SIGNAL,
+        EVFILT_TIMER,
+        EVFILT_USER,
+        EV_ADD,
+        EV_DELETE,
+        EV_ENABLE,
+        EV_DISABLE,
+        EV_ONESHOT,
+        EV_CLEAR,
+        EV_RECEIPT,
+        EV_DISPATCH,
+        EV_SYSFLAGS,
+        EV_ERROR,
+        EV_EOF,
+        NOTE_LOWAT,
+        NOTE_FFNOP,
+        NOTE_FFAND,
+        NOTE_FFOR,
+        NOTE_FFCOPY,
+        NOTE_FFCTRLMASK,
+        NOTE_FFLAGSMASK,
+        NOTE_TRIGGER,
+        NOTE_SECONDS,
+        NOTE_MSECONDS,
+        NOTE_USECONDS,
+        NOTE_NSECONDS,
+        NOTE_ABSTIME,
+    ];
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"))
+    }
+
+    /// The names the header `#define`s as constants (not its guard, not EV_SET).
+    fn header_constant_names() -> BTreeSet<String> {
+        read(&include_dir().join("sys/event.h"))
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix("#define"))
+            .map(|rest| {
+                let name = rest.split_whitespace().next().unwrap_or("");
+                name.split('(').next().unwrap_or("").to_string()
+            })
+            .filter(|name| name != "_KQ_SYS_EVENT_H_" && name != "EV_SET")
+            .collect()
+    }
+
+    /// The constants the Linux ABI module declares (`pub const NAME: ...`), so a
+    /// constant added there without a line in the header is caught.
+    fn abi_rs_constant_names() -> BTreeSet<String> {
+        read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/linux/abi.rs"))
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix("pub const "))
+            .filter_map(|rest| rest.split(':').next())
+            .map(|name| name.trim().to_string())
+            .collect()
+    }
+
+    /// Writes a generated C file and compiles it against the header alone.
+    fn compile_header_probe(name: &str, source: &str, flags: &[&str]) -> PathBuf {
+        let dir = out_dir();
+        let c = dir.join(format!("{name}.{}.c", std::process::id()));
+        let exe = dir.join(format!("{name}.{}", std::process::id()));
+        std::fs::write(&c, source).unwrap_or_else(|e| panic!("cannot write {c:?}: {e}"));
+        compile(
+            Command::new("cc")
+                .args(flags)
+                .arg("-I")
+                .arg(include_dir())
+                .arg(&c)
+                .arg("-o")
+                .arg(&exe),
+        );
+        exe
+    }
+
+    /// Parses "NAME VALUE" lines.
+    fn name_values(stdout: &str) -> BTreeMap<String, i64> {
+        stdout
+            .lines()
+            .map(|line| {
+                let (name, value) = line
+                    .split_once(' ')
+                    .unwrap_or_else(|| panic!("unexpected probe line {line:?}"));
+                let value = value
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("probe line {line:?}: {e}"));
+                (name.to_string(), value)
+            })
+            .collect()
+    }
+
+    /// The header defines exactly the constants kq has, each with the value of the Rust constant.
+    #[test]
+    fn header_constants_equal_the_rust_constants() {
+        let in_table: BTreeSet<String> =
+            RUST_CONSTANTS.iter().map(|(n, _)| n.to_string()).collect();
+        let in_header = header_constant_names();
+        let in_abi_rs = abi_rs_constant_names();
+        assert!(
+            in_header == in_abi_rs,
+            "kq/include/sys/event.h and kq/src/linux/abi.rs define different constants\n\
+             only in the header: {:?}\nonly in abi.rs: {:?}",
+            in_header.difference(&in_abi_rs).collect::<Vec<_>>(),
+            in_abi_rs.difference(&in_header).collect::<Vec<_>>()
+        );
+        assert!(
+            in_table == in_abi_rs,
+            "this test's RUST_CONSTANTS table is out of date with kq/src/linux/abi.rs\n\
+             only in the table: {:?}\nonly in abi.rs: {:?}",
+            in_table.difference(&in_abi_rs).collect::<Vec<_>>(),
+            in_abi_rs.difference(&in_table).collect::<Vec<_>>()
+        );
+
+        let mut source =
+            String::from("#include <stdio.h>\n#include <sys/event.h>\nint main(void)\n{\n");
+        for (name, _) in RUST_CONSTANTS {
+            source += &format!("\tprintf(\"%s %lld\\n\", \"{name}\", (long long)({name}));\n");
+        }
+        source += "\treturn 0;\n}\n";
+        let exe = compile_header_probe("constants", &source, &["-Wall", "-Werror"]);
+        let from_c = name_values(&run_ok(&exe, &[]));
+
+        let mismatches: Vec<String> = RUST_CONSTANTS
+            .iter()
+            .filter(|(name, rust)| from_c.get(*name) != Some(rust))
+            .map(|(name, rust)| format!("{name}: C says {:?}, Rust says {rust}", from_c.get(*name)))
+            .collect();
+        assert!(
+            mismatches.is_empty(),
+            "the header and the Rust constants disagree:\n{}",
+            mismatches.join("\n")
+        );
+    }
+
+    /// Whether an integer type is signed, for comparing field types with C.
+    trait Signedness {
+        fn signed(&self) -> bool;
+    }
+
+    macro_rules! signedness {
+        ($($t:ty),*) => {$(
+            impl Signedness for $t {
+                fn signed(&self) -> bool {
+                    <$t>::MIN != 0
+                }
+            }
+        )*};
+    }
+    signedness!(i16, u16, i32, u32, i64, u64, isize, usize);
+
+    impl<T> Signedness for *mut T {
+        fn signed(&self) -> bool {
+            false
+        }
+    }
+
+    /// `struct kevent` has the same size, alignment, field offsets, field sizes and signedness in C and Rust.
+    #[test]
+    fn struct_kevent_has_the_same_layout_in_c_and_rust() {
+        use std::mem::{align_of, offset_of, size_of, size_of_val};
+
+        // In C, a field is signed if all-ones bytes read back as negative.
+        let source = r#"
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/event.h>
+
+#define FIELD(f) do {							\
+	struct kevent ev;						\
+	memset(&ev, 0xff, sizeof(ev));					\
+	printf(#f "_offset %zu\n", offsetof(struct kevent, f));		\
+	printf(#f "_size %zu\n", sizeof(ev.f));				\
+	printf(#f "_signed %d\n", !(ev.f > 0));		\
+} while (0)
+
+int
+main(void)
+{
+	struct kevent ev;
+
+	printf("size %zu\n", sizeof(struct kevent));
+	printf("align %zu\n", (size_t)_Alignof(struct kevent));
+	FIELD(ident);
+	FIELD(filter);
+	FIELD(flags);
+	FIELD(fflags);
+	FIELD(data);
+	printf("udata_offset %zu\n", offsetof(struct kevent, udata));
+	printf("udata_size %zu\n", sizeof(ev.udata));
+	printf("udata_signed 0\n");
+	return 0;
+}
+"#;
+        let exe = compile_header_probe("layout", source, &["-std=c11", "-Wall", "-Werror"]);
+        let from_c = name_values(&run_ok(&exe, &[]));
+
+        let ev = kq::kevent_zeroed();
+        let mut rust: BTreeMap<String, i64> = BTreeMap::new();
+        rust.insert("size".into(), size_of::<kq::kevent>() as i64);
+        rust.insert("align".into(), align_of::<kq::kevent>() as i64);
+        let fields: [(&str, usize, usize, bool); 6] = [
+            (
+                "ident",
+                offset_of!(kq::kevent, ident),
+                size_of_val(&ev.ident),
+                ev.ident.signed(),
+            ),
+            (
+                "filter",
+                offset_of!(kq::kevent, filter),
+                size_of_val(&ev.filter),
+                ev.filter.signed(),
+            ),
+            (
+                "flags",
+                offset_of!(kq::kevent, flags),
+                size_of_val(&ev.flags),
+                ev.flags.signed(),
+            ),
+            (
+                "fflags",
+                offset_of!(kq::kevent, fflags),
+                size_of_val(&ev.fflags),
+                ev.fflags.signed(),
+            ),
+            (
+                "data",
+                offset_of!(kq::kevent, data),
+                size_of_val(&ev.data),
+                ev.data.signed(),
+            ),
+            (
+                "udata",
+                offset_of!(kq::kevent, udata),
+                size_of_val(&ev.udata),
+                ev.udata.signed(),
+            ),
+        ];
+        for (name, offset, size, signed) in fields {
+            rust.insert(format!("{name}_offset"), offset as i64);
+            rust.insert(format!("{name}_size"), size as i64);
+            rust.insert(format!("{name}_signed"), i64::from(signed));
+        }
+        assert_eq!(
+            from_c, rust,
+            "struct kevent differs: left is C (kq/include/sys/event.h), right is Rust"
+        );
+    }
+
+    /// EV_SET sets all six fields to the values `kq::ev_set` gives and evaluates each argument exactly once.
+    #[test]
+    fn ev_set_fills_all_six_fields_and_evaluates_each_argument_once() {
+        // Fields start as 0xa5 garbage, so a field EV_SET forgot shows up; the
+        // second event must stay untouched; p++ must advance p by one.
+        let source = r#"
+#include <stdio.h>
+#include <string.h>
+#include <sys/event.h>
+
+int
+main(void)
+{
+	struct kevent evs[2], *p = evs;
+	unsigned char *second = (unsigned char *)&evs[1];
+	int calls = 0, untouched = 1;
+	size_t i;
+
+	memset(evs, 0xa5, sizeof(evs));
+	EV_SET(p++, (calls++, 7), (calls++, EVFILT_USER),
+	    (calls++, EV_ADD | EV_CLEAR), (calls++, NOTE_TRIGGER | NOTE_FFCOPY | 0x123),
+	    (calls++, -5), (calls++, (void *)&evs[1]));
+	for (i = 0; i < sizeof(evs[1]); i++)
+		if (second[i] != 0xa5)
+			untouched = 0;
+	printf("advanced %d\n", (int)(p - evs));
+	printf("calls %d\n", calls);
+	printf("ident %lld\n", (long long)evs[0].ident);
+	printf("filter %lld\n", (long long)evs[0].filter);
+	printf("flags %lld\n", (long long)evs[0].flags);
+	printf("fflags %lld\n", (long long)evs[0].fflags);
+	printf("data %lld\n", (long long)evs[0].data);
+	printf("udata_is_second %d\n", evs[0].udata == (void *)&evs[1]);
+	printf("second_untouched %d\n", untouched);
+	return 0;
+}
+"#;
+        let exe = compile_header_probe("ev_set", source, &["-std=c99", "-Wall", "-Werror"]);
+        let from_c = name_values(&run_ok(&exe, &[]));
+
+        let mut ev = kq::kevent_zeroed();
+        kq::ev_set(
+            &mut ev,
+            7,
+            kq::EVFILT_USER,
+            kq::EV_ADD | kq::EV_CLEAR,
+            kq::NOTE_TRIGGER | kq::NOTE_FFCOPY | 0x123,
+            -5,
+            std::ptr::null_mut(),
+        );
+        let expected: BTreeMap<String, i64> = [
+            ("advanced", 1),
+            ("calls", 6),
+            ("ident", ev.ident as i64),
+            ("filter", i64::from(ev.filter)),
+            ("flags", i64::from(ev.flags)),
+            ("fflags", i64::from(ev.fflags)),
+            ("data", ev.data as i64),
+            ("udata_is_second", 1),
+            ("second_untouched", 1),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(
+            from_c, expected,
+            "EV_SET in C (left) differs from kq::ev_set (right)"
+        );
+    }
+
+    /// A program using kqueue()/kevent() and every header item, valid as C and as C++.
+    const SMOKE: &str = r#"
+/* Strict C99 has no struct timespec in <time.h>; POSIX does. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <sys/event.h>
+#include <unistd.h>
+
+int
+main(void)
+{
+	static const long long all[] = {
+		EVFILT_READ, EVFILT_WRITE, EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_USER,
+		EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_ONESHOT, EV_CLEAR,
+		EV_RECEIPT, EV_DISPATCH, EV_SYSFLAGS, EV_ERROR, EV_EOF, NOTE_LOWAT,
+		NOTE_FFNOP, NOTE_FFAND, NOTE_FFOR, NOTE_FFCOPY, NOTE_FFCTRLMASK,
+		NOTE_FFLAGSMASK, NOTE_TRIGGER, NOTE_SECONDS, NOTE_MSECONDS,
+		NOTE_USECONDS, NOTE_NSECONDS, NOTE_ABSTIME
+	};
+	struct kevent changes[2], event;
+	struct timespec zero = { 0, 0 };
+	int kq, n;
+
+	if ((kq = kqueue()) == -1) {
+		perror("kqueue");
+		return 1;
+	}
+	/* Add, then trigger: FreeBSD does not fire a knote as it is added. */
+	EV_SET(&changes[0], 42, EVFILT_USER, EV_ADD | EV_ONESHOT, 0, 0,
+	    (void *)&zero);
+	EV_SET(&changes[1], 42, EVFILT_USER, 0, NOTE_TRIGGER | NOTE_FFCOPY | 5,
+	    0, (void *)&zero);
+	n = kevent(kq, changes, 2, &event, 1, &zero);
+	if (n != 1 || event.ident != 42 || event.filter != EVFILT_USER ||
+	    (event.fflags & NOTE_FFLAGSMASK) != 5 || event.udata != (void *)&zero) {
+		fprintf(stderr, "kevent returned %d, ident %lu filter %d fflags 0x%x\n",
+		    n, (unsigned long)event.ident, (int)event.filter,
+		    (unsigned)event.fflags);
+		return 1;
+	}
+	if (kevent(-1, NULL, 0, NULL, 0, &zero) != -1) {
+		fprintf(stderr, "kevent(-1, ...) did not fail\n");
+		return 1;
+	}
+	close(kq);
+	printf("ok %d constants\n", (int)(sizeof(all) / sizeof(all[0])));
+	return 0;
+}
+"#;
+
+    /// The header compiles warning-free as strict C99, C11 and C++11, and C++ links `kqueue`/`kevent` (extern "C").
+    #[test]
+    fn header_works_from_strict_c_and_from_cpp() {
+        let dir = out_dir();
+        let pid = std::process::id();
+        let src = dir.join(format!("smoke.{pid}.c"));
+        std::fs::write(&src, SMOKE).unwrap_or_else(|e| panic!("cannot write {src:?}: {e}"));
+        let lib = libkq_dir().join("libkq.a");
+        let system_libs = ["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
+        let builds: [(&str, &[&str]); 3] = [
+            ("cc", &["-std=c99", "-pedantic"]),
+            ("cc", &["-std=c11", "-pedantic"]),
+            ("c++", &["-x", "c++", "-std=c++11", "-pedantic"]),
+        ];
+        let expected = format!("ok {} constants\n", RUST_CONSTANTS.len());
+        for (i, (compiler, flags)) in builds.iter().enumerate() {
+            let exe = dir.join(format!("smoke-{i}.{pid}"));
+            let mut cmd = Command::new(compiler);
+            cmd.args(*flags)
+                .args(["-Wall", "-Wextra", "-Werror", "-I"])
+                .arg(include_dir())
+                .arg(&src)
+                // Back to "linker input" for the library after `-x c++`.
+                .args(["-x", "none"])
+                .arg(&lib)
+                .args(system_libs)
+                .arg("-o")
+                .arg(&exe);
+            compile(&mut cmd);
+            let stdout = run_ok(&exe, &[]);
+            assert_eq!(stdout, expected, "{compiler} {flags:?}: unexpected output");
+        }
+    }
+
+    /// libkq.so exports kqueue and kevent: `cc prog.c -I kq/include -L DIR -lkq` links and runs.
+    #[test]
+    fn shared_library_links_with_dash_lkq_and_runs() {
+        let dir = out_dir();
+        let pid = std::process::id();
+        // A directory holding only libkq.so, so -lkq cannot pick libkq.a.
+        let so_dir = dir.join(format!("so.{pid}"));
+        let _ = std::fs::remove_dir_all(&so_dir);
+        std::fs::create_dir_all(&so_dir).unwrap_or_else(|e| panic!("{so_dir:?}: {e}"));
+        std::fs::copy(libkq_dir().join("libkq.so"), so_dir.join("libkq.so"))
+            .unwrap_or_else(|e| panic!("copying libkq.so: {e}"));
+        let src = dir.join(format!("smoke-so.{pid}.c"));
+        std::fs::write(&src, SMOKE).unwrap_or_else(|e| panic!("cannot write {src:?}: {e}"));
+        let exe = dir.join(format!("smoke-so.{pid}"));
+        compile(
+            Command::new("cc")
+                .args(["-Wall", "-Wextra", "-Werror", "-I"])
+                .arg(include_dir())
+                .arg(&src)
+                .arg("-L")
+                .arg(&so_dir)
+                .arg("-lkq")
+                .arg(format!("-Wl,-rpath,{}", so_dir.display()))
+                .arg("-o")
+                .arg(&exe),
+        );
+        let stdout = run_ok(&exe, &[]);
+        let _ = std::fs::remove_dir_all(&so_dir);
+        assert_eq!(stdout, format!("ok {} constants\n", RUST_CONSTANTS.len()));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The C examples.
+
+/// examples/c/echo.c passes every check of the harness's echo stage, like step3 and step4.
+#[test]
+fn c_echo_server_passes_the_echo_checks() -> harness::Result {
+    let server = Server::spawn("echo.c", example_program("echo"), &[])?;
+    run_stage(Stage::Echo, &server.target())
+}
+
+/// examples/c/chatserv.c (NUSERS = 10) passes every check of the harness's chat stage, like step5.
+#[test]
+fn c_chat_server_passes_the_chat_checks() -> harness::Result {
+    let server = Server::spawn("chatserv.c", example_program("chatserv"), &[])?;
+    run_stage(Stage::Chat, &server.target().with_max_users(10))
+}
+
+/// Both C servers listen where --host says and announce the address they got for --port 0.
+#[test]
+fn c_servers_announce_the_address_they_listen_on() -> harness::Result {
+    for name in ["echo", "chatserv"] {
+        let server = Server::spawn(name, example_program(name), &["--host", "127.0.0.1"])?;
+        let addr = server.addr();
+        assert!(
+            addr.ip().is_loopback() && addr.port() != 0,
+            "{name} --host 127.0.0.1 --port 0 announced {addr}, expected 127.0.0.1 and a real port"
+        );
+        run_stage(Stage::Listen, &server.target())?;
+    }
+    Ok(())
+}
+
+/// Both C servers exit with status 2 and a message on stderr, and print nothing on stdout, for bad arguments.
+#[test]
+fn c_servers_reject_bad_arguments_with_status_2() {
+    let bad: [&[&str]; 5] = [
+        &["--bogus"],
+        &["--port"],
+        &["--port", "99999"],
+        &["--port", "eighty"],
+        &["--port", "0", "extra"],
+    ];
+    for name in ["echo", "chatserv"] {
+        let exe = example_program(name);
+        for args in bad {
+            let out = run(Command::new(&exe).args(args), RUN_DEADLINE);
+            assert_eq!(
+                (out.status.code(), text(&out.stdout).as_str()),
+                (Some(2), ""),
+                "{name} {args:?}: expected exit status 2 and no stdout; stderr:\n{}",
+                text(&out.stderr)
+            );
+            assert!(
+                !out.stderr.is_empty(),
+                "{name} {args:?}: exit 2 but no message on stderr"
+            );
+        }
+    }
+}
+
+/// Both C servers exit with status 1 and one clear line when the port is taken.
+#[test]
+fn c_servers_report_a_taken_port_in_one_line_with_status_1() -> harness::Result {
+    for name in ["echo", "chatserv"] {
+        let exe = example_program(name);
+        let first = Server::spawn(name, &exe, &[])?;
+        let port = first.addr().port().to_string();
+        let out = run(Command::new(&exe).args(["--port", &port]), RUN_DEADLINE);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name} --port {port} (taken): expected exit status 1; stdout {:?}, stderr {stderr:?}",
+            text(&out.stdout)
+        );
+        assert!(
+            stderr.lines().count() == 1
+                && stderr.contains("cannot listen")
+                && stderr.contains(&port),
+            "{name} --port {port} (taken): expected one line saying it cannot listen on \
+             that port, got {stderr:?}"
+        );
+        first.assert_running()?;
+    }
+    Ok(())
+}
+
+/// examples/c/timers.c: a 100 ms periodic timer ticks about 10 times, three EVFILT_USER triggers from a thread arrive in order, and the 1 s one-shot timer ends the loop.
+#[test]
+fn c_timers_program_ticks_receives_user_events_and_stops_at_the_deadline() {
+    let exe = example_program("timers");
+    let start = Instant::now();
+    let stdout = run_ok(&exe, &[]);
+    let elapsed = start.elapsed();
+
+    let jobs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("job ")).collect();
+    assert_eq!(
+        jobs,
+        ["job 1 done", "job 2 done", "job 3 done"],
+        "EVFILT_USER events from the worker thread; full output:\n{stdout}"
+    );
+    let mut ticks = 0;
+    for line in stdout.lines().filter(|l| l.starts_with("tick: ")) {
+        let n: i64 = line["tick: ".len()..]
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unreadable tick line {line:?}"));
+        assert!(n >= 1, "a timer event reported {n} expirations: {line:?}");
+        ticks += n;
+    }
+    let last = stdout.lines().last().unwrap_or("");
+    assert_eq!(
+        last,
+        format!("deadline: {ticks} ticks and 3 jobs in 1 s"),
+        "the last line should report the deadline; full output:\n{stdout}"
+    );
+    // 100 ms over 1 s: 10 expirations, fewer if the last one races the
+    // deadline or the machine is slow to schedule us.
+    assert!(
+        (5..=11).contains(&ticks),
+        "expected about 10 ticks of a 100 ms timer in 1 s, counted {ticks}:\n{stdout}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(950),
+        "the 1 s one-shot timer fired after only {elapsed:?}"
+    );
+}
+
+/// examples/c/threads.c: kevent() from several threads on one queue behaves as with the kernel's kqueue (all four of its checks pass).
+#[test]
+fn c_threads_program_passes_all_its_checks() {
+    let exe = example_program("threads");
+    let out = run(&mut Command::new(&exe), RUN_DEADLINE);
+    let stdout = text(&out.stdout);
+    let oks = stdout.lines().filter(|l| l.starts_with("ok: ")).count();
+    assert!(
+        out.status.success() && oks == 4 && !stdout.contains("FAIL"),
+        "expected 4 \"ok:\" lines and exit 0, got {} ({oks} ok)\nstdout:\n{stdout}stderr:\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+}
