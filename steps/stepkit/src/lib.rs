@@ -137,7 +137,12 @@ pub fn mksock(host: &str, port: u16) -> io::Result<(c_int, SocketAddr)> {
     };
     let fd = check(sys_socket(family))?;
     let result = (|| {
-        check(sys_setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1))?;
+        check(sys_setsockopt_int(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            1,
+        ))?;
         check(sys_bind(fd, &addr))?;
         // A long queue, so a burst of clients waits in the kernel instead
         // of being refused; kevent() tells us how many are waiting.
@@ -167,7 +172,10 @@ pub fn listen_or_exit(step: &str, args: &Args) -> c_int {
             fd
         }
         Err(e) => {
-            eprintln!("{step}: cannot listen on {}: {e}", Addr(&args.host, args.port));
+            eprintln!(
+                "{step}: cannot listen on {}: {e}",
+                Addr(&args.host, args.port)
+            );
             exit(1);
         }
     }
@@ -423,7 +431,10 @@ mod tests {
             (&["--remove", "both"][..], "expected 'delete' or 'close'"),
         ] {
             let err = parse(args, &[REMOVE]).expect_err("should fail");
-            assert!(err.contains(why), "args {args:?}: expected {why:?} in {err:?}");
+            assert!(
+                err.contains(why),
+                "args {args:?}: expected {why:?} in {err:?}"
+            );
         }
     }
 
