@@ -65,6 +65,13 @@ impl Client {
         &self.name
     }
 
+    /// This client's own address (to find it in the server's log).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.stream
+            .local_addr()
+            .expect("a connected socket has an address")
+    }
+
     /// Bytes that arrived but no `expect_*` has consumed yet.
     pub fn pending(&self) -> &[u8] {
         &self.pending

@@ -19,6 +19,7 @@
 
 pub mod checks;
 mod client;
+pub mod contract;
 mod failure;
 mod server;
 pub mod text;
@@ -28,4 +29,4 @@ pub mod bench;
 
 pub use client::{Client, DEFAULT_TIMEOUT};
 pub use failure::{Failure, Result};
-pub use server::{open_fds, parse_listening_line, Server, Target, DEFAULT_MAX_USERS};
+pub use server::{open_fds, parse_listening_line, Frozen, Server, Target, DEFAULT_MAX_USERS};

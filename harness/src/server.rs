@@ -212,6 +212,109 @@ impl Server {
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.shared.exit_status()
     }
+
+    /// Stops the server (SIGSTOP) until the returned guard is dropped
+    /// (SIGCONT), so clients can pile up in its accept queue, or data in its
+    /// sockets, while it is not looking: the way to make one kevent() call
+    /// see several events at once.
+    pub fn freeze(&self) -> Result<Frozen> {
+        let pid = self.shared.pid as libc::pid_t;
+        signal(pid, libc::SIGSTOP)?;
+        let frozen = Frozen { pid };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_stopped(pid) {
+            if Instant::now() >= deadline {
+                return Err(Failure::new(format!(
+                    "sent SIGSTOP to the server (pid {pid}); it did not stop within 5 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(frozen)
+    }
+
+    /// Waits until the kernel holds `n` completed connections in the
+    /// server's accept queue (Linux: /proc/net/tcp; elsewhere the loopback
+    /// handshake completes within connect(), so there is nothing to wait
+    /// for).
+    pub fn wait_for_accept_queue(&self, n: usize) -> Result<()> {
+        if !cfg!(target_os = "linux") {
+            return Ok(());
+        }
+        let port = format!(":{:04X}", self.addr.port());
+        let mut queued = None;
+        let ok = crate::checks::settle(Duration::from_secs(5), || {
+            queued = accept_queue_length(&port);
+            (queued == Some(n)).then_some(())
+        });
+        ok.ok_or_else(|| {
+            Failure::new(format!(
+                "connected {n} clients to {}; the kernel's accept queue holds {queued:?}",
+                self.addr
+            ))
+        })
+    }
+}
+
+/// The server stays stopped while this lives; dropping it sends SIGCONT.
+pub struct Frozen {
+    pid: libc::pid_t,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = signal(self.pid, libc::SIGCONT);
+    }
+}
+
+fn signal(pid: libc::pid_t, sig: libc::c_int) -> Result<()> {
+    // SAFETY: kill() takes no pointers; `pid` is a server we spawned.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "kill({pid}, {sig}): {}",
+            std::io::Error::last_os_error()
+        )))
+    }
+}
+
+/// Whether the process is stopped: state `T` in /proc on Linux, in `ps`
+/// elsewhere.
+fn is_stopped(pid: libc::pid_t) -> bool {
+    if cfg!(target_os = "linux") {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // "pid (comm) STATE ...": the state follows the last ')'.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+    } else {
+        Command::new("ps")
+            .args(["-o", "stat=", "-p", &pid.to_string()])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim_start()
+                    .starts_with('T')
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// The accept queue of the listening socket on `port` (":1F90"), from the
+/// rx_queue column of /proc/net/tcp{,6}.
+fn accept_queue_length(port: &str) -> Option<usize> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default()
+        + &std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+    table.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // f[1] local address, f[3] state (0A = LISTEN), f[4] tx:rx queue.
+        if f.len() > 4 && f[1].ends_with(port) && f[3] == "0A" {
+            let rx = f[4].split(':').nth(1)?;
+            usize::from_str_radix(rx, 16).ok()
+        } else {
+            None
+        }
+    })
 }
 
 impl Drop for Server {

@@ -185,3 +185,20 @@ fn tags_harness_lines_and_server_lines() {
         "{text}"
     );
 }
+
+/// The command-line contract catches a server that ignores it (the fixture
+/// prints no usage and takes any port).
+#[test]
+fn contract_checks_catch_a_server_that_ignores_the_contract() {
+    let fake = std::path::Path::new(FAKE);
+    let f = harness::contract::refuses_bad_arguments(fake, "fake-server")
+        .expect_err("fake-server prints no usage");
+    let text = f.to_string();
+    assert!(
+        text.contains(r#"stderr should contain "usage: fake-server""#),
+        "{text}"
+    );
+    let f = harness::contract::prints_usage_on_help(fake, "fake-server")
+        .expect_err("fake-server has no --help");
+    assert!(f.to_string().contains("exit status 0 expected"), "{f}");
+}

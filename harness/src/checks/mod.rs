@@ -130,10 +130,7 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Polls `f` until it returns Some or `timeout` passes.
-pub(crate) fn settle<T>(
-    timeout: std::time::Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> Option<T> {
+pub fn settle<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Some(v) = f() {

@@ -6,7 +6,7 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::checks::{self, Stage};
 use harness::Server;
@@ -132,11 +132,11 @@ fn accepts_as_many_as_data_says_are_waiting(#[case] waiting: usize) -> harness::
     {
         // Freeze the server, queue `waiting` connections in the kernel,
         // then let it run: its next kevent() sees all of them at once.
-        let _frozen = Frozen::new(&server);
+        let _frozen = server.freeze()?;
         for _ in 0..waiting {
             clients.push(connect(server.addr()));
         }
-        wait_for_accept_queue(server.addr(), waiting);
+        server.wait_for_accept_queue(waiting)?;
     }
     server.wait_for_stderr(&format!("data={waiting} connection(s) waiting"), DEADLINE)?;
     for (i, client) in clients.iter_mut().enumerate() {
@@ -224,97 +224,4 @@ fn read_to_eof(stream: &mut TcpStream) -> String {
         );
     }
     String::from_utf8_lossy(&got).into_owned()
-}
-
-/// Stops the server with SIGSTOP until dropped (then SIGCONT), so that
-/// connections pile up in the accept queue while it is not looking.
-struct Frozen {
-    pid: libc::pid_t,
-}
-
-impl Frozen {
-    fn new(server: &Server) -> Frozen {
-        let pid = server.pid() as libc::pid_t;
-        signal(pid, libc::SIGSTOP);
-        let frozen = Frozen { pid };
-        let start = Instant::now();
-        while !is_stopped(pid) {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "sent SIGSTOP to the server (pid {pid}), it did not stop"
-            );
-            std::thread::yield_now();
-        }
-        frozen
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        signal(self.pid, libc::SIGCONT);
-    }
-}
-
-fn signal(pid: libc::pid_t, sig: libc::c_int) {
-    // SAFETY: kill() takes no pointers; `pid` is our own child server.
-    let rc = unsafe { libc::kill(pid, sig) };
-    assert_eq!(
-        rc,
-        0,
-        "kill({pid}, {sig}): {}",
-        std::io::Error::last_os_error()
-    );
-}
-
-/// Whether the process is stopped: state `T` in `ps`, or in /proc on Linux.
-fn is_stopped(pid: libc::pid_t) -> bool {
-    if cfg!(target_os = "linux") {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // "pid (comm) STATE ...": the state follows the last ')'.
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
-    } else {
-        let out = std::process::Command::new("ps")
-            .args(["-o", "stat=", "-p", &pid.to_string()])
-            .output()
-            .expect("run ps");
-        String::from_utf8_lossy(&out.stdout)
-            .trim_start()
-            .starts_with('T')
-    }
-}
-
-/// Waits until the kernel holds `n` completed connections for the listener
-/// at `addr`. On Linux a client's connect() can return a moment before the
-/// server side reaches the accept queue; /proc/net/tcp shows the queue
-/// length of a listening socket in its rx_queue column. Elsewhere the
-/// handshake over loopback completes within connect().
-fn wait_for_accept_queue(addr: SocketAddr, n: usize) {
-    if !cfg!(target_os = "linux") {
-        return;
-    }
-    let port = format!(":{:04X}", addr.port());
-    let start = Instant::now();
-    loop {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default()
-            + &std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
-        let queued = table.lines().find_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // f[1] local address, f[3] state (0A = LISTEN), f[4] tx:rx queue.
-            if f.len() > 4 && f[1].ends_with(&port) && f[3] == "0A" {
-                let rx = f[4].split(':').nth(1)?;
-                usize::from_str_radix(rx, 16).ok()
-            } else {
-                None
-            }
-        });
-        if queued == Some(n) {
-            return;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "connected {n} clients to {addr}; the kernel's accept queue holds {queued:?}"
-        );
-        std::thread::yield_now();
-    }
 }

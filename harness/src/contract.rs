@@ -1,0 +1,160 @@
+//! The command-line contract every network step keeps, checked by running
+//! the step's binary: bad arguments give the usage and status 2, `--help`
+//! gives the usage and status 0, an address that cannot be listened on gives
+//! one line naming it and status 1, and never a panic.
+//!
+//! Each step's `tests/cli.rs` calls these with its own binary, so the
+//! contract is written once.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::text::preview;
+use crate::{Failure, Result};
+
+/// A server with bad arguments or a taken port must exit at once.
+const EXIT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Arguments every network step must refuse, and what the message must say.
+pub const BAD_ARGUMENTS: &[(&[&str], &str)] = &[
+    (&["--bogus"], "unknown argument '--bogus'"),
+    (&["8080"], "unknown argument '8080'"),
+    (&["--port", "http"], "not 'http'"),
+    (&["--port", "65536"], "from 0 to 65535"),
+    (&["--port"], "--port needs a value"),
+    (&["--host"], "--host needs a value"),
+];
+
+/// Runs `program args` to its exit, killing it at the deadline.
+pub fn run_to_exit(program: &Path, args: &[&str]) -> Result<Output> {
+    let shown = format!("{} {}", program.display(), args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::new(format!("cannot start {shown}: {e}")))?;
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() < EXIT_DEADLINE => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure::new(format!(
+                    "`{shown}` should exit at once, but was still running after {} s",
+                    EXIT_DEADLINE.as_secs()
+                )));
+            }
+        }
+    }
+    child
+        .wait_with_output()
+        .map_err(|e| Failure::new(format!("{shown}: {e}")))
+}
+
+/// Checks status, stdout and stderr of a finished run.
+fn expect(
+    out: &Output,
+    shown: &str,
+    code: i32,
+    stdout_has: &[&str],
+    stderr_has: &[&str],
+) -> Result<()> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut wrong = Vec::new();
+    if out.status.code() != Some(code) {
+        wrong.push(format!("exit status {code} expected, got {}", out.status));
+    }
+    for s in stdout_has {
+        if !stdout.contains(s) {
+            wrong.push(format!("stdout should contain {s:?}"));
+        }
+    }
+    if stdout_has.is_empty() && !stdout.is_empty() {
+        wrong.push("stdout should be empty".to_string());
+    }
+    for s in stderr_has {
+        if !stderr.contains(s) {
+            wrong.push(format!("stderr should contain {s:?}"));
+        }
+    }
+    if stderr.contains("panicked") {
+        wrong.push("it panicked: a learner should see a message, not a backtrace".to_string());
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(format!(
+        "ran `{shown}`\n{}\nstdout: {}\nstderr: {}",
+        wrong.join("\n"),
+        preview(&out.stdout),
+        preview(&out.stderr)
+    )))
+}
+
+/// Every entry of [`BAD_ARGUMENTS`]: what is wrong and the usage on stderr,
+/// nothing on stdout, status 2.
+pub fn refuses_bad_arguments(program: &Path, name: &str) -> Result<()> {
+    for (args, why) in BAD_ARGUMENTS {
+        let out = run_to_exit(program, args)?;
+        let usage = format!("usage: {name}");
+        expect(
+            &out,
+            &format!("{name} {}", args.join(" ")),
+            2,
+            &[],
+            &[why, &usage],
+        )?;
+    }
+    Ok(())
+}
+
+/// `--help`: the usage on stdout, status 0.
+pub fn prints_usage_on_help(program: &Path, name: &str) -> Result<()> {
+    let out = run_to_exit(program, &["--help"])?;
+    let usage = format!("usage: {name} [--host HOST] [--port PORT]");
+    expect(&out, &format!("{name} --help"), 0, &[&usage], &[])
+}
+
+/// A port already in use: one line naming the address, status 1.
+pub fn exits_1_when_the_port_is_in_use(program: &Path, name: &str) -> Result<()> {
+    let taken = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Failure::new(format!("cannot take a port for the test: {e}")))?;
+    let port = taken
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(0)
+        .to_string();
+    let out = run_to_exit(program, &["--port", &port])?;
+    let line = format!("{name}: cannot listen on 127.0.0.1:{port}:");
+    expect(
+        &out,
+        &format!("{name} --port {port}"),
+        1,
+        &[],
+        &[&line, "in use"],
+    )
+}
+
+/// An address that is not this machine's (192.0.2.1 is reserved for
+/// documentation): one line naming it, status 1.
+pub fn exits_1_when_the_address_is_not_this_machines(program: &Path, name: &str) -> Result<()> {
+    let args = ["--host", "192.0.2.1", "--port", "0"];
+    let out = run_to_exit(program, &args)?;
+    let line = format!("{name}: cannot listen on 192.0.2.1:0:");
+    expect(
+        &out,
+        &format!("{name} {}", args.join(" ")),
+        1,
+        &[],
+        &[&line],
+    )
+}
