@@ -78,7 +78,7 @@ fn main() {
                 // Accepting exactly that many never blocks: they are queued
                 // in the kernel already. (More may arrive meanwhile; the
                 // next kevent() reports them.)
-                eprintln!("step2: listener fd {fd}: data={data} connection(s) waiting");
+                stepkit::log!("step2: listener fd {fd}: data={data} connection(s) waiting");
                 for _ in 0..data {
                     let (client, peer) = match stepkit::accept(listener) {
                         Ok(accepted) => accepted,
@@ -89,14 +89,14 @@ fn main() {
                             continue;
                         }
                     };
-                    eprintln!("step2: accepted fd {client} from {peer}");
+                    stepkit::log!("step2: accepted fd {client} from {peer}");
                     // One line, then close(): the client reads the line,
                     // then end of file.
                     let greeting = format!("hello from step2, you are fd {client}\n");
                     if let Err(e) = stepkit::write_all(client, greeting.as_bytes()) {
-                        eprintln!("step2: fd {client}: write: {e}");
+                        stepkit::log!("step2: fd {client}: write: {e}");
                     }
-                    eprintln!("step2: fd {client}: greeted, close({client})");
+                    stepkit::log!("step2: fd {client}: greeted, close({client})");
                     stepkit::close(client);
                 }
                 // ANCHOR_END: accept_clients

@@ -93,7 +93,7 @@ fn main() {
                 // Accepting exactly that many never blocks: they are queued
                 // in the kernel already. (More may arrive meanwhile; the
                 // next kevent() reports them.)
-                eprintln!("step3: listener fd {fd}: data={data} connection(s) waiting");
+                stepkit::log!("step3: listener fd {fd}: data={data} connection(s) waiting");
                 for _ in 0..data {
                     let (client, peer) = match stepkit::accept(listener) {
                         Ok(accepted) => accepted,
@@ -104,7 +104,7 @@ fn main() {
                             continue;
                         }
                     };
-                    eprintln!("step3: accepted fd {client} from {peer}");
+                    stepkit::log!("step3: accepted fd {client} from {peer}");
                     // EV_SET(&change, client, EVFILT_READ, EV_ADD, 0, 0, NULL);
                     // and kevent(changes): the client joins the same queue.
                     ev_set(
@@ -133,9 +133,9 @@ fn main() {
                 // kevents from every queue, so no EV_DELETE is needed.
                 if fflags != 0 {
                     let err = io::Error::from_raw_os_error(fflags as i32);
-                    eprintln!("step3: fd {fd}: EOF with error ({err}), close({fd})");
+                    stepkit::log!("step3: fd {fd}: EOF with error ({err}), close({fd})");
                 } else {
-                    eprintln!("step3: fd {fd}: EOF, close({fd})");
+                    stepkit::log!("step3: fd {fd}: EOF, close({fd})");
                 }
                 stepkit::close(fd);
                 // ANCHOR_END: drop_client
@@ -153,13 +153,13 @@ fn main() {
                     // Blocking write: waits while the client's receive
                     // window is full, and every other client waits too.
                     Ok(got) if got > 0 => match stepkit::write_all(fd, &buf[..got]) {
-                        Ok(()) => eprintln!("step3: fd {fd}: data={data}, echoed {got} bytes"),
+                        Ok(()) => stepkit::log!("step3: fd {fd}: data={data}, echoed {got} bytes"),
                         // EPIPE or ECONNRESET: the client is gone. Rust
                         // ignores SIGPIPE, so this is an error, not a crash.
                         Err(e) => drop_client(fd, "write", e),
                     },
                     Ok(_) => {
-                        eprintln!("step3: fd {fd}: read() returned 0 (EOF), close({fd})");
+                        stepkit::log!("step3: fd {fd}: read() returned 0 (EOF), close({fd})");
                         stepkit::close(fd);
                     }
                     // ECONNRESET and friends: drop the client the same way.
@@ -174,7 +174,7 @@ fn main() {
 /// A read or write failed: the connection is dead. close() removes its
 /// kevent, exactly as on EOF.
 fn drop_client(fd: c_int, call: &str, e: io::Error) {
-    eprintln!("step3: fd {fd}: {call}: {e}, close({fd})");
+    stepkit::log!("step3: fd {fd}: {call}: {e}, close({fd})");
     stepkit::close(fd);
 }
 

@@ -302,3 +302,25 @@ fn accepted_fd(server: &Server, peer: SocketAddr) -> harness::Result<i32> {
         .unwrap_or_else(|| panic!("expected 'accepted fd N{tail}', got {line:?}"));
     Ok(fd)
 }
+
+/// `--quiet` stops the narration: clients are served and stderr stays
+/// empty (the benchmark runs the step this way).
+#[test]
+fn narrates_nothing_with_quiet() -> harness::Result {
+    let server = Server::spawn("step3", env!("CARGO_BIN_EXE_step3"), &["--quiet"])?;
+    let mut client = server.client()?;
+    client.send_line("shh")?;
+    client.expect_line("shh")?;
+    drop(client);
+    let mut probe = server.client()?;
+    probe.send_line("still shh")?;
+    probe.expect_line("still shh")?;
+    let stderr = server.stderr();
+    if stderr.is_empty() {
+        Ok(())
+    } else {
+        Err(server.target().fail(format!(
+            "with --quiet stderr should stay empty, but it has:\n{stderr}"
+        )))
+    }
+}

@@ -14,13 +14,36 @@ use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
 use std::process::exit;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by `--quiet`: the steps stop narrating every event.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Whether `--quiet` was given.
+pub fn is_quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Narrates the event loop on stderr (accepts, reads, EOFs, removals), so a
+/// learner can watch it work; `--quiet` turns it off, for benchmarks, where
+/// a write(2) to stderr per event would cost more than the event itself.
+/// Errors that end the server are always printed.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {
+        if !$crate::is_quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
 
 /// The command line every network step takes:
-/// `stepN [--host HOST] [--port PORT] [step options]`.
+/// `stepN [--host HOST] [--port PORT] [--quiet] [step options]`.
 #[derive(Debug)]
 pub struct Args {
     pub host: String,
     pub port: u16,
+    pub quiet: bool,
     /// The step's own options, as given (`--remove delete`).
     extra: Vec<(String, String)>,
 }
@@ -43,7 +66,10 @@ impl Args {
     /// with status 2, the convention for usage errors.
     pub fn parse(step: &str, opts: &[Opt]) -> Args {
         match Args::parse_from(std::env::args().skip(1), opts) {
-            Ok(Some(args)) => args,
+            Ok(Some(args)) => {
+                QUIET.store(args.quiet, Ordering::Relaxed);
+                args
+            }
             Ok(None) => {
                 println!("{}", usage(step, opts));
                 exit(0);
@@ -63,12 +89,17 @@ impl Args {
         let mut parsed = Args {
             host: "127.0.0.1".to_string(),
             port: 8080,
+            quiet: false,
             extra: Vec::new(),
         };
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
                 return Ok(None);
+            }
+            if flag == "--quiet" {
+                parsed.quiet = true;
+                continue;
             }
             let known = flag == "--host"
                 || flag == "--port"
@@ -109,12 +140,13 @@ impl Args {
 
 /// `Usage: stepN [--host HOST] [--port PORT] ...` and one line per option.
 pub fn usage(step: &str, opts: &[Opt]) -> String {
-    let mut line = format!("usage: {step} [--host HOST] [--port PORT]");
+    let mut line = format!("usage: {step} [--host HOST] [--port PORT] [--quiet]");
     for o in opts {
         line += &format!(" [{} {}]", o.name, o.value);
     }
     line += "\n  --host HOST   address to listen on (default 127.0.0.1)";
     line += "\n  --port PORT   port to listen on (default 8080; 0 picks a free one)";
+    line += "\n  --quiet       do not narrate each event on stderr (for benchmarks)";
     for o in opts {
         let flag = format!("{} {}", o.name, o.value);
         line += &format!("\n  {flag:<13} {}", o.help);
@@ -411,13 +443,16 @@ mod tests {
     #[test]
     fn reads_host_port_and_step_options() {
         let a = parse(
-            &["--port", "0", "--host", "::1", "--remove", "close"],
+            &[
+                "--port", "0", "--quiet", "--host", "::1", "--remove", "close",
+            ],
             &[REMOVE],
         )
         .unwrap()
         .unwrap();
         assert_eq!((a.host.as_str(), a.port), ("::1", 0));
         assert_eq!(a.get("--remove"), Some("close"));
+        assert!(a.quiet);
     }
 
     /// Malformed arguments are refused with a message naming the problem.
