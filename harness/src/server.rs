@@ -217,8 +217,16 @@ impl Server {
     /// (SIGCONT), so clients can pile up in its accept queue, or data in its
     /// sockets, while it is not looking: the way to make one kevent() call
     /// see several events at once.
+    ///
+    /// It first waits (up to 2 s) until the server sits in its event wait
+    /// (epoll_wait, kevent, poll or select): a server stopped a moment
+    /// earlier would still hold the previous batch's bookkeeping, and the
+    /// order of the next batch would depend on timing.
     pub fn freeze(&self) -> Result<Frozen> {
         let pid = self.shared.pid as libc::pid_t;
+        crate::checks::settle(Duration::from_secs(2), || {
+            is_waiting_for_events(pid).then_some(())
+        });
         signal(pid, libc::SIGSTOP)?;
         let frozen = Frozen { pid };
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -277,6 +285,24 @@ fn signal(pid: libc::pid_t, sig: libc::c_int) -> Result<()> {
             std::io::Error::last_os_error()
         )))
     }
+}
+
+/// Whether the process is blocked in an event wait, judged by its wait
+/// channel (Linux: /proc/PID/wchan, e.g. `do_epoll_wait`; elsewhere `ps`,
+/// e.g. `kqread`).
+fn is_waiting_for_events(pid: libc::pid_t) -> bool {
+    let wchan = if cfg!(target_os = "linux") {
+        std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default()
+    } else {
+        Command::new("ps")
+            .args(["-o", "wchan=", "-p", &pid.to_string()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    ["epoll", "kqread", "kevent", "poll", "select"]
+        .iter()
+        .any(|w| wchan.contains(w))
 }
 
 /// Whether the process is stopped: state `T` in /proc on Linux, in `ps`
