@@ -4,19 +4,19 @@
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::IntoRawFd;
 use std::ptr;
 use std::time::Duration;
 
 use kq::{ev_set, kevent, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD, EV_DELETE};
 
-fn change(fd: i32, flags: u16) -> kevent {
+fn change(fd: i32, flags: kq::Flags) -> kevent {
     let mut ev = kevent_zeroed();
     ev_set(
         &mut ev,
         fd as usize,
         EVFILT_READ,
-        flags as _,
+        flags,
         0,
         0,
         ptr::null_mut(),
@@ -24,7 +24,7 @@ fn change(fd: i32, flags: u16) -> kevent {
     ev
 }
 
-fn apply(kq: &Kqueue, fd: i32, flags: u16) -> io::Result<usize> {
+fn apply(kq: &Kqueue, fd: i32, flags: kq::Flags) -> io::Result<usize> {
     kq.kevent(&[change(fd, flags)], &mut [], None)
 }
 
@@ -59,8 +59,8 @@ fn close(fd: i32) {
 fn ev_delete_then_close_succeeds() {
     let kq = Kqueue::new().expect("kqueue");
     let (fd, _client) = connection();
-    apply(&kq, fd, EV_ADD as u16).expect("EV_ADD");
-    assert_eq!(apply(&kq, fd, EV_DELETE as u16).ok(), Some(0), "EV_DELETE");
+    apply(&kq, fd, EV_ADD).expect("EV_ADD");
+    assert_eq!(apply(&kq, fd, EV_DELETE).ok(), Some(0), "EV_DELETE");
     close(fd);
 }
 
@@ -70,10 +70,10 @@ fn ev_delete_then_close_succeeds() {
 fn deleting_twice_gives_enoent() {
     let kq = Kqueue::new().expect("kqueue");
     let (fd, _client) = connection();
-    apply(&kq, fd, EV_ADD as u16).expect("EV_ADD");
-    apply(&kq, fd, EV_DELETE as u16).expect("first EV_DELETE");
+    apply(&kq, fd, EV_ADD).expect("EV_ADD");
+    apply(&kq, fd, EV_DELETE).expect("first EV_DELETE");
     assert_eq!(
-        errno(apply(&kq, fd, EV_DELETE as u16)),
+        errno(apply(&kq, fd, EV_DELETE)),
         Some(libc::ENOENT),
         "a second EV_DELETE of the same knote"
     );
@@ -85,7 +85,7 @@ fn deleting_twice_gives_enoent() {
 fn close_alone_removes_the_knote() {
     let kq = Kqueue::new().expect("kqueue");
     let (fd, mut client) = connection();
-    apply(&kq, fd, EV_ADD as u16).expect("EV_ADD");
+    apply(&kq, fd, EV_ADD).expect("EV_ADD");
     close(fd);
     use std::io::Write;
     let _ = client.write_all(b"anyone?");
@@ -107,9 +107,9 @@ fn close_alone_removes_the_knote() {
 fn ev_delete_after_close_gives_ebadf() {
     let kq = Kqueue::new().expect("kqueue");
     let (fd, _client) = connection();
-    apply(&kq, fd, EV_ADD as u16).expect("EV_ADD");
+    apply(&kq, fd, EV_ADD).expect("EV_ADD");
     close(fd);
-    assert_eq!(errno(apply(&kq, fd, EV_DELETE as u16)), Some(libc::EBADF));
+    assert_eq!(errno(apply(&kq, fd, EV_DELETE)), Some(libc::EBADF));
 }
 
 /// The wrong order once the number is reused: EV_DELETE names the new
@@ -123,14 +123,11 @@ fn ev_delete_after_the_number_is_reused_gives_enoent() {
     let kq = Kqueue::new().expect("kqueue");
     let (first, _client) = connection();
     let fd = move_to(first, NUMBER);
-    apply(&kq, fd, EV_ADD as u16).expect("EV_ADD");
+    apply(&kq, fd, EV_ADD).expect("EV_ADD");
     close(fd);
     let (second, _other) = connection();
     let reused = move_to(second, NUMBER);
-    assert_eq!(
-        errno(apply(&kq, reused, EV_DELETE as u16)),
-        Some(libc::ENOENT)
-    );
+    assert_eq!(errno(apply(&kq, reused, EV_DELETE)), Some(libc::ENOENT));
     close(reused);
 }
 
@@ -144,5 +141,5 @@ fn closing_twice_gives_ebadf() {
     let rc = unsafe { libc::close(fd) };
     let err = io::Error::last_os_error();
     assert_eq!((rc, err.raw_os_error()), (-1, Some(libc::EBADF)));
-    drop(client.as_raw_fd());
+    drop(client);
 }
