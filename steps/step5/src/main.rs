@@ -1,1 +1,278 @@
-fn main() {}
+//! # Step 5: chatserv
+//!
+//! The chat room of chatserv.c ("EVFILT_READ example"), in Rust. Step 4 was
+//! the echo server, where every client only ever talked to itself; this
+//! step keeps the same loop and adds what turns it into a room:
+//!
+//! - `users[NUSERS]`: a fixed array of slots, each a descriptor and the
+//!   peer's address (`--max-users`, default 10 like `NUSERS`);
+//! - accept into the first free slot, or tell the client the server is
+//!   full (one line) and close it: it was never registered, so `close()` is
+//!   all there is to undo;
+//! - relay: whatever a user sends is written to every *other* user, never
+//!   back to the sender;
+//! - a leaving user is removed with `EV_DELETE`, then `close()`, the order
+//!   step 4 showed is the right one, and the slot is freed.
+//!
+//! Joins and leaves are logged with the slot, the fd and the peer address.
+//!
+//! One honest limit, kept on purpose because chatserv.c has it too: the
+//! relay writes to each user in turn with *blocking* writes. A user who
+//! never reads fills their receive window, the write to them waits, and
+//! the whole room waits with it: nobody else hears anything, and nobody is
+//! accepted, until that user reads or leaves. A later step fixes it with
+//! `EVFILT_WRITE` and per-user output buffers; until then the test
+//! `a_user_who_never_reads_stalls_the_whole_room` shows the stall.
+//!
+//! Tests (`cargo test -p step5`): each message reaches exactly the other
+//! users, byte for byte; user 11 is told the room is full and closed while
+//! the ten keep talking; a freed slot is taken by the next client; a user
+//! who resets is removed and nobody notices; 64 KiB and binary messages
+//! arrive whole; 500 join/leave cycles leak no descriptor.
+
+use std::ffi::c_int;
+use std::io;
+use std::net::SocketAddr;
+use std::process::exit;
+use std::ptr;
+
+use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD, EV_DELETE, EV_EOF};
+
+/// How many events one `kevent()` call may return (NEVENTS in chatserv.c).
+const NEVENTS: usize = 32;
+/// The most bytes read (and relayed) per readable event. A user with more
+/// waiting is simply reported again by the next `kevent()`.
+const BUFSIZE: usize = 16 * 1024;
+/// NUSERS in chatserv.c: the size of the room unless `--max-users` says.
+const NUSERS: usize = 10;
+/// What a client is told when every slot is taken.
+const FULL_MSG: &[u8] = b"server is full, try again later\n";
+
+const OPTS: &[stepkit::Opt] = &[stepkit::Opt {
+    name: "--max-users",
+    value: "N",
+    help: "how many users the room holds (default 10, NUSERS in chatserv.c)",
+    check: |v| match v.parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(()),
+        _ => Err(format!("takes a number from 1 to 1000, not '{v}'")),
+    },
+}];
+
+// ANCHOR: users
+/// One slot of `users[]`: the user's descriptor and address. A free slot
+/// is `None` (chatserv.c marks it with `uc_fd = -1`).
+#[derive(Clone, Copy)]
+struct User {
+    fd: c_int,
+    addr: SocketAddr,
+}
+// ANCHOR_END: users
+
+fn main() {
+    let args = stepkit::Args::parse("step5", OPTS);
+    let nusers = args
+        .get("--max-users")
+        .map_or(NUSERS, |v| v.parse().expect("checked by Args::parse"));
+    // ANCHOR: users_array
+    // static struct uc users[NUSERS]: every slot starts free.
+    let mut users: Vec<Option<User>> = vec![None; nusers];
+    // ANCHOR_END: users_array
+
+    // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
+    let listener = stepkit::listen_or_exit("step5", &args);
+
+    // ANCHOR: create_queue
+    let kq = Kqueue::new().unwrap_or_else(|e| fatal("kqueue()", e));
+    // ANCHOR_END: create_queue
+
+    // ANCHOR: register_listener
+    // EV_SET(&change, listener, EVFILT_READ, EV_ADD, 0, 0, NULL);
+    let mut change = kevent_zeroed();
+    ev_set(
+        &mut change,
+        listener as usize,
+        EVFILT_READ,
+        EV_ADD,
+        0,
+        0,
+        ptr::null_mut(),
+    );
+    if let Err(e) = kq.kevent(&[change], &mut [], None) {
+        fatal("kevent(EV_ADD listener)", e);
+    }
+    // ANCHOR_END: register_listener
+    stepkit::log!("step5: the room has {nusers} slots");
+
+    let mut events = [kevent_zeroed(); NEVENTS];
+    let mut buf = vec![0u8; BUFSIZE];
+    loop {
+        // ANCHOR: wait_for_events
+        let n = match kq.kevent(&[], &mut events, None) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => fatal("kevent(wait)", e),
+        };
+        // ANCHOR_END: wait_for_events
+
+        // ANCHOR: dispatch
+        for ev in &events[..n] {
+            // By value: on macOS the struct is packed.
+            let fd = { ev.ident } as c_int;
+            let (flags, data) = ({ ev.flags }, { ev.data });
+            if fd == listener {
+                // `data` connections are waiting: accepting that many
+                // never blocks.
+                for _ in 0..data {
+                    accept_user(&kq, listener, &mut users);
+                }
+                continue;
+            }
+            // conn_index(): which user is this? Only users are registered,
+            // so a miss would mean an event for a slot already freed: not
+            // ours to act on.
+            let Some(slot) = conn_index(&users, fd) else {
+                stepkit::log!("step5: fd {fd} is nobody's: event ignored");
+                continue;
+            };
+            if data == 0 && flags & EV_EOF == 0 {
+                // Readable with nothing to read and no EOF should not
+                // happen; a blocking read would stall the room, so don't.
+                continue;
+            }
+            recv_msg(&kq, &mut users, slot, &mut buf);
+        }
+        // ANCHOR_END: dispatch
+    }
+}
+
+/// `conn_index()`: the slot of the user on descriptor `fd`.
+fn conn_index(users: &[Option<User>], fd: c_int) -> Option<usize> {
+    users.iter().position(|u| u.is_some_and(|u| u.fd == fd))
+}
+
+// ANCHOR: accept_user
+/// Accepts one waiting connection into the first free slot and registers
+/// it; or, with every slot taken, tells the client so and closes it.
+fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
+    let (fd, addr) = match stepkit::accept(listener) {
+        Ok(accepted) => accepted,
+        // Gone before we got to it, or out of descriptors.
+        Err(e) => {
+            eprintln!("step5: accept: {e}");
+            return;
+        }
+    };
+    // conn_add(): the first free slot.
+    let Some(slot) = users.iter().position(Option::is_none) else {
+        // Never registered, so close() is all there is to undo. The
+        // message is small: it fits in the new socket's empty send buffer,
+        // so this blocking write returns at once.
+        let _ = stepkit::write_all(fd, FULL_MSG);
+        stepkit::close(fd);
+        stepkit::log!(
+            "step5: refused {addr} (fd {fd}): the room is full ({} users), close({fd})",
+            users.len()
+        );
+        return;
+    };
+    // EV_SET(&change, fd, EVFILT_READ, EV_ADD, 0, 0, NULL); kevent(changes).
+    let mut change = kevent_zeroed();
+    ev_set(
+        &mut change,
+        fd as usize,
+        EVFILT_READ,
+        EV_ADD,
+        0,
+        0,
+        ptr::null_mut(),
+    );
+    if let Err(e) = kq.kevent(&[change], &mut [], None) {
+        eprintln!("step5: fd {fd}: kevent(EV_ADD): {e}, close({fd})");
+        stepkit::close(fd);
+        return;
+    }
+    users[slot] = Some(User { fd, addr });
+    stepkit::log!("step5: user #{slot} joined from {addr} (fd {fd})");
+}
+// ANCHOR_END: accept_user
+
+/// A user is readable: relay what arrived to everyone else, or remove the
+/// user at end of file (or on a reset). Like chatserv.c this goes by what
+/// read() says, not by the EV_EOF flag: EV_EOF can come while data is
+/// still buffered, and nothing sent just before leaving is lost.
+fn recv_msg(kq: &Kqueue, users: &mut [Option<User>], slot: usize, buf: &mut [u8]) {
+    let user = users[slot].expect("conn_index found it");
+    match stepkit::read(user.fd, buf) {
+        Ok(0) => {
+            stepkit::log!("step5: user #{slot} ({}) left", user.addr);
+            conn_delete(kq, users, slot);
+        }
+        Ok(got) => relay(users, slot, &buf[..got]),
+        Err(e) => {
+            stepkit::log!("step5: user #{slot} ({}) dropped: {e}", user.addr);
+            conn_delete(kq, users, slot);
+        }
+    }
+}
+
+// ANCHOR: relay
+/// Writes `msg` to every user but the sender, one after another.
+///
+/// The writes block: a user whose receive window is full (someone who
+/// never reads) makes this loop wait, and with it the whole room. That is
+/// chatserv.c's design, kept here on purpose; a later step fixes it.
+fn relay(users: &[Option<User>], from: usize, msg: &[u8]) {
+    let mut reached = 0;
+    for (i, user) in users.iter().enumerate() {
+        let Some(user) = user else { continue };
+        if i == from {
+            continue;
+        }
+        match stepkit::write_all(user.fd, msg) {
+            Ok(()) => reached += 1,
+            // That user is gone (EPIPE, ECONNRESET; Rust ignores SIGPIPE).
+            // Their own EVFILT_READ event reports it and removes them.
+            Err(e) => stepkit::log!("step5: user #{i} (fd {}): write: {e}", user.fd),
+        }
+    }
+    stepkit::log!(
+        "step5: user #{from}: relayed {} bytes to {reached} other user(s)",
+        msg.len()
+    );
+}
+// ANCHOR_END: relay
+
+// ANCHOR: conn_delete
+/// `conn_delete()`: EV_DELETE first, then close(), then free the slot.
+/// (close() alone would also remove the kevent, step 4 shows both; the
+/// other order, close() then EV_DELETE, fails with EBADF.)
+fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
+    let Some(user) = users[slot].take() else {
+        return;
+    };
+    let fd = user.fd;
+    let mut change = kevent_zeroed();
+    ev_set(
+        &mut change,
+        fd as usize,
+        EVFILT_READ,
+        EV_DELETE,
+        0,
+        0,
+        ptr::null_mut(),
+    );
+    match kq.kevent(&[change], &mut [], None) {
+        Ok(_) => stepkit::log!("step5: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
+        // Should not happen: the fd is open and registered. Say so loudly,
+        // and still close it, or it would leak.
+        Err(e) => eprintln!("step5: fd {fd}: kevent(EV_DELETE): {e}; close({fd}) anyway"),
+    }
+    stepkit::close(fd);
+}
+// ANCHOR_END: conn_delete
+
+/// The queue itself failed: nothing sensible is left to do.
+fn fatal(call: &str, e: io::Error) -> ! {
+    eprintln!("step5: {call}: {e}");
+    exit(1);
+}
