@@ -158,6 +158,19 @@ fn skips_a_stale_event_for_a_number_closed_in_the_same_batch(
     let mut newcomer = newcomer;
     newcomer.send_line("served")?;
     newcomer.expect_line("served")?;
+    // The old client was removed exactly once: acting on the stale event
+    // would have removed "it" a second time (the newcomer, in fact).
+    let stderr = server.stderr();
+    let removals: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("EV_DELETE ok, close(") || l.contains("its knote goes with it"))
+        .collect();
+    if removals.len() != 1 {
+        return Err(server.target().fail(format!(
+            "expected exactly one removal (the dropped client), the log has {}: {removals:?}",
+            removals.len()
+        )));
+    }
     server.assert_running()?;
     assert_no_removal_error(&server)
 }
