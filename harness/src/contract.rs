@@ -158,3 +158,45 @@ pub fn exits_1_when_the_address_is_not_this_machines(program: &Path, name: &str)
         &[&line],
     )
 }
+
+/// Writes the contract's four tests into a step's `tests/cli.rs`:
+///
+/// ```ignore
+/// harness::contract_tests!("step3", env!("CARGO_BIN_EXE_step3"));
+/// ```
+///
+/// Each becomes a `#[test]` named after the behaviour it proves.
+#[macro_export]
+macro_rules! contract_tests {
+    ($step:literal, $bin:expr) => {
+        /// Bad arguments print what is wrong and the usage on stderr,
+        /// nothing on stdout, and exit with status 2.
+        #[test]
+        fn refuses_bad_arguments_with_usage() -> $crate::Result {
+            $crate::contract::refuses_bad_arguments(::std::path::Path::new($bin), $step)
+        }
+
+        /// `--help` prints the usage on stdout and exits with status 0.
+        #[test]
+        fn prints_usage_on_help() -> $crate::Result {
+            $crate::contract::prints_usage_on_help(::std::path::Path::new($bin), $step)
+        }
+
+        /// A port already in use is one clear line naming the address, and
+        /// exit status 1 (no panic, no backtrace).
+        #[test]
+        fn exits_1_naming_the_address_when_the_port_is_in_use() -> $crate::Result {
+            $crate::contract::exits_1_when_the_port_is_in_use(::std::path::Path::new($bin), $step)
+        }
+
+        /// An address that is not this machine's cannot be listened on: one
+        /// line naming it, status 1.
+        #[test]
+        fn exits_1_when_the_address_is_not_this_machines() -> $crate::Result {
+            $crate::contract::exits_1_when_the_address_is_not_this_machines(
+                ::std::path::Path::new($bin),
+                $step,
+            )
+        }
+    };
+}
