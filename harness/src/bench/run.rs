@@ -184,7 +184,9 @@ fn run(opts: &Opts) -> Result<ExitCode, String> {
     let mut echo = vec![Spec {
         name: "kq (step3)".into(),
         program: step3,
-        args: vec!["--port".into(), "0".into()],
+        // Without --quiet the step narrates every event on stderr: a
+        // write(2) per message that the references do not make.
+        args: ["--port", "0", "--quiet"].map(String::from).to_vec(),
     }];
     if cfg!(feature = "bench-refs") {
         for kind in ["epoll", "tokio"] {
@@ -198,7 +200,7 @@ fn run(opts: &Opts) -> Result<ExitCode, String> {
     let mut chat = vec![Spec {
         name: "step5".into(),
         program: step5,
-        args: vec!["--port".into(), "0".into()],
+        args: ["--port", "0", "--quiet"].map(String::from).to_vec(),
     }];
     for (name, path) in &opts.chat {
         chat.push(Spec {

@@ -1103,6 +1103,8 @@ impl Inner {
     }
 
     /// Runs the filter of one descriptor knote and reports it if it is true.
+    // Inlined: this is the per-event hot path (scripts/translation-cost.sh).
+    #[inline(always)]
     fn deliver_fd(&mut self, epfd: c_int, fd: c_int, filter: Filter, revents: u32, out: &mut Out) {
         let idx = fd as usize;
         let Some(e) = self.fds.get_mut(idx) else {
@@ -1132,7 +1134,11 @@ impl Inner {
         // re-checked in userspace on the next call.
         let recheck = k.flags & EV_CLEAR == 0
             && (e.kind == Kind::AlwaysReady || e.registered & libc::EPOLLET as u32 != 0);
-        self.after_delivery(epfd, PendingRef { filter, ident: idx }, k.flags, recheck);
+        // Steady state (a level knote epoll keeps reporting) needs nothing
+        // more: skip the call.
+        if recheck || k.flags & (EV_ONESHOT | EV_DISPATCH) != 0 {
+            self.after_delivery(epfd, PendingRef { filter, ident: idx }, k.flags, recheck);
+        }
     }
 
     fn deliver_timer(&mut self, epfd: c_int, tfd: c_int, out: &mut Out) {
@@ -1325,17 +1331,10 @@ fn is_socket(kind: Kind) -> bool {
 // ---------------------------------------------------------------------------
 
 /// EVFILT_READ. Returns (extra flags, fflags, data) when the knote is true.
+#[inline(always)]
 fn filt_read(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Flags, u32, i64)> {
     let hup = revents & (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0;
     let err = revents & libc::EPOLLERR as u32 != 0;
-    // NOTE_LOWAT is enforced by the kernel (SO_RCVLOWAT) on sockets only:
-    // anywhere else a level registration would wake us below the mark for
-    // ever, so there it is not applied (a documented limitation).
-    let lowat = if k.sfflags & NOTE_LOWAT != 0 && is_socket(e.kind) {
-        k.sdata.max(1)
-    } else {
-        1
-    };
     match e.kind {
         Kind::TcpListener => {
             if revents & (libc::EPOLLIN | libc::EPOLLERR) as u32 == 0 {
@@ -1365,6 +1364,13 @@ fn filt_read(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Fla
             if e.eof || err {
                 return Some((EV_EOF, e.so_error, n));
             }
+            // NOTE_LOWAT: the kernel enforces it too (SO_RCVLOWAT, set at
+            // EV_ADD), so a level registration does not wake us below it.
+            let lowat = if k.sfflags & NOTE_LOWAT != 0 {
+                k.sdata.max(1)
+            } else {
+                1
+            };
             (n >= lowat && revents & libc::EPOLLIN as u32 != 0).then_some((0, 0, n))
         }
         Kind::Pipe => {
@@ -1373,7 +1379,10 @@ fn filt_read(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Fla
             if hup {
                 return Some((EV_EOF, 0, n));
             }
-            (n >= lowat && revents & libc::EPOLLIN as u32 != 0).then_some((0, 0, n))
+            // NOTE_LOWAT is not applied here: nothing would stop a level
+            // registration from waking us below the mark for ever (a
+            // documented limitation; sockets enforce it in the kernel).
+            (n >= 1 && revents & libc::EPOLLIN as u32 != 0).then_some((0, 0, n))
         }
         Kind::Other | Kind::Unused => {
             let n = fionread(fd);

@@ -53,8 +53,8 @@ const OPTS: &[stepkit::Opt] = &[stepkit::Opt {
     value: "N",
     help: "how many users the room holds (default 10, NUSERS in chatserv.c)",
     check: |v| match v.parse::<usize>() {
-        Ok(n) if (1..=1000).contains(&n) => Ok(()),
-        _ => Err(format!("takes a number from 1 to 1000, not '{v}'")),
+        Ok(n) if (1..=65536).contains(&n) => Ok(()),
+        _ => Err(format!("takes a number from 1 to 65536, not '{v}'")),
     },
 }];
 

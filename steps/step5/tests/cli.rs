@@ -13,17 +13,17 @@ fn bin() -> &'static Path {
 
 harness::contract_tests!("step5", env!("CARGO_BIN_EXE_step5"));
 
-/// A room size that is not a number from 1 to 1000 is refused with the
+/// A room size that is not a number from 1 to 65536 is refused with the
 /// value, the range and the usage, status 2.
 #[rstest]
 #[case::zero("0")]
 #[case::negative("-3")]
-#[case::too_many("1001")]
+#[case::too_many("65537")]
 #[case::not_a_number("ten")]
 fn refuses_a_bad_room_size(#[case] value: &str) -> harness::Result {
     let out = contract::run_to_exit(bin(), &["--max-users", value, "--port", "0"])?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let want = format!("--max-users: takes a number from 1 to 1000, not '{value}'");
+    let want = format!("--max-users: takes a number from 1 to 65536, not '{value}'");
     if out.status.code() == Some(2)
         && stderr.contains(&want)
         && stderr.contains("usage: step5")
