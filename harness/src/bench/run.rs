@@ -772,7 +772,7 @@ fn targets(ratios: &Ratios, holds: &[Hold], scaling_kq: &Option<(f64, f64)>, rep
         "<= +1",
         r,
         cmp(r, 1.0, true),
-        2,
+        3,
     );
     let r = tokio.map(|t| k.msgs_s / t.msgs_s);
     row("kq/tokio throughput", ">= 1.0x", r, cmp(r, 1.0, false), 3);
