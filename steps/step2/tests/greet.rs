@@ -146,7 +146,13 @@ fn accepts_as_many_as_data_says_are_waiting(#[case] waiting: usize) -> harness::
             "queued client {i}: expected the greeting, got {greeting:?}"
         );
     }
-    let stderr = server.stderr();
+    // The server's stderr reaches us through a pipe: wait until the
+    // accepts of that batch are all in (or the deadline passes).
+    let mut stderr = server.stderr();
+    harness::checks::settle(DEADLINE, || {
+        stderr = server.stderr();
+        (accepts_after(&stderr, waiting) >= waiting).then_some(())
+    });
     let accepted = accepts_after(&stderr, waiting);
     assert_eq!(
         accepted, waiting,

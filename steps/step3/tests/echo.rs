@@ -175,7 +175,13 @@ fn registers_every_connection_one_event_reports(#[case] waiting: usize) -> harne
         send(client, line.as_bytes());
         expect_back(client, line.as_bytes());
     }
-    let stderr = server.stderr();
+    // The server's stderr reaches us through a pipe: wait until the
+    // accepts of that batch are all in (or the deadline passes).
+    let mut stderr = server.stderr();
+    harness::checks::settle(DEADLINE, || {
+        stderr = server.stderr();
+        (accepts_after(&stderr, waiting) >= waiting).then_some(())
+    });
     let accepted = accepts_after(&stderr, waiting);
     assert_eq!(
         accepted, waiting,
