@@ -1,1 +1,0 @@
-//! The book package (being written).

@@ -1,0 +1,337 @@
+//! Pieces of the repository the book shows but cannot include by anchor:
+//! functions of the C originals, sections of the `kq` crate's docs, and
+//! each step's list of tests. Each is cut out by *name* (a function, a
+//! heading, a test attribute), never by line numbers, and fails loudly when
+//! the name is gone, so a renamed function breaks the build instead of
+//! quietly showing the wrong lines.
+
+/// What to cut out of a C file.
+#[derive(Debug, Clone, Copy)]
+pub enum CPiece {
+    /// A function definition in KNF style (return type on the line before
+    /// `name(` at the start of a line), through the closing `}` at column 0,
+    /// with the comment block right above it.
+    Function(&'static str),
+    /// From the line starting with this text through the first line that
+    /// starts with `}` (a struct, an array of structs).
+    Block(&'static str),
+    /// A `#define` that continues over lines ending in `\`.
+    Define(&'static str),
+    /// From the line starting with this text through the first line that
+    /// ends with `;` (a prototype).
+    Statement(&'static str),
+}
+
+/// Cuts `piece` out of the C source `src`.
+pub fn c_piece(src: &str, piece: CPiece) -> Result<String, String> {
+    let lines: Vec<&str> = src.lines().collect();
+    let (first, last) = match piece {
+        CPiece::Function(name) => {
+            let open = format!("{name}(");
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with(&open))
+                .ok_or_else(|| format!("no function `{name}` (a line starting `{open}`)"))?;
+            // KNF puts the return type on the line before the name.
+            let first = if at > 0 && is_type_line(lines[at - 1]) {
+                at - 1
+            } else {
+                at
+            };
+            let last = closing_brace(&lines, at)
+                .ok_or_else(|| format!("function `{name}` has no closing `}}` at column 0"))?;
+            (first, last)
+        }
+        CPiece::Block(prefix) => {
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with(prefix))
+                .ok_or_else(|| format!("no line starting `{prefix}`"))?;
+            let last = closing_brace(&lines, at)
+                .ok_or_else(|| format!("`{prefix}` has no closing `}}` at column 0"))?;
+            (at, last)
+        }
+        CPiece::Define(prefix) => {
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with(prefix))
+                .ok_or_else(|| format!("no line starting `{prefix}`"))?;
+            let last = (at..lines.len())
+                .find(|&i| !lines[i].trim_end().ends_with('\\'))
+                .ok_or_else(|| format!("`{prefix}` never ends"))?;
+            (at, last)
+        }
+        CPiece::Statement(prefix) => {
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with(prefix))
+                .ok_or_else(|| format!("no line starting `{prefix}`"))?;
+            let last = (at..lines.len())
+                .find(|&i| lines[i].trim_end().ends_with(';'))
+                .ok_or_else(|| format!("`{prefix}` has no `;`"))?;
+            (at, last)
+        }
+    };
+    let first = comment_above(&lines, first);
+    let mut out = lines[first..=last].join("\n");
+    out.push('\n');
+    Ok(out)
+}
+
+/// A return-type line of a KNF definition: `static void`, `int`.
+fn is_type_line(line: &str) -> bool {
+    let t = line.trim_end();
+    !t.is_empty() && !t.ends_with(';') && !t.ends_with("*/") && !t.starts_with([' ', '\t', '#'])
+}
+
+/// The first line at or after `from` that starts with `}`.
+fn closing_brace(lines: &[&str], from: usize) -> Option<usize> {
+    (from..lines.len()).find(|&i| lines[i].starts_with('}'))
+}
+
+/// Where the `/* ... */` comment that ends right above `line` starts (or
+/// `line` itself when there is none).
+fn comment_above(lines: &[&str], line: usize) -> usize {
+    if line == 0 || !lines[line - 1].trim_end().ends_with("*/") {
+        return line;
+    }
+    let mut i = line - 1;
+    loop {
+        if lines[i].trim_start().starts_with("/*") {
+            return i;
+        }
+        if i == 0 {
+            return line;
+        }
+        i -= 1;
+    }
+}
+
+/// A section of a crate's `//!` documentation, as Markdown: from the
+/// heading `heading` (any level, e.g. `## Where Linux differs`) to the next
+/// heading of the same or a higher level. The heading itself is left out
+/// (the chapter has its own), and rustdoc's intra-doc links (`` [`Kqueue`] ``)
+/// become plain code, since they mean nothing outside rustdoc.
+pub fn doc_section(src: &str, heading: &str) -> Result<String, String> {
+    let doc: Vec<&str> = src
+        .lines()
+        .map_while(|l| {
+            let t = l.trim_start();
+            t.strip_prefix("//!")
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        })
+        .collect();
+    let level = |l: &str| l.chars().take_while(|&c| c == '#').count();
+    let start = doc
+        .iter()
+        .position(|l| level(l) > 0 && l.trim_start_matches('#').trim() == heading)
+        .ok_or_else(|| format!("no heading `{heading}` in the crate docs"))?;
+    let depth = level(doc[start]);
+    let end = (start + 1..doc.len())
+        .find(|&i| {
+            let l = level(doc[i]);
+            l > 0 && l <= depth && doc[i].chars().nth(l) == Some(' ')
+        })
+        .unwrap_or(doc.len());
+    let body = doc[start + 1..end].join("\n");
+    Ok(format!("{}\n", strip_intra_doc_links(body.trim())))
+}
+
+/// `` [`Kqueue`] `` becomes `` `Kqueue` ``; real links (`[text](url)`) stay.
+fn strip_intra_doc_links(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("[`") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        match after.find("`]") {
+            Some(close) if !after[close + 2..].starts_with('(') => {
+                out.push_str(&after[..close + 1]);
+                rest = &after[close + 2..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One test found in a test file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestFn {
+    pub name: String,
+    /// The `///` comment, joined into one paragraph.
+    pub doc: String,
+    /// `#[case::name]` variants, if the test is table-driven.
+    pub cases: Vec<String>,
+}
+
+/// The tests in `src`: functions carrying `#[test]` or `#[rstest]`, with
+/// their `///` comment and rstest case names. A test written inside a
+/// `macro_rules!` (the harness's `contract_tests!`) is found the same way.
+pub fn tests_in(src: &str) -> Vec<TestFn> {
+    let mut found = Vec::new();
+    let mut doc: Vec<String> = Vec::new();
+    let mut cases: Vec<String> = Vec::new();
+    let mut is_test = false;
+    // Open brackets of an attribute that goes on over several lines
+    // (`#[case::long_name(` ... `)]`).
+    let mut open_attr = 0i32;
+    for line in src.lines() {
+        let t = line.trim();
+        if open_attr > 0 {
+            open_attr += bracket_balance(t);
+            continue;
+        }
+        if let Some(d) = t.strip_prefix("///") {
+            doc.push(d.trim().to_string());
+        } else if t.starts_with("#[") {
+            open_attr = bracket_balance(t);
+            if t == "#[test]" || t == "#[rstest]" || t.starts_with("#[rstest(") {
+                is_test = true;
+            }
+            if let Some(c) = t.strip_prefix("#[case::") {
+                let name: String = c
+                    .chars()
+                    .take_while(|&ch| ch.is_alphanumeric() || ch == '_')
+                    .collect();
+                cases.push(name);
+            }
+        } else if let Some(name) = fn_name(t) {
+            if is_test {
+                found.push(TestFn {
+                    name,
+                    doc: doc.join(" ").trim().to_string(),
+                    cases: std::mem::take(&mut cases),
+                });
+            }
+            doc.clear();
+            cases.clear();
+            is_test = false;
+        } else if !t.is_empty() {
+            doc.clear();
+            cases.clear();
+            is_test = false;
+        }
+    }
+    found
+}
+
+/// `[` minus `]` on a line, ignoring brackets inside string literals.
+fn bracket_balance(line: &str) -> i32 {
+    let mut balance = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in line.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '[' if !in_string => balance += 1,
+            ']' if !in_string => balance -= 1,
+            _ => {}
+        }
+    }
+    balance
+}
+
+/// How many `#[test]` / `#[rstest]` attributes `src` has: what
+/// [`tests_in`] must find, so that a test it cannot parse is an error
+/// instead of a row missing from the book.
+pub fn test_attributes(src: &str) -> usize {
+    src.lines()
+        .map(str::trim)
+        .filter(|t| *t == "#[test]" || *t == "#[rstest]" || t.starts_with("#[rstest("))
+        .count()
+}
+
+/// `fn name(` (with optional `pub`/`async`) at the start of a line.
+fn fn_name(t: &str) -> Option<String> {
+    let t = t.strip_prefix("pub ").unwrap_or(t);
+    let t = t.strip_prefix("async ").unwrap_or(t);
+    let t = t.strip_prefix("fn ")?;
+    let name: String = t
+        .chars()
+        .take_while(|&c| c.is_alphanumeric() || c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// A Markdown table of tests: name, file, what it proves.
+pub fn test_table(rows: &[(String, TestFn)]) -> String {
+    let mut out = String::from("| test | in | what passing proves |\n|---|---|---|\n");
+    for (file, t) in rows {
+        let mut proves = if t.doc.is_empty() {
+            "(no doc comment)".to_string()
+        } else {
+            t.doc.clone()
+        };
+        if !t.cases.is_empty() {
+            proves.push_str(&format!(" Cases: {}.", t.cases.join(", ")));
+        }
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} |\n",
+            t.name,
+            file,
+            proves.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test is found with its doc comment and case names, also when an
+    /// attribute runs over several lines; helpers without `#[test]` are not.
+    #[test]
+    fn finds_tests_with_docs_and_multi_line_cases() {
+        let src = "\
+/// Proves a thing.
+#[rstest]
+#[case::short(\"a\")]
+#[case::long_one(
+    \"b]\"
+)]
+fn passes_check(#[case] c: &str) {}
+
+/// A helper.
+fn helper() {}
+
+#[test]
+fn plain() {}
+";
+        let found = tests_in(src);
+        let names: Vec<&str> = found.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["passes_check", "plain"], "tests in {src:?}");
+        assert_eq!(found[0].doc, "Proves a thing.");
+        assert_eq!(found[0].cases, ["short", "long_one"]);
+        assert_eq!(test_attributes(src), 2);
+    }
+
+    /// A KNF function comes with its return type and the comment above it.
+    #[test]
+    fn cuts_a_c_function_with_its_comment() {
+        let src = "int x;\n\n/* Says hi. */\nstatic void\nhi(void)\n{\n\tputs(\"hi\");\n}\n\nint\nmain(void)\n{\n}\n";
+        assert_eq!(
+            c_piece(src, CPiece::Function("hi")).as_deref(),
+            Ok("/* Says hi. */\nstatic void\nhi(void)\n{\n\tputs(\"hi\");\n}\n")
+        );
+        assert!(c_piece(src, CPiece::Function("gone")).is_err());
+    }
+
+    /// A doc section ends at the next heading of its level, and intra-doc
+    /// links become code.
+    #[test]
+    fn cuts_a_doc_section_by_heading() {
+        let src = "//! # Top\n//!\n//! ## One\n//!\n//! See [`Kqueue`] and [docs](https://x).\n//!\n//! ## Two\n//! no\n";
+        assert_eq!(
+            doc_section(src, "One").as_deref(),
+            Ok("See `Kqueue` and [docs](https://x).\n")
+        );
+    }
+}

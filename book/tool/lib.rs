@@ -1,0 +1,22 @@
+//! The book package: builds and checks the mdBook in `book/src`.
+//!
+//! The book teaches from the code the tests compile, so the one thing it
+//! must never do is show something the repository does not say. This crate
+//! is what keeps it so:
+//!
+//! - [`includes`]: every `{{#include}}` resolves, by named anchor, to lines
+//!   that exist (mdBook itself renders a missing anchor as nothing);
+//! - [`extract`] and [`generated`]: what cannot be included by anchor (C
+//!   functions, `kq` doc sections, step diffs, lists of tests) is cut out
+//!   by name into `book/generated/`, and `cargo test -p book` fails when a
+//!   committed copy is stale;
+//! - [`transcripts`]: the terminal sessions the chapters show, produced by
+//!   running the steps (`scripts/book-transcripts.sh`).
+//!
+//! The tests in `book/tests/` build the book with `mdbook-driver` into
+//! `target/book/` and check the HTML.
+
+pub mod extract;
+pub mod generated;
+pub mod includes;
+pub mod transcripts;
