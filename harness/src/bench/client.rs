@@ -61,6 +61,8 @@ pub struct Closed {
     pub secs: f64,
     /// Server CPU in the measured window.
     pub cpu_ns: u64,
+    /// The load generator's own CPU in the measured window.
+    pub client_cpu_ns: u64,
     pub lat_ns: Vec<u32>,
     /// Every message answered, warm-up and drain included.
     pub total: u64,
@@ -342,6 +344,8 @@ impl Pool {
         let t_end = t_measure + measure;
         let mut measuring = warm.is_zero();
         let mut cpu0 = if measuring { sys::cpu_ns(pid) } else { 0 };
+        let mut client0 = sys::thread_cpu_ns();
+        let mut client_end = 0;
         let mut msgs = 0u64;
         let mut total = 0u64;
         let mut lat = Vec::with_capacity(1 << 20);
@@ -358,12 +362,14 @@ impl Pool {
             if !measuring && now >= t_measure {
                 measuring = true;
                 cpu0 = sys::cpu_ns(pid);
+                client0 = sys::thread_cpu_ns();
                 msgs = 0;
                 lat.clear();
             }
             let sending = now < t_end;
             if !sending && cpu_end == 0 {
                 cpu_end = sys::cpu_ns(pid).max(1);
+                client_end = sys::thread_cpu_ns();
                 secs = (now - t_measure).as_secs_f64();
             }
             if !sending && (self.outstanding() == 0 || now >= drain_end) {
@@ -389,6 +395,7 @@ impl Pool {
             msgs,
             secs,
             cpu_ns: cpu_end.saturating_sub(cpu0),
+            client_cpu_ns: client_end.saturating_sub(client0),
             lat_ns: lat,
             total,
             unanswered: self.outstanding() as u64,

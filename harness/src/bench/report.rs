@@ -161,8 +161,7 @@ pub struct Report {
     tables: Vec<Table>,
     targets: Vec<Target>,
     checks: Vec<Check>,
-    /// kq's (msgs/s, connect s) at 10000 connections, from phase B.
-    pub scaling_kq: Option<(f64, f64)>,
+    notes: Vec<String>,
 }
 
 impl Report {
@@ -185,6 +184,11 @@ impl Report {
         print!("{}", t.render());
         self.tables.push(t);
     }
+    /// A line under the last table saying how to read it.
+    pub fn note(&mut self, text: &str) {
+        println!("  ({text})");
+        self.notes.push(text.into());
+    }
     pub fn target(&mut self, name: &str, want: &str, got: String, met: Option<bool>) {
         self.targets.push(Target {
             name: name.into(),
@@ -203,8 +207,11 @@ impl Report {
     pub fn failed(&self) -> usize {
         self.checks.iter().filter(|c| !c.ok).count()
     }
-    fn status(met: Option<bool>) -> &'static str {
-        match met {
+    /// A target's status; "context" rows carry a figure that explains
+    /// another one and have no status of their own.
+    fn status(g: &Target) -> &'static str {
+        match g.met {
+            _ if g.want == "context" => "-",
             Some(true) => "met",
             Some(false) => "MISSED",
             None => "not measured",
@@ -221,7 +228,7 @@ impl Report {
                 Cell::text(&g.name),
                 Cell::text(&g.want),
                 Cell::text(&g.got),
-                Cell::text(Self::status(g.met)),
+                Cell::text(Self::status(g)),
             ]);
         }
         print!("{}", t.render());
@@ -247,6 +254,7 @@ impl Report {
             .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
             .collect();
         let tables: Vec<String> = self.tables.iter().map(Table::json).collect();
+        let notes: Vec<String> = self.notes.iter().map(|n| quote(n)).collect();
         let targets: Vec<String> = self
             .targets
             .iter()
@@ -256,7 +264,7 @@ impl Report {
                     quote(&g.name),
                     quote(&g.want),
                     quote(&g.got),
-                    quote(Self::status(g.met))
+                    quote(Self::status(g))
                 )
             })
             .collect();
@@ -273,9 +281,10 @@ impl Report {
             })
             .collect();
         format!(
-            "{{\n  \"machine\": {{{}}},\n  \"phases\": [\n    {}\n  ],\n  \"targets\": [\n    {}\n  ],\n  \"checks\": [\n    {}\n  ],\n  \"passed\": {},\n  \"failed\": {}\n}}\n",
+            "{{\n  \"machine\": {{{}}},\n  \"phases\": [\n    {}\n  ],\n  \"notes\": [{}],\n  \"targets\": [\n    {}\n  ],\n  \"checks\": [\n    {}\n  ],\n  \"passed\": {},\n  \"failed\": {}\n}}\n",
             facts.join(", "),
             tables.join(",\n    "),
+            notes.join(", "),
             targets.join(",\n    "),
             checks.join(",\n    "),
             self.checks.len() - self.failed(),

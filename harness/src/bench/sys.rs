@@ -109,6 +109,74 @@ pub fn cpu_ns(pid: u32) -> u64 {
     (f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) * 1_000_000_000 / hz
 }
 
+/// CPU time the calling thread has used, in ns (its schedstat run time):
+/// the load generator is one thread, so this says whether it, rather than
+/// the server, was the side that ran out of CPU.
+pub fn thread_cpu_ns() -> u64 {
+    fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU use of the whole machine and of the bench with its children, to
+/// tell whether something else ran during a phase (other builds or tests on
+/// a shared machine disturb every timing figure here).
+#[derive(Clone, Copy)]
+pub struct Load {
+    /// Non-idle CPU time of all CPUs (/proc/stat: user, nice, system, irq,
+    /// softirq; ticks, as µs).
+    machine_us: u64,
+    /// This process plus every child it has reaped (getrusage), in µs.
+    ours_us: u64,
+    at: std::time::Instant,
+}
+
+impl Load {
+    /// Take it between phases, when no child is running: then every child
+    /// of the phase has been reaped and is in RUSAGE_CHILDREN.
+    pub fn now() -> Load {
+        let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let ticks: u64 = [0, 1, 2, 5, 6]
+            .iter()
+            .map(|&i| f.get(i).unwrap_or(&0))
+            .sum();
+        // SAFETY: sysconf has no memory preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let usage = |who| {
+            // SAFETY: rusage is plain data; all-zero is valid.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: `ru` is a valid rusage to fill.
+            unsafe { libc::getrusage(who, &mut ru) };
+            let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+            us(ru.ru_utime) + us(ru.ru_stime)
+        };
+        Load {
+            machine_us: ticks * 1_000_000 / hz,
+            ours_us: usage(libc::RUSAGE_SELF) + usage(libc::RUSAGE_CHILDREN),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// CPU used by everything but the bench and its children since `self`,
+    /// in % of one CPU (tick-sampled, so ±a few %).
+    pub fn others_since(&self) -> f64 {
+        let now = Load::now();
+        let machine = now.machine_us.saturating_sub(self.machine_us) as f64;
+        let ours = now.ours_us.saturating_sub(self.ours_us) as f64;
+        let secs = (now.at - self.at).as_secs_f64().max(1e-3);
+        ((machine - ours) / 1e6 / secs * 100.0).max(0.0)
+    }
+}
+
 /// A `/proc/<pid>/status` field in bytes (the file reports kB).
 pub fn status_bytes(pid: u32, field: &str) -> u64 {
     kb_field(&format!("/proc/{pid}/status"), field)
@@ -131,6 +199,32 @@ fn kb_field(path: &str, field: &str) -> u64 {
         * 1024
 }
 
+/// Makes `cmd`'s child die with this process, however this process ends:
+/// Drop kills children on a normal exit or a panic, but not when the bench
+/// is interrupted (Ctrl-C) or killed, or aborts writing to a closed pipe
+/// (`harness bench | head`); a server left behind would hold its CPU and
+/// sockets into the next run.
+fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe syscalls (prctl, getppid); it touches no
+    // memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl: then no signal
+            // will come, so do not start at all.
+            if libc::getppid() != parent {
+                return Err(io::Error::other("the bench exited"));
+            }
+            Ok(())
+        })
+    }
+}
+
 /// A server under test. Dropping it kills exactly this child (by its pid)
 /// and reaps it.
 pub struct Server {
@@ -142,7 +236,7 @@ impl Server {
     /// Starts `program args...` and waits (at most 10 s) for its
     /// `listening on HOST:PORT` line.
     pub fn start(name: &str, program: &Path, args: &[String]) -> io::Result<Server> {
-        let mut child = Command::new(program)
+        let mut child = die_with_parent(&mut Command::new(program))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -205,14 +299,42 @@ impl Drop for Server {
     }
 }
 
+/// The syscall tracepoints counted, by kind. `raw_syscalls:sys_enter` is
+/// every syscall; the others split it so a difference between servers can be
+/// named (kq's FIONREAD shows up as `ioctl`). std and tokio read and write
+/// sockets with recv/send, which are recvfrom/sendto on x86_64.
+pub const KINDS: [(&str, &[&str]); 5] = [
+    ("read", &["read", "recvfrom", "readv"]),
+    ("write", &["write", "sendto", "writev"]),
+    ("epoll_wait", &["epoll_wait", "epoll_pwait"]),
+    ("epoll_ctl", &["epoll_ctl"]),
+    ("ioctl", &["ioctl"]),
+];
+
+fn perf_events() -> Vec<String> {
+    let mut e = vec!["raw_syscalls:sys_enter".to_string()];
+    for (_, calls) in KINDS {
+        e.extend(calls.iter().map(|c| format!("syscalls:sys_enter_{c}")));
+    }
+    e
+}
+
 pub fn perf_available() -> bool {
     Command::new("perf")
-        .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "--", "true"])
+        .args(["stat", "-x,", "-e", &perf_events().join(","), "--", "true"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .map(|o| o.status.success() && String::from_utf8_lossy(&o.stderr).contains("sys_enter"))
         .unwrap_or(false)
+}
+
+/// Syscalls one process entered in a window: the total and, in the order
+/// of [`KINDS`], the count of each kind.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Syscalls {
+    pub total: u64,
+    pub kinds: [u64; KINDS.len()],
 }
 
 /// `perf stat` counting every syscall one process enters. perf's own
@@ -229,8 +351,8 @@ pub struct SyscallCount {
 impl SyscallCount {
     /// Counts for `window` (wall time) from now.
     pub fn start(pid: u32, window: Duration) -> io::Result<SyscallCount> {
-        let child = Command::new("perf")
-            .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p"])
+        let child = die_with_parent(&mut Command::new("perf"))
+            .args(["stat", "-x,", "-e", &perf_events().join(","), "-p"])
             .arg(pid.to_string())
             .args(["--", "sleep"])
             .arg(format!("{:.3}", window.as_secs_f64()))
@@ -241,20 +363,33 @@ impl SyscallCount {
         Ok(SyscallCount { child: Some(child) })
     }
 
-    /// Waits for perf to finish and returns the count, from its CSV line
-    /// `COUNT,,raw_syscalls:sys_enter,...` (`<not counted>` = none at all).
-    pub fn finish(mut self) -> Option<u64> {
+    /// Waits for perf to finish and returns the counts, from its CSV lines
+    /// `COUNT,,EVENT,...` (`<not counted>` = none at all).
+    pub fn finish(mut self) -> Option<Syscalls> {
         let out = self.child.take()?.wait_with_output().ok()?;
-        let text = String::from_utf8_lossy(&out.stderr);
-        let line = text
-            .lines()
-            .find(|l| l.contains("raw_syscalls:sys_enter"))?;
+        parse_perf_csv(&String::from_utf8_lossy(&out.stderr))
+    }
+}
+
+fn parse_perf_csv(text: &str) -> Option<Syscalls> {
+    let count = |event: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.split(',').nth(2) == Some(event))?;
         let first = line.split(',').next()?.trim();
         if first.starts_with("<not") {
             return Some(0);
         }
         first.parse().ok()
+    };
+    let mut s = Syscalls {
+        total: count("raw_syscalls:sys_enter")?,
+        ..Syscalls::default()
+    };
+    for (i, (_, calls)) in KINDS.iter().enumerate() {
+        for c in *calls {
+            s.kinds[i] += count(&format!("syscalls:sys_enter_{c}"))?;
+        }
     }
+    Some(s)
 }
 
 impl Drop for SyscallCount {
@@ -263,5 +398,40 @@ impl Drop for SyscallCount {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// perf's CSV is read per event, `<not counted>` is zero, and kinds sum
+    /// their syscalls (read + recvfrom + readv, ...).
+    #[test]
+    fn perf_csv_counts_each_kind() {
+        let text = "\
+3004,,raw_syscalls:sys_enter,400,100.00,,
+1000,,syscalls:sys_enter_read,400,100.00,,
+<not counted>,,syscalls:sys_enter_recvfrom,0,100.00,,
+0,,syscalls:sys_enter_readv,400,100.00,,
+990,,syscalls:sys_enter_write,400,100.00,,
+10,,syscalls:sys_enter_sendto,400,100.00,,
+0,,syscalls:sys_enter_writev,400,100.00,,
+3,,syscalls:sys_enter_epoll_wait,400,100.00,,
+0,,syscalls:sys_enter_epoll_pwait,400,100.00,,
+1,,syscalls:sys_enter_epoll_ctl,400,100.00,,
+1000,,syscalls:sys_enter_ioctl,400,100.00,,
+";
+        let s = parse_perf_csv(text).expect("all events present");
+        assert_eq!(
+            (s.total, s.kinds),
+            (3004, [1000, 1000, 3, 1, 1000]),
+            "parsed from:\n{text}"
+        );
+        let missing = parse_perf_csv("12,,raw_syscalls:sys_enter,1,100.00,,\n");
+        assert!(
+            missing.is_none(),
+            "a missing tracepoint must not read as zero: {missing:?}"
+        );
     }
 }
