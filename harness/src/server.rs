@@ -98,7 +98,7 @@ impl Server {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        die_with_parent(&mut cmd);
+        start_clean(&mut cmd);
         let shown = format!("{} {}", program.to_string_lossy(), args.join(" "));
         let mut child = cmd
             .spawn()
@@ -355,21 +355,76 @@ impl Drop for Server {
 
 /// On Linux the kernel kills the server if the harness itself dies (for
 /// example when a test run is interrupted), so no server outlives it.
+///
+/// The server also starts with only stdin, stdout and stderr: descriptors
+/// the harness inherited (cargo's jobserver pipe, a CI runner's sockets)
+/// would otherwise leak into it, and a learner counting their server's
+/// descriptors, or the leak check comparing counts, would see them.
 #[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
+fn start_clean(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and only
-    // calls prctl(), which is async-signal-safe.
+    // calls prctl(), syscall() and fcntl(), which are async-signal-safe and
+    // touch no memory of the parent's.
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            close_inherited_on_exec();
             Ok(())
         });
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_cmd: &mut Command) {}
+fn start_clean(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls fcntl(), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            close_inherited_on_exec();
+            Ok(())
+        });
+    }
+}
+
+/// Marks every descriptor above stderr close-on-exec, in the child just
+/// before exec. Marking rather than closing keeps std's own exec-error pipe
+/// working (it is close-on-exec already).
+///
+/// # Safety
+/// Call only between fork and exec.
+unsafe fn close_inherited_on_exec() {
+    #[cfg(target_os = "linux")]
+    {
+        // close_range(3, ~0, CLOSE_RANGE_CLOEXEC) does it in one call on
+        // Linux 5.11 and later; older kernels take the loop below.
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        // SAFETY: a plain syscall on integers; it fails cleanly (ENOSYS or
+        // EINVAL) where the kernel lacks it.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+    }
+    for fd in 3..4096 {
+        // SAFETY: F_GETFD/F_SETFD on a descriptor that may not be open;
+        // EBADF is harmless.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
 
 fn collect_stderr(mut stderr: impl Read, shared: &Shared) {
     let mut buf = [0u8; 4096];
