@@ -6,7 +6,7 @@
 #     title, its content, no failed request and no JavaScript error;
 #   - searching for EV_DELETE works: the search index contains it, and the
 #     search UI (index.html?search=EV_DELETE) lists results;
-#   - screenshots of the introduction and of step 4 are saved under
+#   - screenshots of the introduction, step 3 and step 4 are saved under
 #     <target dir>/book-screenshots/ for a person to look at.
 #
 # Builds the book first (cargo test -p book --test build renders it into
@@ -133,20 +133,25 @@ dom, err = chromium("--virtual-time-budget=10000", "--dump-dom",
                     base + "index.html?search=EV_DELETE")
 header = re.search(r'id="mdbook-searchresults-header"[^>]*>([^<]*)<', dom)
 results = re.search(r'<ul id="mdbook-searchresults"[^>]*>(.*?)</ul>', dom, re.S)
-hits = len(re.findall(r"<li", results.group(1))) if results else 0
-if hits == 0:
-    problems.append("search for EV_DELETE shows no results (header: %r)"
+# mdBook 0.5 lists each hit as <li><a href="chapter.html#...">...</a>...</li>:
+# a result counts only if it links to a chapter page.
+hits = re.findall(r'<li[^>]*>\s*<a href="([^"]+\.html[^"]*)"', results.group(1)) \
+    if results else []
+if not hits:
+    problems.append("search for EV_DELETE shows no linked results (header: %r)"
                     % (header.group(1) if header else None))
 else:
-    print("ok   search: %s (%d listed)" % (header.group(1).strip(), hits))
+    print("ok   search: %s (%d listed, first %s)"
+          % (header.group(1).strip() if header else "?", len(hits), hits[0]))
 for e in js_errors(err):
     problems.append("search page: JavaScript: %s" % e.strip())
 
 # Screenshots for a person to look at.
 for name, page in [("introduction", "introduction.html"),
+                   ("step3", "step3-the-echo-loop.html"),
                    ("step4", "step4-close-vs-ev-delete.html")]:
     path = os.path.join(shots, name + ".png")
-    chromium("--window-size=1280,1600", "--virtual-time-budget=3000",
+    chromium("--window-size=1280,2000", "--virtual-time-budget=3000",
              "--hide-scrollbars", "--screenshot=" + path, base + page)
     if not os.path.isfile(path) or os.path.getsize(path) < 10000:
         problems.append("screenshot %s was not written" % path)

@@ -12,7 +12,7 @@ use rstest::rstest;
 
 /// Every `{{#include}}` / `{{#rustdoc_include}}` in the book names a file
 /// that exists and an anchor that is there once, closed and not empty; no
-/// line ranges; no code pasted into a listing.
+/// line ranges, no whole Rust/C files, no code pasted into a listing.
 #[test]
 fn every_include_resolves_to_a_named_anchor() {
     let problems = includes::check_book(&common::src()).expect("read book/src");
@@ -88,6 +88,9 @@ fn lint(chapter: &str) -> Vec<String> {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("create temp dir");
     fs::write(dir.join("src.rs"), SOURCE).expect("write source");
+    fs::write(dir.join("session.txt"), "$ step1\nlistening\n").expect("write transcript");
+    fs::create_dir_all(dir.join("generated")).expect("create generated dir");
+    fs::write(dir.join("generated").join("excerpt.c"), "int main(void);\n").expect("write excerpt");
     let md = dir.join("chapter.md");
     fs::write(&md, chapter).expect("write chapter");
     includes::check_chapter(&md, chapter)
@@ -109,6 +112,11 @@ fn lint(chapter: &str) -> Vec<String> {
 #[case::line_range("```rust\n{{#include src.rs:2:4}}\n```\n", "line range")]
 #[case::open_line_range("```rust\n{{#include src.rs:2:}}\n```\n", "line range")]
 #[case::rustdoc_line_range("```rust\n{{#rustdoc_include src.rs:3}}\n```\n", "line range")]
+#[case::whole_rust_file("```rust\n{{#include src.rs}}\n```\n", "whole source file")]
+#[case::whole_rust_file_rustdoc(
+    "```rust,ignore\n{{#rustdoc_include src.rs}}\n```\n",
+    "whole source file"
+)]
 #[case::pasted_code("```rust\nlet kq = kqueue();\n```\n", "code pasted")]
 #[case::unclosed_fence("```rust\n{{#include src.rs:good}}\n", "never closed")]
 #[case::playground("{{#playground src.rs}}\n", "not a directive this book uses")]
@@ -120,13 +128,15 @@ fn reports_a_broken_include(#[case] chapter: &str, #[case] expected: &str) {
     );
 }
 
-/// Well-formed includes pass: a named anchor, a nested one, a whole file,
-/// an escaped directive, and shell commands typed into a `sh` block.
+/// Well-formed includes pass: a named anchor, a nested one, a whole
+/// transcript, a whole generated excerpt, an escaped directive, and shell
+/// commands typed into a `sh` block.
 #[rstest]
 #[case::anchor("```rust\n{{#include src.rs:good}}\n```\n")]
 #[case::rustdoc_anchor("```rust,ignore\n{{#rustdoc_include src.rs:good}}\n```\n")]
 #[case::nested_anchor("```rust\n{{#include src.rs:inner}}\n{{#include src.rs:outer}}\n```\n")]
-#[case::whole_file("```rust\n{{#include src.rs}}\n```\n")]
+#[case::whole_transcript("```console\n{{#include session.txt}}\n```\n")]
+#[case::whole_generated_excerpt("```c\n{{#include generated/excerpt.c}}\n```\n")]
 #[case::escaped("Write \\{{#include file:anchor}} to include.\n")]
 #[case::shell_block("```sh\ncargo run -p step3\nnc 127.0.0.1 8080\n```\n")]
 fn accepts_a_good_include(#[case] chapter: &str) {

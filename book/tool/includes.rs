@@ -6,8 +6,9 @@
 //! tutorial. A missing anchor renders as an empty listing and a missing file
 //! leaves the raw directive in the page, and in both cases the build
 //! succeeds. A line range (`file.rs:10:20`) silently points at other lines
-//! the day someone edits the file. So this module resolves every directive
-//! the way mdBook 0.5 does and reports each problem with its chapter and line.
+//! the day someone edits the file, and a whole source file shows whatever
+//! it grows into. So this module resolves every directive the way mdBook
+//! 0.5 does and reports each problem with its chapter and line.
 
 use std::fmt;
 use std::fs;
@@ -220,6 +221,24 @@ fn one_based(lines: &[usize]) -> String {
         .join(", ")
 }
 
+/// A Rust or C source file: one a chapter must show by anchor, because the
+/// whole file grows and shrinks with every edit (transcripts, diffs and
+/// Markdown tables are shown whole).
+fn is_source(path: &str) -> bool {
+    Path::new(path)
+        .extension()
+        .is_some_and(|e| e == "rs" || e == "c" || e == "h")
+}
+
+/// Under a `generated` directory: an excerpt already cut out by name (a C
+/// function, a header declaration), regenerated and checked for freshness,
+/// so including it whole is including it by name.
+fn is_generated(path: &str) -> bool {
+    Path::new(path)
+        .components()
+        .any(|c| c.as_os_str() == "generated")
+}
+
 /// Directive kinds mdBook 0.5 knows and this book allows. `playground` is
 /// left out on purpose: nothing in a kqueue book runs on the playground.
 const ALLOWED_KINDS: &[&str] = &["include", "rustdoc_include", "title"];
@@ -269,6 +288,14 @@ pub fn check_chapter(chapter: &Path, markdown: &str) -> Vec<Problem> {
             Selector::Whole if text.trim().is_empty() => {
                 report(d.line, format!("{} is empty", inc.path))
             }
+            Selector::Whole if is_source(&inc.path) && !is_generated(&inc.path) => report(
+                d.line,
+                format!(
+                    "`{}` includes a whole source file; name an anchor instead \
+                     (`// ANCHOR: name`), or cut an excerpt into book/generated/",
+                    inc.path
+                ),
+            ),
             Selector::Whole => {}
             Selector::Anchor(name) => {
                 if let Err(e) = anchor_body(&text, name) {
