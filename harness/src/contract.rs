@@ -161,8 +161,10 @@ pub fn exits_1_when_the_address_is_not_this_machines(program: &Path, name: &str)
 
 /// Writes the contract's four tests into a step's `tests/cli.rs`:
 ///
-/// ```ignore
-/// harness::contract_tests!("step3", env!("CARGO_BIN_EXE_step3"));
+/// ```no_run
+/// // steps/step3/tests/cli.rs (there the path is env!("CARGO_BIN_EXE_step3"))
+/// harness::contract_tests!("step3", "target/debug/step3");
+/// # fn main() {}
 /// ```
 ///
 /// Each becomes a `#[test]` named after the behaviour it proves.

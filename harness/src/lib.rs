@@ -21,6 +21,7 @@ pub mod checks;
 mod client;
 pub mod contract;
 mod failure;
+mod fds;
 mod server;
 pub mod text;
 

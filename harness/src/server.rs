@@ -198,7 +198,8 @@ impl Server {
         }
     }
 
-    /// How many descriptors the server has open (Linux: /proc/PID/fd).
+    /// How many descriptors the server has open, where the OS can tell
+    /// (Linux: /proc/PID/fd; macOS: proc_pidinfo; the BSDs: `fstat -p`).
     pub fn open_fds(&self) -> Option<usize> {
         open_fds(self.shared.pid)
     }
@@ -482,12 +483,7 @@ fn connectable(mut addr: SocketAddr) -> SocketAddr {
     addr
 }
 
-/// Entries in /proc/PID/fd, where the OS has it.
-pub fn open_fds(pid: u32) -> Option<usize> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()
-        .map(|d| d.count())
-}
+pub use crate::fds::open_fds;
 
 /// The chat room size when nobody says otherwise: NUSERS in chatserv.c.
 pub const DEFAULT_MAX_USERS: usize = 10;
@@ -538,7 +534,8 @@ impl Target {
         self.pid
     }
 
-    /// The server's open descriptors, when its pid is known (Linux).
+    /// The server's open descriptors, when its pid is known and the OS can
+    /// count them.
     pub fn open_fds(&self) -> Option<usize> {
         self.pid.and_then(open_fds)
     }

@@ -158,7 +158,8 @@ pub(crate) fn expect_fds_back(target: &Target, baseline: Option<usize>, what: &s
         return Ok(());
     }
     Err(target.fail(format!(
-        "the server leaks descriptors: it had {before} open before {what}, and still {} after (counted in /proc/PID/fd)\nevery client that leaves must be closed",
-        last.map_or("an unknown number".to_string(), |n| n.to_string())
+        "the server leaks descriptors: it had {before} open before {what}, and still {} after ({})\nevery client that leaves must be closed",
+        last.map_or("an unknown number".to_string(), |n| n.to_string()),
+        crate::fds::how_counted()
     )))
 }
