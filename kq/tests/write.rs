@@ -34,6 +34,49 @@ fn socket_data_is_the_free_send_space() {
     );
 }
 
+/// A WRITE knote added to a socket already watched for reading reports the
+/// free send space too, and re-adding it after SO_SNDBUF grew reports the
+/// larger space (EV_ADD on an existing knote modifies it).
+#[test]
+fn write_data_follows_the_send_buffer_when_added_or_re_added() {
+    let kq = new_kq();
+    let (a, _b) = tcp_pair();
+    let fd = a.as_raw_fd();
+    // Fixed sizes, well under the system maxima, so the kernel's own
+    // buffer tuning cannot move them (Linux doubles what is asked).
+    let small = set_sndbuf(fd, 8 * 1024);
+    add(&kq, &[fd_change(fd, EVFILT_READ, EV_ADD)]);
+    add(&kq, &[fd_change(fd, EVFILT_WRITE, EV_ADD)]);
+    let first = wait_for(&kq, fd as usize, EVFILT_WRITE).data;
+    assert!(
+        first > 0 && first <= small,
+        "WRITE added after READ: free space {first}, expected 1..={small}"
+    );
+    let large = set_sndbuf(fd, 64 * 1024);
+    add(&kq, &[fd_change(fd, EVFILT_WRITE, EV_ADD)]);
+    let second = wait_for(&kq, fd as usize, EVFILT_WRITE).data;
+    assert!(
+        second > first && second <= large,
+        "SO_SNDBUF {small} -> {large}, re-added WRITE: free space {first} -> {second}, expected more, at most {large}"
+    );
+}
+
+/// Sets SO_SNDBUF and returns what the kernel made of it.
+fn set_sndbuf(fd: std::os::fd::RawFd, size: libc::c_int) -> i64 {
+    // SAFETY: `size` is a live int of the length passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt(SO_SNDBUF, {size}) failed");
+    getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF) as i64
+}
+
 /// A pipe's `data` is exactly the free space in the pipe buffer.
 #[test]
 fn pipe_data_is_the_free_space_in_the_pipe() {

@@ -643,13 +643,18 @@ impl Inner {
             }
             return err;
         } else {
-            let entry = &mut self.fds[idx];
-            if change.flags & EV_ADD != 0 && entry.kind == Kind::Stream {
-                entry.capacity = sndbuf(fd);
-            }
-            if let Some(k) = entry.knote(filter) {
+            if let Some(k) = self.fds[idx].knote(filter) {
                 k.modify(change);
             }
+        }
+        if filter == EVFILT_WRITE
+            && change.flags & EV_ADD != 0
+            && matches!(self.fds[idx].kind, Kind::Stream | Kind::Dgram)
+        {
+            // EVFILT_WRITE's `data` is the send buffer's free space, so its
+            // size is read when a write knote is added (again on a re-add,
+            // in case SO_SNDBUF changed); a read-only client costs nothing.
+            self.fds[idx].capacity = sndbuf(fd);
         }
         if filter == EVFILT_READ && change.fflags & NOTE_LOWAT != 0 && is_socket(self.fds[idx].kind)
         {
@@ -1462,10 +1467,8 @@ fn new_fd_entry(fd: c_int, st: &libc::stat) -> FdEntry {
                     Kind::OtherListener
                 }
             } else if ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET {
-                e.capacity = sndbuf(fd);
                 Kind::Stream
             } else {
-                e.capacity = sndbuf(fd);
                 Kind::Dgram
             }
         }
