@@ -35,6 +35,9 @@ pub struct Ev {
 }
 
 impl Ev {
+    // `data` is int64_t on FreeBSD, NetBSD and in `kq` on Linux, but
+    // intptr_t (isize) on macOS: the cast is a no-op on most targets.
+    #[allow(clippy::unnecessary_cast)]
     pub fn from_kevent(k: &kevent) -> Ev {
         Ev {
             ident: { k.ident },
