@@ -246,19 +246,46 @@ fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
 pub fn accept(listener: c_int) -> io::Result<(c_int, SocketAddr)> {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `storage` has room for any address and `len` says how much.
-    let fd = unsafe {
-        libc::accept(
-            listener,
-            storage.as_mut_ptr().cast::<libc::sockaddr>(),
-            &mut len,
-        )
-    };
-    let fd = check(fd)?;
+    let fd = check(accept_cloexec(
+        listener,
+        storage.as_mut_ptr().cast::<libc::sockaddr>(),
+        &mut len,
+    ))?;
     // SAFETY: accept() filled in `len` bytes of `storage` (zeroed before).
     let storage = unsafe { storage.assume_init() };
-    set_cloexec(fd);
     Ok((fd, to_socket_addr(&storage)))
+}
+
+/// accept(), with the new descriptor close-on-exec: in one call where the
+/// OS has accept4(), else accept() then fcntl().
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+fn accept_cloexec(listener: c_int, addr: *mut libc::sockaddr, len: &mut libc::socklen_t) -> c_int {
+    // SAFETY: the caller passes room for any address, and its size in `len`.
+    unsafe { libc::accept4(listener, addr, len, libc::SOCK_CLOEXEC) }
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
+fn accept_cloexec(listener: c_int, addr: *mut libc::sockaddr, len: &mut libc::socklen_t) -> c_int {
+    // SAFETY: the caller passes room for any address, and its size in `len`.
+    let fd = unsafe { libc::accept(listener, addr, len) };
+    if fd >= 0 {
+        set_cloexec(fd);
+    }
+    fd
 }
 
 /// `read()` into `buf`: Ok(0) is end of file. Retries on EINTR.
