@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # book-transcripts.sh: regenerate book/generated/ (terminal transcripts of
-# every step, the step-to-step diffs, C excerpts, kq doc sections, the
-# tables of tests), then say whether anything changed.
+# every step, the step-to-step diffs, kq doc sections, the tables of
+# tests), then say whether anything changed. (C and Rust listings are not
+# generated: the chapters include them by anchor from the sources.)
 #
 #   scripts/book-transcripts.sh           regenerate
 #   scripts/book-transcripts.sh --check   regenerate, then fail if the

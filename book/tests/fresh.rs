@@ -1,5 +1,5 @@
-//! The generated files the chapters include (step diffs, C excerpts, `kq`
-//! doc sections, tables of tests) match the repository as it is now. The
+//! The generated files the chapters include (step diffs, `kq` doc
+//! sections, tables of tests) match the repository as it is now. The
 //! transcripts need the step binaries running, so `.ci/run` checks those
 //! with `scripts/book-transcripts.sh --check`.
 

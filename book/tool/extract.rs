@@ -1,111 +1,10 @@
 //! Pieces of the repository the book shows but cannot include by anchor:
-//! functions of the C originals, sections of the `kq` crate's docs, and
-//! each step's list of tests. Each is cut out by *name* (a function, a
-//! heading, a test attribute), never by line numbers, and fails loudly when
-//! the name is gone, so a renamed function breaks the build instead of
-//! quietly showing the wrong lines.
-
-/// What to cut out of a C file.
-#[derive(Debug, Clone, Copy)]
-pub enum CPiece {
-    /// A function definition in KNF style (return type on the line before
-    /// `name(` at the start of a line), through the closing `}` at column 0,
-    /// with the comment block right above it.
-    Function(&'static str),
-    /// From the line starting with this text through the first line that
-    /// starts with `}` (a struct, an array of structs).
-    Block(&'static str),
-    /// A `#define` that continues over lines ending in `\`.
-    Define(&'static str),
-    /// From the line starting with this text through the first line that
-    /// ends with `;` (a prototype).
-    Statement(&'static str),
-}
-
-/// Cuts `piece` out of the C source `src`.
-pub fn c_piece(src: &str, piece: CPiece) -> Result<String, String> {
-    let lines: Vec<&str> = src.lines().collect();
-    let (first, last) = match piece {
-        CPiece::Function(name) => {
-            let open = format!("{name}(");
-            let at = lines
-                .iter()
-                .position(|l| l.starts_with(&open))
-                .ok_or_else(|| format!("no function `{name}` (a line starting `{open}`)"))?;
-            // KNF puts the return type on the line before the name.
-            let first = if at > 0 && is_type_line(lines[at - 1]) {
-                at - 1
-            } else {
-                at
-            };
-            let last = closing_brace(&lines, at)
-                .ok_or_else(|| format!("function `{name}` has no closing `}}` at column 0"))?;
-            (first, last)
-        }
-        CPiece::Block(prefix) => {
-            let at = lines
-                .iter()
-                .position(|l| l.starts_with(prefix))
-                .ok_or_else(|| format!("no line starting `{prefix}`"))?;
-            let last = closing_brace(&lines, at)
-                .ok_or_else(|| format!("`{prefix}` has no closing `}}` at column 0"))?;
-            (at, last)
-        }
-        CPiece::Define(prefix) => {
-            let at = lines
-                .iter()
-                .position(|l| l.starts_with(prefix))
-                .ok_or_else(|| format!("no line starting `{prefix}`"))?;
-            let last = (at..lines.len())
-                .find(|&i| !lines[i].trim_end().ends_with('\\'))
-                .ok_or_else(|| format!("`{prefix}` never ends"))?;
-            (at, last)
-        }
-        CPiece::Statement(prefix) => {
-            let at = lines
-                .iter()
-                .position(|l| l.starts_with(prefix))
-                .ok_or_else(|| format!("no line starting `{prefix}`"))?;
-            let last = (at..lines.len())
-                .find(|&i| lines[i].trim_end().ends_with(';'))
-                .ok_or_else(|| format!("`{prefix}` has no `;`"))?;
-            (at, last)
-        }
-    };
-    let first = comment_above(&lines, first);
-    let mut out = lines[first..=last].join("\n");
-    out.push('\n');
-    Ok(out)
-}
-
-/// A return-type line of a KNF definition: `static void`, `int`.
-fn is_type_line(line: &str) -> bool {
-    let t = line.trim_end();
-    !t.is_empty() && !t.ends_with(';') && !t.ends_with("*/") && !t.starts_with([' ', '\t', '#'])
-}
-
-/// The first line at or after `from` that starts with `}`.
-fn closing_brace(lines: &[&str], from: usize) -> Option<usize> {
-    (from..lines.len()).find(|&i| lines[i].starts_with('}'))
-}
-
-/// Where the `/* ... */` comment that ends right above `line` starts (or
-/// `line` itself when there is none).
-fn comment_above(lines: &[&str], line: usize) -> usize {
-    if line == 0 || !lines[line - 1].trim_end().ends_with("*/") {
-        return line;
-    }
-    let mut i = line - 1;
-    loop {
-        if lines[i].trim_start().starts_with("/*") {
-            return i;
-        }
-        if i == 0 {
-            return line;
-        }
-        i -= 1;
-    }
-}
+//! sections of the `kq` crate's docs (rustdoc Markdown, not code) and each
+//! step's list of tests. Each is cut out by *name* (a heading, a test
+//! attribute), never by line numbers, and fails loudly when the name is
+//! gone, so a renamed heading breaks the build instead of quietly showing
+//! the wrong lines. Source code is never cut out here: the chapters
+//! include Rust and C listings by `ANCHOR:` from the files themselves.
 
 /// A section of a crate's `//!` documentation, as Markdown: from the
 /// heading `heading` (any level, e.g. `## Where Linux differs`) to the next
@@ -311,17 +210,6 @@ fn plain() {}
         assert_eq!(found[0].doc, "Proves a thing.");
         assert_eq!(found[0].cases, ["short", "long_one"]);
         assert_eq!(test_attributes(src), 2);
-    }
-
-    /// A KNF function comes with its return type and the comment above it.
-    #[test]
-    fn cuts_a_c_function_with_its_comment() {
-        let src = "int x;\n\n/* Says hi. */\nstatic void\nhi(void)\n{\n\tputs(\"hi\");\n}\n\nint\nmain(void)\n{\n}\n";
-        assert_eq!(
-            c_piece(src, CPiece::Function("hi")).as_deref(),
-            Ok("/* Says hi. */\nstatic void\nhi(void)\n{\n\tputs(\"hi\");\n}\n")
-        );
-        assert!(c_piece(src, CPiece::Function("gone")).is_err());
     }
 
     /// A doc section ends at the next heading of its level, and intra-doc

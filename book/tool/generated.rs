@@ -1,15 +1,17 @@
 //! `book/generated/`: what the chapters include that is derived from the
-//! repository rather than cut out of it by anchor. The files are committed,
-//! so the book builds without running anything, and checked for freshness:
-//! the pure ones (diffs, C excerpts, kq doc sections, test tables) by
-//! `cargo test -p book`, the transcripts by `scripts/book-transcripts.sh`
-//! followed by `git diff --exit-code` in `.ci/run`.
+//! repository rather than cut out of it by anchor: transcripts, step diffs,
+//! `kq` doc sections, tables of tests. No copy of source code lives here;
+//! Rust and C listings are included by `ANCHOR:` from the files themselves.
+//! The files are committed, so the book builds without running anything,
+//! and checked for freshness: the pure ones (diffs, kq doc sections, test
+//! tables) by `cargo test -p book`, the transcripts by
+//! `scripts/book-transcripts.sh --check` in `.ci/run`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::extract::{self, CPiece};
+use crate::extract;
 
 /// One generated file: where it goes (relative to the repository root) and
 /// what it holds.
@@ -24,40 +26,6 @@ pub const DIR: &str = "book/generated";
 
 /// The step crates the book has a chapter for, in order.
 pub const STEPS: [&str; 5] = ["step1", "step2", "step3", "step4", "step5"];
-
-/// The C pieces the book shows, by file, each with the name of its
-/// generated file (`book/generated/c/<file>-<name>.c`).
-pub const C_PIECES: &[(&str, &[(CPiece, &str)])] = &[
-    (
-        "examples/c/echo.c",
-        &[
-            (CPiece::Function("mksock"), "mksock"),
-            (CPiece::Function("accept_client"), "accept_client"),
-            (CPiece::Function("echo_client"), "echo_client"),
-            (CPiece::Function("main"), "main"),
-        ],
-    ),
-    (
-        "examples/c/chatserv.c",
-        &[
-            (CPiece::Block("static struct uc {"), "users"),
-            (CPiece::Function("conn_index"), "conn_index"),
-            (CPiece::Function("conn_add"), "conn_add"),
-            (CPiece::Function("conn_delete"), "conn_delete"),
-            (CPiece::Function("accept_user"), "accept_user"),
-            (CPiece::Function("recv_msg"), "recv_msg"),
-            (CPiece::Function("main"), "main"),
-        ],
-    ),
-    (
-        "kq/include/sys/event.h",
-        &[
-            (CPiece::Block("struct kevent {"), "struct_kevent"),
-            (CPiece::Define("#define EV_SET("), "ev_set"),
-            (CPiece::Statement("int\tkevent("), "kevent_prototype"),
-        ],
-    ),
-];
 
 /// Sections of the `kq` crate docs the appendix shows: (file, heading, slug).
 pub const DOC_SECTIONS: &[(&str, &str, &str)] = &[
@@ -75,8 +43,8 @@ pub const DOC_SECTIONS: &[(&str, &str, &str)] = &[
     ("kq/src/linux/mod.rs", "Shape", "shape"),
 ];
 
-/// Every generated file that needs no running program: step diffs, C
-/// excerpts, `kq` doc sections, test tables.
+/// Every generated file that needs no running program: step diffs, `kq`
+/// doc sections, test tables.
 pub fn static_files(root: &Path) -> Result<Vec<Generated>, String> {
     let mut out = Vec::new();
     for pair in STEPS.windows(2) {
@@ -86,21 +54,6 @@ pub fn static_files(root: &Path) -> Result<Vec<Generated>, String> {
                 .join(format!("{}-{}.diff", pair[0], pair[1])),
             content: step_diff(root, pair[0], pair[1])?,
         });
-    }
-    for (file, pieces) in C_PIECES {
-        let src = read(root, file)?;
-        let stem = Path::new(file)
-            .file_name()
-            .and_then(|s| s.to_str())
-            .unwrap_or(file)
-            .replace('.', "_");
-        for &(piece, name) in *pieces {
-            let content = extract::c_piece(&src, piece).map_err(|e| format!("{file}: {e}"))?;
-            out.push(Generated {
-                path: Path::new(DIR).join("c").join(format!("{stem}-{name}.c")),
-                content,
-            });
-        }
     }
     for (file, heading, slug) in DOC_SECTIONS {
         let src = read(root, file)?;

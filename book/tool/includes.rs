@@ -230,9 +230,10 @@ fn is_source(path: &str) -> bool {
         .is_some_and(|e| e == "rs" || e == "c" || e == "h")
 }
 
-/// Under a `generated` directory: an excerpt already cut out by name (a C
-/// function, a header declaration), regenerated and checked for freshness,
-/// so including it whole is including it by name.
+/// Under a `generated` directory: derived by `book-gen` and checked for
+/// freshness, so including it whole is including it by name. (No source
+/// code is generated today; C listings come from `examples/c/` and
+/// `kq/include/` by anchor, like the Rust.)
 fn is_generated(path: &str) -> bool {
     Path::new(path)
         .components()
@@ -281,7 +282,8 @@ pub fn check_chapter(chapter: &Path, markdown: &str) -> Vec<Problem> {
             Selector::Lines(range) => report(
                 d.line,
                 format!(
-                    "`{}:{range}` is a line range; name an anchor instead (`// ANCHOR: name`)",
+                    "`{}:{range}` is a line range; name an anchor instead \
+                     (`// ANCHOR: name` in Rust, `/* ANCHOR: name */` in C)",
                     inc.path
                 ),
             ),
@@ -292,7 +294,7 @@ pub fn check_chapter(chapter: &Path, markdown: &str) -> Vec<Problem> {
                 d.line,
                 format!(
                     "`{}` includes a whole source file; name an anchor instead \
-                     (`// ANCHOR: name`), or cut an excerpt into book/generated/",
+                     (`// ANCHOR: name` in Rust, `/* ANCHOR: name */` in C)",
                     inc.path
                 ),
             ),

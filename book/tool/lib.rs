@@ -5,11 +5,12 @@
 //! is what keeps it so:
 //!
 //! - [`includes`]: every `{{#include}}` resolves, by named anchor, to lines
-//!   that exist (mdBook itself renders a missing anchor as nothing);
-//! - [`extract`] and [`generated`]: what cannot be included by anchor (C
-//!   functions, `kq` doc sections, step diffs, lists of tests) is cut out
-//!   by name into `book/generated/`, and `cargo test -p book` fails when a
-//!   committed copy is stale;
+//!   that exist (mdBook itself renders a missing anchor as nothing); Rust
+//!   and C listings alike come straight from their sources this way;
+//! - [`extract`] and [`generated`]: what cannot be included by anchor (`kq`
+//!   doc sections, step diffs, lists of tests) is derived by name into
+//!   `book/generated/`, and `cargo test -p book` fails when a committed
+//!   file is stale;
 //! - [`transcripts`]: the terminal sessions the chapters show, produced by
 //!   running the steps (`scripts/book-transcripts.sh`).
 //!

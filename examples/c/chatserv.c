@@ -18,6 +18,9 @@
  *
  * Portable: on macOS and the BSDs it uses the kernel's kqueue; on Linux,
  * build it with examples/c/cc-kq.sh (see examples/c/README.md).
+ *
+ * The ANCHOR / ANCHOR_END comments mark the pieces the book shows
+ * (book/src/appendix-b-c-beside-rust.md).
  */
 #include <sys/types.h>
 #include <sys/event.h>
@@ -44,11 +47,13 @@ static const char *prog = "chatserv";
 
 static const char full_msg[] = "server is full, try again later\n";
 
+/* ANCHOR: users */
 /* One slot per user; uc_fd is -1 when the slot is free. */
 static struct uc {
 	int	uc_fd;
 	char	uc_addr[NI_MAXHOST + NI_MAXSERV + 4];	/* "host:port" */
 } users[NUSERS];
+/* ANCHOR_END: users */
 
 static void
 usage(FILE *f)
@@ -175,6 +180,7 @@ send_msg(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* ANCHOR: conn_index */
 /* The slot of the user on descriptor fd, or -1. */
 static int
 conn_index(int fd)
@@ -186,7 +192,9 @@ conn_index(int fd)
 			return i;
 	return -1;
 }
+/* ANCHOR_END: conn_index */
 
+/* ANCHOR: conn_add */
 /* Put fd in a free slot; returns the slot, or -1 when the room is full. */
 static int
 conn_add(int fd, const char *addr)
@@ -199,7 +207,9 @@ conn_add(int fd, const char *addr)
 	snprintf(users[i].uc_addr, sizeof(users[i].uc_addr), "%s", addr);
 	return i;
 }
+/* ANCHOR_END: conn_add */
 
+/* ANCHOR: conn_delete */
 /*
  * Remove a user: EV_DELETE first, then close.  (close() alone would also
  * remove the kevent; deleting it explicitly is what the text teaches, and
@@ -218,7 +228,9 @@ conn_delete(int kq, int slot)
 	close(fd);
 	users[slot].uc_fd = -1;
 }
+/* ANCHOR_END: conn_delete */
 
+/* ANCHOR: accept_user */
 static void
 accept_user(int kq, int listener)
 {
@@ -257,7 +269,9 @@ accept_user(int kq, int listener)
 	}
 	fprintf(stderr, "%s: user #%d joined from %s\n", prog, slot, name);
 }
+/* ANCHOR_END: accept_user */
 
+/* ANCHOR: recv_msg */
 /*
  * A user is readable: relay what arrived to everyone else, or remove the
  * user at end of file.  EV_EOF may come while data is still buffered, so
@@ -294,7 +308,9 @@ recv_msg(int kq, int slot)
 		    users[slot].uc_addr, strerror(errno));
 	conn_delete(kq, slot);
 }
+/* ANCHOR_END: recv_msg */
 
+/* ANCHOR: main */
 int
 main(int argc, char **argv)
 {
@@ -347,3 +363,4 @@ main(int argc, char **argv)
 		}
 	}
 }
+/* ANCHOR_END: main */

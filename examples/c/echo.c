@@ -19,6 +19,9 @@
  *
  * Portable: on macOS and the BSDs it uses the kernel's kqueue; on Linux,
  * build it with examples/c/cc-kq.sh (see examples/c/README.md).
+ *
+ * The ANCHOR / ANCHOR_END comments mark the pieces the book shows
+ * (book/src/appendix-b-c-beside-rust.md).
  */
 #include <sys/types.h>
 #include <sys/event.h>
@@ -89,6 +92,7 @@ parse_args(int argc, char **argv, const char **host, const char **port)
 	}
 }
 
+/* ANCHOR: mksock */
 /*
  * Make a non-blocking socket listening on host:port, or exit(1) with one
  * line saying why.  Non-blocking because a client may give up between the
@@ -133,6 +137,7 @@ mksock(const char *host, const char *port)
 	}
 	return fd;
 }
+/* ANCHOR_END: mksock */
 
 /* "HOST:PORT" of a socket address, numeric, IPv6 hosts in brackets. */
 static void
@@ -167,6 +172,7 @@ write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* ANCHOR: accept_client */
 static void
 accept_client(int kq, int listener)
 {
@@ -200,7 +206,9 @@ accept_client(int kq, int listener)
 	format_addr((struct sockaddr *)&addr, len, name, sizeof(name));
 	fprintf(stderr, "%s: client %d connected from %s\n", prog, fd, name);
 }
+/* ANCHOR_END: accept_client */
 
+/* ANCHOR: echo_client */
 /*
  * The client is readable: echo what it sent.  EV_EOF may be set while data
  * is still buffered, so we do not drop the client on EV_EOF: we keep
@@ -225,7 +233,9 @@ echo_client(int fd)
 	/* Closing the descriptor also removes its kevent. */
 	close(fd);
 }
+/* ANCHOR_END: echo_client */
 
+/* ANCHOR: main */
 int
 main(int argc, char **argv)
 {
@@ -276,3 +286,4 @@ main(int argc, char **argv)
 		}
 	}
 }
+/* ANCHOR_END: main */

@@ -5,8 +5,8 @@
 //! book-gen --harness PATH --step step1=PATH ... --step step5=PATH
 //! ```
 //!
-//! `--static` writes what needs no running program (step diffs, C excerpts,
-//! `kq` doc sections, test tables); with the binaries it also runs the
+//! `--static` writes what needs no running program (step diffs, `kq` doc
+//! sections, test tables); with the binaries it also runs the
 //! steps and the harness for the transcripts. `scripts/book-transcripts.sh`
 //! builds the binaries and passes them; run that rather than this.
 

@@ -15,6 +15,9 @@
  *
  * On macOS and the BSDs do not use this file: the system <sys/event.h> and
  * the kernel are the real thing.
+ *
+ * The ANCHOR / ANCHOR_END comments mark the pieces the book shows
+ * (book/src/c-originals-on-linux.md).
  */
 #ifndef _KQ_SYS_EVENT_H_
 #define _KQ_SYS_EVENT_H_
@@ -32,6 +35,7 @@ extern "C" {
  */
 struct timespec;
 
+/* ANCHOR: struct_kevent */
 struct kevent {
 	uintptr_t	ident;	/* what to watch: fd, timer id, signal, user id */
 	short		filter;	/* EVFILT_* */
@@ -40,7 +44,9 @@ struct kevent {
 	intptr_t	data;	/* filter-specific data */
 	void		*udata;	/* opaque, returned unchanged with each event */
 };
+/* ANCHOR_END: struct_kevent */
 
+/* ANCHOR: ev_set */
 /*
  * Fill in all six fields.  A statement, as on the BSDs; each argument is
  * evaluated exactly once (so EV_SET(p++, ...) works), through a temporary
@@ -55,6 +61,7 @@ struct kevent {
 	kq_ev_set_p_->data = (e);			\
 	kq_ev_set_p_->udata = (f);			\
 } while (0)
+/* ANCHOR_END: ev_set */
 
 /* Filters (struct kevent.filter). */
 #define EVFILT_READ		(-1)	/* readable, or a listener has connections */
@@ -100,9 +107,11 @@ struct kevent {
 #define NOTE_ABSTIME	0x0010		/* data is an absolute time */
 
 int	kqueue(void);
+/* ANCHOR: kevent_prototype */
 int	kevent(int kq, const struct kevent *changelist, int nchanges,
 	    struct kevent *eventlist, int nevents,
 	    const struct timespec *timeout);
+/* ANCHOR_END: kevent_prototype */
 
 #ifdef __cplusplus
 }
