@@ -258,34 +258,28 @@ pub fn accept(listener: c_int) -> io::Result<(c_int, SocketAddr)> {
 
 /// accept(), with the new descriptor close-on-exec: in one call where the
 /// OS has accept4(), else accept() then fcntl().
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd"
-))]
 fn accept_cloexec(listener: c_int, addr: *mut libc::sockaddr, len: &mut libc::socklen_t) -> c_int {
-    // SAFETY: the caller passes room for any address, and its size in `len`.
-    unsafe { libc::accept4(listener, addr, len, libc::SOCK_CLOEXEC) }
-}
-
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd"
-)))]
-fn accept_cloexec(listener: c_int, addr: *mut libc::sockaddr, len: &mut libc::socklen_t) -> c_int {
-    // SAFETY: the caller passes room for any address, and its size in `len`.
-    let fd = unsafe { libc::accept(listener, addr, len) };
-    if fd >= 0 {
-        set_cloexec(fd);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
+    {
+        // SAFETY: the caller passes room for any address, its size in `len`.
+        unsafe { libc::accept4(listener, addr, len, libc::SOCK_CLOEXEC) }
     }
-    fd
+    #[cfg(target_vendor = "apple")]
+    {
+        // SAFETY: the caller passes room for any address, its size in `len`.
+        let fd = unsafe { libc::accept(listener, addr, len) };
+        if fd >= 0 {
+            set_cloexec(fd);
+        }
+        fd
+    }
 }
 
 /// `read()` into `buf`: Ok(0) is end of file. Retries on EINTR.
