@@ -52,7 +52,7 @@
 //! | timers | `EVFILT_TIMER` | `timerfd` | a timerfd per timer |
 //! | signals | `EVFILT_SIGNAL` | `signalfd` (signal must be blocked) | a signalfd per signal |
 //! | user events | `EVFILT_USER` | `eventfd` | a flag per knote and one eventfd per queue |
-//! | `close(fd)` | removes the fd's knotes (per descriptor number) | removes the entry when the last reference to the *open file* closes | knotes of a closed number are recognised by (st_dev, st_ino) and dropped |
+//! | `close(fd)` | removes the fd's knotes (per descriptor number) | removes the entry when the last reference to the *open file* closes | knotes of a closed number are recognised at the next change on that number (another (st_dev, st_ino), or epoll no longer holding the file) and dropped |
 //! | regular files | always readable | `EPERM` | always readable, checked in userspace |
 //!
 //! ## Where Linux differs (each is tested in `kq/tests`)
@@ -81,21 +81,35 @@
 //!    (`TCP_INFO`); for other families (AF_UNIX) Linux cannot tell, and
 //!    `data` is 1. A socket is recognised as a listener when it is
 //!    registered: call `listen()` before `EV_ADD`.
-//! 4. **`EVFILT_WRITE`'s `data`** is `SO_SNDBUF` (read at `EV_ADD`) minus the
-//!    bytes queued; Linux reports `SO_SNDBUF` doubled (its real budget, with
-//!    bookkeeping overhead). An unconnected TCP socket reports `EV_EOF` for
-//!    writing on Linux; BSD reports nothing.
-//! 5. **`NOTE_LOWAT`** is honoured for reading on sockets through
-//!    `SO_RCVLOWAT`, which is per socket (the last kqueue to set it wins).
-//!    On pipes and for `EVFILT_WRITE` it is not applied: Linux has no way to
-//!    make epoll wait for a mark there.
+//! 4. **`EVFILT_WRITE`'s `data`** is `SO_SNDBUF` (read when the knote is
+//!    added, and again whenever the kernel says there is room but the old
+//!    size says none) minus the bytes queued; Linux reports `SO_SNDBUF`
+//!    doubled (its real budget, with bookkeeping overhead). When Linux grows
+//!    a TCP buffer by itself (autotuning), `data` may understate the room
+//!    until then; it is never 0 in a reported event. An unconnected TCP
+//!    socket reports `EV_EOF` for writing and for reading on Linux (the
+//!    kernel calls it hung up); BSD reports nothing until it connects.
+//!    Our own `shutdown(SHUT_WR)` does not set `EV_EOF` on the WRITE knote
+//!    (BSD does).
+//! 5. **`NOTE_LOWAT`** is honoured for reading on sockets: the knote's
+//!    epoll entry is edge-triggered and the filter compares `data` with the
+//!    mark, so nothing below it is reported and `kevent()` does not spin;
+//!    the socket's own `SO_RCVLOWAT` is left alone. On pipes and for
+//!    `EVFILT_WRITE` it is not applied: Linux has no way to make epoll wait
+//!    for a mark there.
 //! 6. **Signals.** signalfd sees only blocked signals: registering
 //!    `EVFILT_SIGNAL` blocks the signal *in the calling thread* (block it in
 //!    every thread, or register before spawning threads). While registered,
 //!    handlers do not run (BSD runs both). Linux merges repeats of a standard
 //!    signal that arrive before `kevent()` reads them, so `data` counts
 //!    deliveries rather than every `kill()`. `EV_DELETE` drops what is still
-//!    waiting and unblocks the signal if `kq` blocked it.
+//!    waiting and unblocks the signal if `kq` blocked it, once no knote in
+//!    any kqueue watches it any more. Two kqueues watching one signal each
+//!    have a signalfd on the same pending signal, so each delivery is
+//!    reported by one of them only (BSD: by both). The block is inherited
+//!    across `fork()` and `exec()`: a program started by a plain C
+//!    `fork`/`exec` begins with the signal blocked (Rust's `Command` and
+//!    most shells reset the mask).
 //! 7. **Closing a kqueue** does not wake a `kevent()` blocked on it in
 //!    another thread. The queue's bookkeeping is freed at once when a
 //!    [`Kqueue`] is dropped; after a raw `close()`, at the next `kqueue()`
@@ -112,8 +126,30 @@
 //!     `EV_CLEAR` WRITE knote) makes the shared epoll entry edge-triggered;
 //!     the level knote is then re-checked with `poll()` after each delivery,
 //!     one extra syscall.
+//!     Any change to one knote of a descriptor (adding, modifying, or a
+//!     one-shot deletion of the other filter) re-arms the shared entry, so
+//!     an `EV_CLEAR` knote on it may be reported once more with nothing new
+//!     (BSD: only the changed knote is looked at again).
 //! 12. A knote for `EVFILT_USER` added with `NOTE_TRIGGER` in the same change
 //!     does not fire (FreeBSD); macOS fires it. Add first, then trigger.
+//! 13. **Fairness with a small event list.** Level knotes that `kq` keeps
+//!     true in userspace (regular files, triggered `EVFILT_USER` without
+//!     `EV_CLEAR`, level knotes on an edge-triggered entry) are delivered
+//!     before what epoll reports: with room for one event per call, such a
+//!     knote can be reported on every call while a socket waits. BSD queues
+//!     a re-reported knote behind the others. Give `kevent()` room for
+//!     several events.
+//! 14. **Smaller differences.** `NOTE_ABSTIME` timers are one-shot (FreeBSD
+//!     keeps a fired absolute timer registered); unknown timer `fflags` are
+//!     ignored (FreeBSD: `EINVAL`). `EV_RECEIPT` entries echo the change's
+//!     `fflags` (FreeBSD zeroes them for a new knote). `EV_ADD` of
+//!     `EVFILT_WRITE` on a pipe whose reader is gone succeeds and reports
+//!     `EV_EOF` (FreeBSD: `EPIPE`). `kevent()` with changes but no room for
+//!     events on a kqueue number closed with a raw `close()` is not `EBADF`
+//!     until the number is reused or the next `kqueue()` call. A closed
+//!     descriptor's knotes are dropped when the number is next used in a
+//!     change; a number reopened on the same file while both its knotes
+//!     were disabled cannot be told from the old one.
 //!
 //! ## Cost
 //!

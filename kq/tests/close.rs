@@ -210,18 +210,6 @@ fn close_drops_the_knote_even_while_a_dup_keeps_the_file_open() {
     drop(dup);
 }
 
-/// CPU time this thread has used so far.
-fn thread_cpu() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the live `ts`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0);
-    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 /// A kevent() that has nothing to report sleeps until its timeout, even
 /// when a registered descriptor was closed while a dup() keeps its file
 /// (and the file's readiness) alive: it must not spin on the CPU.
@@ -244,4 +232,60 @@ fn waiting_with_a_closed_but_duplicated_descriptor_does_not_spin() {
         "kevent() used {burnt:?} of CPU in {took:?}: {evs:?}"
     );
     drop(dup);
+}
+
+/// A FIFO closed and opened again under the same number is a new file, even
+/// though it has the same inode: EV_ADD watches it, and the old knote's
+/// EV_DELETE would find nothing (FreeBSD drops knotes at close()).
+#[test]
+fn a_fifo_reopened_on_the_same_number_is_a_fresh_descriptor() {
+    let dir = std::env::temp_dir().join(format!("kq-fifo-{}", std::process::id()));
+    let _ = std::fs::create_dir(&dir);
+    let path = dir.join("fifo");
+    let _ = std::fs::remove_file(&path);
+    let c_path = std::ffi::CString::new(path.to_str().expect("utf-8 path")).expect("no NUL");
+    // SAFETY: a valid C string and a mode.
+    let made = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+    assert_eq!(made, 0, "mkfifo {path:?}");
+    let open = |flags: libc::c_int| {
+        // SAFETY: a valid C string; the result is checked.
+        let fd = unsafe { libc::open(c_path.as_ptr(), flags | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "open {path:?}: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a descriptor we just opened and nobody else owns.
+        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+    };
+    let kq = new_kq();
+    let n = 3010;
+    let reader = move_to(open(libc::O_RDONLY), n);
+    let writer = open(libc::O_WRONLY);
+    add(&kq, &[change(n as usize, EVFILT_READ, EV_ADD, 0, 0, 1)]);
+    write_fd(writer.as_raw_fd(), b"x").expect("write to the fifo");
+    let first = wait_for(&kq, n as usize, EVFILT_READ);
+    assert_eq!(
+        (first.data, first.udata),
+        (1, 1),
+        "first open: got {first:?}"
+    );
+
+    assert_eq!(read_fd(reader.as_raw_fd(), 8).expect("read the fifo"), b"x");
+    drop(reader); // close(n), while the writer keeps the FIFO alive
+    let _reader2 = move_to(open(libc::O_RDONLY), n);
+    assert_eq!(
+        errno_of(&kq, fd_change(n, EVFILT_READ, EV_DELETE)),
+        libc::ENOENT,
+        "the knote of the closed reader must be gone, not found under the new one"
+    );
+    add(&kq, &[change(n as usize, EVFILT_READ, EV_ADD, 0, 0, 2)]);
+    write_fd(writer.as_raw_fd(), b"yy").expect("write to the fifo");
+    let second = wait_for(&kq, n as usize, EVFILT_READ);
+    assert_eq!(
+        (second.data, second.udata),
+        (2, 2),
+        "reopened fifo, 2 bytes written, EV_ADD with udata 2: got {second:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

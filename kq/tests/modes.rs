@@ -144,6 +144,38 @@ fn clear_reports_each_new_arrival_once(#[values("unix", "tcp", "pipe")] kind: &s
     assert_eq!(ev.data, 2, "1 left + 1 new byte, got {ev:?}");
 }
 
+/// Changing a knote runs its filter again (FreeBSD `kqueue_register`): an
+/// EV_CLEAR knote whose data is still unread is reported once more after
+/// EV_ADD modifies it (with the new udata), and after EV_ENABLE.
+#[rstest]
+fn modifying_a_clear_knote_reports_it_again_while_true(
+    #[values("unix", "tcp", "pipe")] kind: &str,
+    #[values(EV_ADD, EV_ENABLE)] how: Flags,
+) {
+    let kq = new_kq();
+    let mut s = Source::new(kind);
+    add(
+        &kq,
+        &[change(s.ident(), EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, 1)],
+    );
+    s.put(b"hello");
+    s.settle(5);
+    let first = wait_for(&kq, s.ident(), EVFILT_READ);
+    assert_eq!(
+        (first.data, first.udata),
+        (5, 1),
+        "5 bytes arrived: got {first:?}"
+    );
+    assert_quiet(&kq, s.ident(), EVFILT_READ, QUIET, "EV_CLEAR: nothing new");
+    add(&kq, &[change(s.ident(), EVFILT_READ, how, 0, 0, 2)]);
+    let again = wait_for(&kq, s.ident(), EVFILT_READ);
+    assert_eq!(
+        (again.data, again.udata),
+        (5, 2),
+        "changed the knote (flags {how:#x}, udata 2) with 5 bytes unread: got {again:?}"
+    );
+}
+
 /// EV_ONESHOT: reported once, then the knote is deleted (EV_DELETE gives
 /// ENOENT), although the data is still there.
 #[rstest]

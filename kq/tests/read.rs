@@ -236,24 +236,46 @@ fn dev_null_is_always_readable() {
 }
 
 /// NOTE_LOWAT: the knote fires only once `data` reaches the low-water mark
-/// given in the registration's `data`.
+/// given in the registration's `data`; below it, kevent() sleeps (it does
+/// not spin on the CPU); once reached the knote is level-triggered as
+/// usual; and the socket's own SO_RCVLOWAT is left alone (the mark belongs
+/// to the knote).
 #[rstest]
 fn note_lowat_waits_for_the_low_water_mark(#[values("unix", "tcp")] kind: &str) {
     let kq = new_kq();
-    let (a, mut b) = pair(kind);
+    let (mut a, mut b) = pair(kind);
     let fd = a.fd() as usize;
     add(&kq, &[change(fd, EVFILT_READ, EV_ADD, NOTE_LOWAT, 10, 0)]);
     b.write_all(b"12345").expect("write");
+    let cpu = thread_cpu();
     assert_quiet(
         &kq,
         fd,
         EVFILT_READ,
-        Duration::from_millis(100),
+        Duration::from_millis(300),
         "5 bytes < mark 10",
+    );
+    let spent = thread_cpu() - cpu;
+    assert!(
+        spent < Duration::from_millis(100),
+        "waiting 300 ms below the mark used {spent:?} of CPU: kevent() spins"
+    );
+    let rcvlowat = getsockopt_int(a.fd(), libc::SOL_SOCKET, libc::SO_RCVLOWAT);
+    assert_eq!(
+        rcvlowat, 1,
+        "NOTE_LOWAT must not change the socket's SO_RCVLOWAT"
     );
     b.write_all(b"67890").expect("write");
     let ev = wait_for(&kq, fd, EVFILT_READ);
     assert_eq!(ev.data, 10, "mark reached, got {ev:?}");
+    let again = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(
+        again.data, 10,
+        "level-triggered: still 10 unread, got {again:?}"
+    );
+    let mut five = [0u8; 5];
+    a.read_exact(&mut five).expect("read 5");
+    assert_quiet(&kq, fd, EVFILT_READ, QUIET, "5 left < mark 10");
 }
 
 /// Two kqueues watching one descriptor both see its events.

@@ -25,6 +25,8 @@ fn install_noop_handlers() {
             libc::SIGUSR2,
             libc::SIGALRM,
             libc::SIGPROF,
+            libc::SIGWINCH,
+            libc::SIGURG,
             rt_signal(),
         ] {
             // SAFETY: a zeroed sigaction with a handler that does nothing
@@ -176,4 +178,98 @@ fn disabled_signal_is_not_reported_until_enabled() {
     raise(sig);
     let ev = wait_for(&kq, sig as usize, EVFILT_SIGNAL);
     assert!(ev.data >= 1, "got {ev:?}");
+}
+
+/// Whether `sig` is blocked in this thread.
+fn is_blocked(sig: libc::c_int) -> bool {
+    // SAFETY: queries this thread's mask into a live sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set),
+            0
+        );
+        libc::sigismember(&set, sig) == 1
+    }
+}
+
+/// Two kqueues watch one signal; when one deletes its knote, the other
+/// still reports the signal, and once the last knote is gone the signal is
+/// back to how it was (on Linux kq unblocks it only then).
+#[test]
+fn deleting_a_signal_in_one_kqueue_leaves_it_to_the_other() {
+    install_noop_handlers();
+    let sig = libc::SIGWINCH;
+    let was_blocked = is_blocked(sig);
+    let (kq1, kq2) = (new_kq(), new_kq());
+    add(
+        &kq1,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 1)],
+    );
+    add(
+        &kq2,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 2)],
+    );
+    add(
+        &kq1,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_DELETE, 0, 0, 0)],
+    );
+    raise(sig);
+    let ev = wait_for(&kq2, sig as usize, EVFILT_SIGNAL);
+    assert_eq!(
+        (ev.data, ev.udata),
+        (1, 2),
+        "kq1 deleted its knote, kq2 still watches: got {ev:?}"
+    );
+    drop(kq2); // closing a kqueue removes its knotes
+    assert_eq!(
+        is_blocked(sig),
+        was_blocked,
+        "after the last knote went, the signal's mask is as before"
+    );
+    drop(kq1);
+}
+
+/// Two kqueues watching one signal: BSD reports each delivery to both; on
+/// Linux the signalfd that reads it first takes it, so exactly one of them
+/// reports it (kq crate docs, limitation 6).
+#[test]
+fn one_signal_watched_by_two_kqueues() {
+    install_noop_handlers();
+    let sig = libc::SIGURG;
+    let (kq1, kq2) = (new_kq(), new_kq());
+    add(
+        &kq1,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 1)],
+    );
+    add(
+        &kq2,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 2)],
+    );
+    raise(sig);
+    let wait = std::time::Duration::from_millis(200);
+    let reports: Vec<Ev> = [&kq1, &kq2]
+        .into_iter()
+        .flat_map(|kq| wait_all(kq, wait))
+        .filter(|e| e.is(sig as usize, EVFILT_SIGNAL))
+        .collect();
+    let expected = if cfg!(target_os = "linux") { 1 } else { 2 };
+    assert_eq!(
+        reports.len(),
+        expected,
+        "raised once with two kqueues watching: got {reports:?}"
+    );
+}
+
+/// Every event one kqueue reports within `limit`.
+fn wait_all(kq: &Kqueue, limit: std::time::Duration) -> Vec<Ev> {
+    let start = std::time::Instant::now();
+    let mut all = Vec::new();
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        all.extend(wait(kq, left));
+        if left.is_zero() {
+            return all;
+        }
+    }
 }

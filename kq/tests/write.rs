@@ -257,3 +257,146 @@ fn read_and_write_knotes_on_one_socket_are_independent() {
         "READ is level (reported again), WRITE is EV_CLEAR (not): {evs:?}"
     );
 }
+
+/// A writer waiting for EVFILT_WRITE is woken whenever the kernel has room,
+/// also after the send buffer grew by itself (Linux autotunes TCP buffers;
+/// FreeBSD computes the space afresh each time), in both modes.
+#[rstest]
+fn write_keeps_firing_while_the_send_buffer_grows(#[values(0, EV_CLEAR)] mode: Flags) {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    use std::time::{Duration, Instant};
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    // A small segment size keeps the first send buffer small, so that
+    // autotuning grows it several times during the test.
+    let mss: libc::c_int = 1000;
+    // SAFETY: `mss` is a live int of the size passed.
+    unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&mss as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    let mut reader =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (writer, _) = listener.accept().expect("accept");
+    writer.set_nonblocking(true).expect("O_NONBLOCK");
+    let fd = writer.as_raw_fd();
+    // SAFETY: a second handle on the same socket, used only for writing;
+    // ManuallyDrop keeps it from closing the descriptor `writer` owns.
+    let mut w = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+    let kq = new_kq();
+    add(
+        &kq,
+        &[change(fd as usize, EVFILT_WRITE, EV_ADD | mode, 0, 0, 0)],
+    );
+    let first_sndbuf = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF);
+
+    reader
+        .set_read_timeout(Some(DEADLINE))
+        .expect("SO_RCVTIMEO");
+    let drain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0usize;
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        total
+    });
+
+    let chunk = vec![7u8; 1 << 16];
+    let (mut sent, mut waits) = (0usize, 0);
+    let mut events = [kevent_zeroed(); 4];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(800) {
+        match w.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                waits += 1;
+                let n = kq
+                    .kevent(&[], &mut events, Some(Duration::from_secs(2)))
+                    .expect("kevent");
+                if n == 0 {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one live pollfd.
+                    unsafe { libc::poll(&mut p, 1, 0) };
+                    panic!(
+                        "mode {mode:#x}: no EVFILT_WRITE within 2 s while the reader drains; poll(2) says writable: {}; SO_SNDBUF {first_sndbuf} at EV_ADD, {} now; {sent} bytes sent",
+                        p.revents & libc::POLLOUT != 0,
+                        getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)
+                    );
+                }
+                let ev = Ev::from_kevent(&events[0]);
+                assert!(ev.data > 0, "a WRITE event reports room: got {ev:?}");
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    drop(writer); // FIN: the reader ends
+    let got = drain.join().expect("reader thread");
+    assert_eq!(got, sent, "the reader got what was sent");
+    assert!(
+        waits > 0,
+        "the writer never had to wait: the test proved nothing"
+    );
+}
+
+/// A datagram socket's error is temporary: after an ICMP "port unreachable"
+/// the WRITE knote still reports the socket writable, without EV_EOF, and
+/// the error is left for the next send() (FreeBSD `filt_sowrite`).
+#[test]
+fn datagram_error_is_not_eof_for_writing() {
+    use std::net::UdpSocket;
+    // A port nobody listens on: bind one, note it, close it.
+    let closed = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.connect(("127.0.0.1", port)).expect("connect");
+    let fd = sock.as_raw_fd();
+    let kq = new_kq();
+    add(&kq, &[fd_change(fd, EVFILT_WRITE, EV_ADD)]);
+    sock.send(b"anyone?").expect("first send");
+    // The ICMP reply arrives asynchronously: wait until the socket has
+    // its error (poll reports POLLERR) without reading SO_ERROR.
+    let start = std::time::Instant::now();
+    loop {
+        let mut p = libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd.
+        unsafe { libc::poll(&mut p, 1, 100) };
+        if p.revents & libc::POLLERR != 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no ICMP error within {DEADLINE:?}"
+        );
+    }
+    let ev = wait_for(&kq, fd as usize, EVFILT_WRITE);
+    assert!(
+        !ev.has(EV_EOF),
+        "a UDP error is temporary: expected no EV_EOF, got {ev:?}"
+    );
+    let err = sock.send(b"again").expect_err("the error waits for send()");
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::ECONNREFUSED),
+        "the next send() reports the error, got {err}"
+    );
+}

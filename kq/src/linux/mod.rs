@@ -532,8 +532,6 @@ struct Timer {
 
 struct Signal {
     sfd: c_int,
-    /// We blocked the signal (it was not blocked before): unblock on delete.
-    blocked_by_us: bool,
     registered: bool,
     knote: Knote,
 }
@@ -569,8 +567,10 @@ impl Drop for Inner {
         for t in self.timers.values() {
             sys_close(t.tfd);
         }
-        for s in self.signals.values() {
-            sys_close(s.sfd);
+        // Closing a kqueue removes its knotes: its signals are released as
+        // EV_DELETE would.
+        for (&signo, s) in &self.signals {
+            release_signal(signo as c_int, s.sfd);
         }
     }
 }
@@ -617,6 +617,12 @@ impl Inner {
                 // knotes died with the close() (epoll dropped the
                 // registration with the last reference).
                 self.drop_fd(epfd, fd);
+            } else if e.used() && e.registered != 0 && !still_registered(epfd, fd, e.registered) {
+                // Same (dev, ino) but not the file epoll watches: the number
+                // was closed and reopened on a file fstat cannot tell apart
+                // (every eventfd, epoll and timerfd shares one inode; a FIFO
+                // keeps its own). Its knotes died with the close(), as on BSD.
+                self.drop_fd(epfd, fd);
             }
         }
         if self.fds.len() <= idx {
@@ -656,12 +662,6 @@ impl Inner {
             // in case SO_SNDBUF changed); a read-only client costs nothing.
             self.fds[idx].capacity = sndbuf(fd);
         }
-        if filter == EVFILT_READ && change.fflags & NOTE_LOWAT != 0 && is_socket(self.fds[idx].kind)
-        {
-            // The kernel must not wake us below the mark, or a level-triggered
-            // registration would spin: let the socket enforce it.
-            set_rcvlowat(fd, change.data.max(1) as c_int);
-        }
         let err = self.update_fd(epfd, fd);
         if err != 0 && added {
             *self.fds[idx].knote(filter) = None;
@@ -685,6 +685,14 @@ impl Inner {
         if let Some(k) = e.read.filter(|k| !k.disabled) {
             events |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
             clear |= k.flags & EV_CLEAR != 0;
+            // NOTE_LOWAT on a socket: epoll would report every byte, and a
+            // level registration would spin below the mark. Edge-triggered,
+            // each arrival wakes us once and the filter compares `data`
+            // with the mark; a level knote that is true is re-checked after
+            // delivery (deliver_fd), so it stays level for the caller. The
+            // socket's own SO_RCVLOWAT is left alone: it belongs to the
+            // program, and NOTE_LOWAT is per knote on BSD.
+            clear |= k.sfflags & NOTE_LOWAT != 0 && is_socket(e.kind);
         }
         if let Some(k) = e.write.filter(|k| !k.disabled) {
             events |= libc::EPOLLOUT as u32;
@@ -851,13 +859,13 @@ impl Inner {
                 Ok(v) => v,
                 Err(e) => return e,
             };
+            signal_watchers(signo, 1, blocked_by_us);
             self.signal_by_fd.insert(sfd, ident);
             let knote = Knote::new(change, EV_CLEAR);
             self.signals.insert(
                 ident,
                 Signal {
                     sfd,
-                    blocked_by_us,
                     registered: false,
                     knote,
                 },
@@ -869,7 +877,7 @@ impl Inner {
             });
             if let Some(s) = self.signals.remove(&ident) {
                 self.signal_by_fd.remove(&s.sfd);
-                release_signal(signo, s.sfd, s.blocked_by_us);
+                release_signal(signo, s.sfd);
             }
             return 0;
         } else {
@@ -1369,8 +1377,8 @@ fn filt_read(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Fla
             if e.eof || err {
                 return Some((EV_EOF, e.so_error, n));
             }
-            // NOTE_LOWAT: the kernel enforces it too (SO_RCVLOWAT, set at
-            // EV_ADD), so a level registration does not wake us below it.
+            // NOTE_LOWAT: the registration is edge-triggered then
+            // (update_fd), so arrivals below the mark cost one look each.
             let lowat = if k.sfflags & NOTE_LOWAT != 0 {
                 k.sdata.max(1)
             } else {
@@ -1406,27 +1414,48 @@ fn filt_read(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Fla
 /// applied (a documented limitation).
 fn filt_write(e: &mut FdEntry, fd: c_int, revents: u32) -> Option<(Flags, u32, i64)> {
     let gone = revents & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
+    let writable = revents & libc::EPOLLOUT as u32 != 0;
     let lowat = 1;
     match e.kind {
         // A listening socket is never writable (BSD and Linux agree).
         Kind::TcpListener | Kind::OtherListener => None,
         Kind::AlwaysReady => Some((0, 0, 0)),
         Kind::Stream | Kind::Dgram => {
-            if revents & libc::EPOLLERR as u32 != 0 {
+            // A datagram socket's error (an ICMP port unreachable) is
+            // temporary: BSD reports it writable without EV_EOF and leaves
+            // the error for the next send() (filt_sowrite), so SO_ERROR,
+            // which Linux clears on reading, is not read.
+            let gone = gone && e.kind == Kind::Stream;
+            if gone && revents & libc::EPOLLERR as u32 != 0 {
                 note_socket_error(e, fd);
             }
-            let space = (e.capacity as i64 - ioctl_int(fd, libc::TIOCOUTQ)).max(0);
-            if gone {
-                return Some((EV_EOF, e.so_error, space));
+            let queued = ioctl_int(fd, libc::TIOCOUTQ);
+            let mut space = e.capacity as i64 - queued;
+            if space < lowat && writable {
+                // Linux grows a TCP send buffer by itself (autotuning), so
+                // the size read at EV_ADD can be stale: read it again.
+                e.capacity = sndbuf(fd);
+                space = e.capacity as i64 - queued;
             }
-            (revents & libc::EPOLLOUT as u32 != 0 && space >= lowat).then_some((0, 0, space))
+            if gone {
+                return Some((EV_EOF, e.so_error, space.max(0)));
+            }
+            // The kernel says there is room: never drop that report (an
+            // EV_CLEAR writer would wait for ever, a level one would spin).
+            writable.then_some((0, 0, space.max(lowat)))
         }
         Kind::Pipe => {
-            let space = (e.capacity as i64 - fionread(fd)).max(0);
+            let mut space = e.capacity as i64 - fionread(fd);
+            if space < lowat && writable {
+                // F_SETPIPE_SZ may have resized the pipe since EV_ADD.
+                // SAFETY: F_GETPIPE_SZ takes no argument and only reads.
+                e.capacity = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) }.max(0) as u32;
+                space = e.capacity as i64 - fionread(fd);
+            }
             if gone {
                 return Some((EV_EOF, 0, 0));
             }
-            (revents & libc::EPOLLOUT as u32 != 0 && space >= lowat).then_some((0, 0, space))
+            writable.then_some((0, 0, space.max(lowat)))
         }
         Kind::Other | Kind::Unused => {
             if gone {
@@ -1490,6 +1519,16 @@ fn new_fd_entry(fd: c_int, st: &libc::stat) -> FdEntry {
 fn sys_close(fd: c_int) {
     // SAFETY: closes a descriptor this module owns.
     unsafe { libc::close(fd) };
+}
+
+/// Whether epoll still holds a registration of the file `fd` names now.
+/// epoll keys its entries by (open file, number), so EPOLL_CTL_MOD fails
+/// with ENOENT when the number was closed and reopened. The MOD also
+/// re-arms the entry, so a modified or re-enabled knote that is already
+/// true is reported again, as FreeBSD re-runs the filter on every change.
+fn still_registered(epfd: c_int, fd: c_int, events: u32) -> bool {
+    let token = (TOKEN_FD << SHIFT) | fd as u32 as u64;
+    sys_epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, events, token) != Err(libc::ENOENT)
 }
 
 fn sys_epoll_create() -> Result<c_int, Errno> {
@@ -1599,19 +1638,6 @@ fn getsockopt_int(fd: c_int, level: c_int, name: c_int) -> c_int {
 
 fn sndbuf(fd: c_int) -> u32 {
     getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF).max(0) as u32
-}
-
-fn set_rcvlowat(fd: c_int, n: c_int) {
-    // SAFETY: passes a live int of the right size.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
-            (&n as *const c_int).cast(),
-            std::mem::size_of::<c_int>() as libc::socklen_t,
-        )
-    };
 }
 
 /// The number of connections waiting in a TCP listener's accept queue: on
@@ -1732,7 +1758,9 @@ fn sys_signalfd(signo: c_int) -> Result<(c_int, bool), Errno> {
     let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
     if fd < 0 {
         let e = errno();
-        release_signal(signo, -1, !was_blocked);
+        if !was_blocked {
+            unblock_signal(signo);
+        }
         return Err(e);
     }
     Ok((fd, !was_blocked))
@@ -1756,17 +1784,45 @@ fn drain_signalfd(sfd: c_int) -> usize {
     }
 }
 
-/// Undoes `sys_signalfd`: drops the signals still waiting (they were meant
-/// for this knote), closes the signalfd, and unblocks the signal if we
-/// blocked it.
-fn release_signal(signo: c_int, sfd: c_int, unblock: bool) {
-    if sfd >= 0 {
+/// Undoes `sys_signalfd` for one knote: closes its signalfd. The signal's
+/// process-wide state goes only with the last knote watching it, in any
+/// kqueue: then the signals still waiting are dropped (they were meant for
+/// kqueues) and the signal is unblocked if `kq` blocked it. Before that,
+/// another kqueue's knote still needs both.
+fn release_signal(signo: c_int, sfd: c_int) {
+    if signal_watchers(signo, -1, false) == 0 {
         drain_signalfd(sfd);
         sys_close(sfd);
+        if take_signal_block(signo) {
+            unblock_signal(signo);
+        }
+    } else {
+        sys_close(sfd);
     }
-    if unblock {
-        let set = sigset_of(signo);
-        // SAFETY: `set` is a live sigset; the old mask is not wanted.
-        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
-    }
+}
+
+/// Per signal, in the whole process: how many knotes watch it, and whether
+/// `kq` blocked it (so the last knote's EV_DELETE unblocks it).
+static SIGNAL_WATCHERS: Mutex<[(u32, bool); 65]> = Mutex::new([(0, false); 65]);
+
+/// Adds `delta` knotes for `signo` (noting that we blocked it), returns
+/// how many are left.
+fn signal_watchers(signo: c_int, delta: i32, blocked_by_us: bool) -> u32 {
+    let mut all = SIGNAL_WATCHERS.lock().unwrap_or_else(|p| p.into_inner());
+    let (count, ours) = &mut all[signo as usize];
+    *count = count.saturating_add_signed(delta);
+    *ours |= blocked_by_us;
+    *count
+}
+
+/// Whether `kq` blocked `signo`, forgetting it.
+fn take_signal_block(signo: c_int) -> bool {
+    let mut all = SIGNAL_WATCHERS.lock().unwrap_or_else(|p| p.into_inner());
+    std::mem::take(&mut all[signo as usize].1)
+}
+
+fn unblock_signal(signo: c_int) {
+    let set = sigset_of(signo);
+    // SAFETY: `set` is a live sigset; the old mask is not wanted.
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
 }

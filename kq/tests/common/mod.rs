@@ -386,3 +386,15 @@ pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> libc:
     assert_eq!(rc, 0, "getsockopt: {}", io::Error::last_os_error());
     v
 }
+
+/// CPU time this thread has used so far.
+pub fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the live `ts`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
