@@ -87,8 +87,11 @@
 //!    doubled (its real budget, with bookkeeping overhead). When Linux grows
 //!    a TCP buffer by itself (autotuning), `data` may understate the room
 //!    until then; it is never 0 in a reported event. An unconnected TCP
-//!    socket reports `EV_EOF` for writing and for reading on Linux (the
-//!    kernel calls it hung up); BSD reports nothing until it connects.
+//!    socket reports `EV_EOF` for writing on Linux (the kernel calls it hung
+//!    up); BSD reports nothing until it connects. For reading `kq` reports
+//!    nothing, as BSD does, and keeps that socket's epoll entry
+//!    edge-triggered afterwards (a level READ knote then costs one `poll()`
+//!    per delivery, as in item 11).
 //!    Our own `shutdown(SHUT_WR)` does not set `EV_EOF` on the WRITE knote
 //!    (BSD does).
 //! 5. **`NOTE_LOWAT`** is honoured for reading on sockets: the knote's

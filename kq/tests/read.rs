@@ -328,3 +328,72 @@ fn pair(kind: &str) -> (Box<dyn ReadWrite>, Box<dyn ReadWrite>) {
         }
     }
 }
+
+/// A TCP socket registered before connect() reports nothing (no EV_EOF)
+/// while unconnected, without spinning, then its data once connected, and
+/// EV_EOF only when the peer closes.
+#[test]
+fn socket_registered_before_connect_reports_only_after_it() {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket() call; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0, "socket(): {}", std::io::Error::last_os_error());
+    // SAFETY: a descriptor we just created and nobody else owns.
+    let sock = unsafe { TcpStream::from_raw_fd(fd) };
+    let kq = new_kq();
+    add(&kq, &[fd_change(fd, EVFILT_READ, EV_ADD)]);
+    let cpu = thread_cpu();
+    assert_quiet(
+        &kq,
+        fd as usize,
+        EVFILT_READ,
+        Duration::from_millis(200),
+        "not connected yet",
+    );
+    let spent = thread_cpu() - cpu;
+    assert!(
+        spent < Duration::from_millis(100),
+        "waiting 200 ms on an unconnected socket used {spent:?} of CPU: kevent() spins"
+    );
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let std::net::SocketAddr::V4(v4) = addr else {
+        unreachable!("bound to 127.0.0.1")
+    };
+    // SAFETY: a zeroed sockaddr_in filled in below.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_port = v4.port().to_be();
+    sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+    // SAFETY: `sin` is a live sockaddr_in of the size passed.
+    let rc = unsafe {
+        libc::connect(
+            fd,
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "connect(): {}", std::io::Error::last_os_error());
+    let (mut peer, _) = listener.accept().expect("accept");
+    peer.write_all(b"hello").expect("write");
+    let ev = wait_for(&kq, fd as usize, EVFILT_READ);
+    assert_eq!(ev.data, 5, "connected, 5 bytes sent: got {ev:?}");
+    assert!(
+        !ev.has(EV_EOF),
+        "connected and open: expected no EV_EOF, got {ev:?}"
+    );
+    drop(peer);
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        let ev = wait_for(&kq, fd as usize, EVFILT_READ);
+        if ev.has(EV_EOF) {
+            assert_eq!(ev.data, 5, "EOF with the 5 bytes still unread: got {ev:?}");
+            drop(sock);
+            return;
+        }
+        seen.push(ev);
+    }
+    panic!("the peer closed: expected EV_EOF, got only {seen:?}");
+}

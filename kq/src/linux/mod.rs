@@ -497,6 +497,10 @@ struct FdEntry {
     registered: u32,
     /// EOF seen on a socket (it does not go away).
     eof: bool,
+    /// A stream socket seen unconnected (registered before connect()): its
+    /// epoll entry stays edge-triggered, or the hang-up Linux reports for
+    /// it would wake every wait.
+    unconnected: bool,
     /// The socket error read when EOF was seen (Linux clears SO_ERROR on
     /// reading, so it is kept here for later events).
     so_error: u32,
@@ -698,7 +702,7 @@ impl Inner {
             events |= libc::EPOLLOUT as u32;
             clear |= k.flags & EV_CLEAR != 0;
         }
-        if clear {
+        if clear || e.unconnected {
             events |= libc::EPOLLET as u32;
         }
         let op = match (e.registered, events) {
@@ -1139,6 +1143,11 @@ impl Inner {
             filt_write(e, fd, revents)
         };
         let Some((extra, fflags, data)) = fired else {
+            if e.unconnected && e.registered & libc::EPOLLET as u32 == 0 {
+                // A socket registered before connect() (stream_is_unconnected):
+                // edge-triggered from now on, level knotes re-checked.
+                let _ = self.update_fd(epfd, fd);
+            }
             return;
         };
         out.push(k.event(idx, filter, extra, fflags, data));
@@ -1367,14 +1376,11 @@ fn filt_read(e: &mut FdEntry, fd: c_int, k: &Knote, revents: u32) -> Option<(Fla
             (revents & (libc::EPOLLIN | libc::EPOLLERR) as u32 != 0).then_some((0, 0, n))
         }
         Kind::Stream => {
-            if err {
-                note_socket_error(e, fd);
-            }
-            if hup {
-                e.eof = true;
+            if (hup || err) && stream_is_unconnected(e, fd, revents) {
+                return None;
             }
             let n = fionread(fd);
-            if e.eof || err {
+            if e.eof {
                 return Some((EV_EOF, e.so_error, n));
             }
             // NOTE_LOWAT: the registration is edge-triggered then
@@ -1467,6 +1473,26 @@ fn filt_write(e: &mut FdEntry, fd: c_int, revents: u32) -> Option<(Flags, u32, i
 }
 
 /// Reads and keeps the socket's pending error (Linux clears it on read).
+/// A stream socket's hang-up, seen by the READ filter. Linux calls a
+/// stream socket that is not connected (yet) hung up (EPOLLHUP without
+/// EPOLLRDHUP or EPOLLERR); BSD reports nothing until it connects, and the
+/// end of the stream only after it. Returns true for that case (nothing to
+/// report; the entry turns edge-triggered so epoll does not report it on
+/// every wait). Otherwise latches EOF (and the socket error) and returns
+/// false.
+#[cold]
+fn stream_is_unconnected(e: &mut FdEntry, fd: c_int, revents: u32) -> bool {
+    if revents & (libc::EPOLLRDHUP | libc::EPOLLERR) as u32 == 0 {
+        e.unconnected = true;
+        return true;
+    }
+    if revents & libc::EPOLLERR as u32 != 0 {
+        note_socket_error(e, fd);
+    }
+    e.eof = true;
+    false
+}
+
 fn note_socket_error(e: &mut FdEntry, fd: c_int) {
     let err = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR);
     if err > 0 {
