@@ -135,14 +135,7 @@
 //!     (BSD: only the changed knote is looked at again).
 //! 12. A knote for `EVFILT_USER` added with `NOTE_TRIGGER` in the same change
 //!     does not fire (FreeBSD); macOS fires it. Add first, then trigger.
-//! 13. **Fairness with a small event list.** Level knotes that `kq` keeps
-//!     true in userspace (regular files, triggered `EVFILT_USER` without
-//!     `EV_CLEAR`, level knotes on an edge-triggered entry) are delivered
-//!     before what epoll reports: with room for one event per call, such a
-//!     knote can be reported on every call while a socket waits. BSD queues
-//!     a re-reported knote behind the others. Give `kevent()` room for
-//!     several events.
-//! 14. **Smaller differences.** `NOTE_ABSTIME` timers are one-shot (FreeBSD
+//! 13. **Smaller differences.** `NOTE_ABSTIME` timers are one-shot (FreeBSD
 //!     keeps a fired absolute timer registered); unknown timer `fflags` are
 //!     ignored (FreeBSD: `EINVAL`). `EV_RECEIPT` entries echo the change's
 //!     `fflags` (FreeBSD zeroes them for a new knote). `EV_ADD` of

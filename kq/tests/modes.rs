@@ -376,3 +376,41 @@ fn eof_is_level_triggered_too() {
         "EOF stays after draining, got {ev:?}"
     );
 }
+
+/// With room for one event per call, a level knote that stays true (a
+/// triggered EVFILT_USER without EV_CLEAR) does not starve a readable
+/// socket: FreeBSD queues a re-reported knote behind the others, so the two
+/// take turns.
+#[test]
+fn a_level_knote_that_stays_true_does_not_starve_others() {
+    let kq = new_kq();
+    let (a, mut b) = socketpair();
+    let fd = a.as_raw_fd() as usize;
+    add(
+        &kq,
+        &[
+            change(42, EVFILT_USER, EV_ADD, 0, 0, 0),
+            change(42, EVFILT_USER, 0, NOTE_TRIGGER, 0, 0),
+            change(fd, EVFILT_READ, EV_ADD, 0, 0, 0),
+        ],
+    );
+    send(&mut b, b"x");
+    let mut one = [kevent_zeroed(); 1];
+    let (mut user, mut socket) = (0, 0);
+    for _ in 0..20 {
+        let n = kq
+            .kevent(&[], &mut one, Some(DEADLINE))
+            .expect("kevent() failed");
+        assert_eq!(n, 1, "both knotes are true: every call returns one");
+        let ev = Ev::from_kevent(&one[0]);
+        if ev.is(42, EVFILT_USER) {
+            user += 1;
+        } else if ev.is(fd, EVFILT_READ) {
+            socket += 1;
+        }
+    }
+    assert!(
+        user >= 5 && socket >= 5,
+        "20 calls with room for one event: the user knote came {user} times, the socket {socket} times; both should take turns"
+    );
+}

@@ -308,17 +308,30 @@ impl Kq {
         let mut buf: [MaybeUninit<libc::epoll_event>; BATCH] = [MaybeUninit::uninit(); BATCH];
         // Rounds in a row where epoll woke us for nothing (see `rebuild`).
         let mut spurious_rounds = 0u32;
+        let mut first_round = true;
         loop {
-            // Knotes that are ready in userspace come first.
+            // Knotes that are ready in userspace usually come first. But a
+            // level knote kept true there is re-queued after each delivery,
+            // and with a small event list it could take every slot while a
+            // socket waits; FreeBSD queues a re-reported knote behind the
+            // others. So every other call lets epoll's events go first.
+            let mut epoll_first = false;
             {
                 let mut inner = self.lock();
-                inner.deliver_pending(self.epfd, out);
-                inner.sync_wake(self.wake);
+                if first_round {
+                    first_round = false;
+                    inner.epoll_turn = !inner.epoll_turn;
+                    epoll_first = inner.epoll_turn && !inner.pending.is_empty();
+                }
+                if !epoll_first {
+                    inner.deliver_pending(self.epfd, out);
+                    inner.sync_wake(self.wake);
+                }
             }
             if !out.room() {
                 return Ok(());
             }
-            let wait_ms: c_int = if out.n > 0 {
+            let wait_ms: c_int = if out.n > 0 || epoll_first {
                 0
             } else {
                 match (timeout, deadline) {
@@ -375,6 +388,15 @@ impl Kq {
                     spurious_rounds += 1;
                 }
                 inner.sync_wake(self.wake);
+            }
+            if epoll_first {
+                // The userspace knotes' turn, after epoll's.
+                let mut inner = self.lock();
+                inner.deliver_pending(self.epfd, out);
+                inner.sync_wake(self.wake);
+                if out.n == 0 {
+                    continue; // nothing was true after all: wait as asked
+                }
             }
             if out.n > 0 || wait_ms == 0 {
                 return Ok(());
@@ -564,6 +586,9 @@ struct Inner {
     pending: VecDeque<PendingRef>,
     /// The wake eventfd is readable (it mirrors `!pending.is_empty()`).
     wake_armed: bool,
+    /// Flips on every kevent() call: when set, epoll's events are taken
+    /// before the userspace queue (fairness; see `scan`).
+    epoll_turn: bool,
 }
 
 impl Drop for Inner {
