@@ -10,6 +10,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::extract;
 
@@ -39,7 +40,6 @@ pub const DOC_SECTIONS: &[(&str, &str, &str)] = &[
         "Where Linux differs (each is tested in `kq/tests`)",
         "where-linux-differs",
     ),
-    ("kq/src/lib.rs", "Cost", "cost"),
     ("kq/src/linux/mod.rs", "Shape", "shape"),
 ];
 
@@ -124,23 +124,103 @@ fn step_tests(
     Ok(extract::test_table(&rows))
 }
 
-/// `diff -u` of two steps' `src/main.rs`, with stable headers.
+/// `diff -u` of two steps' `src/main.rs`, with stable headers, leaving out
+/// each file's leading `//!` module doc. Every step rewrites that header
+/// whole (it retells the step), so in a diff it is a wall of churn above
+/// the code that actually grew; the chapters say it is left out. The hunk
+/// line numbers still count from the top of the real files.
 pub fn step_diff(root: &Path, from: &str, to: &str) -> Result<String, String> {
     let a = format!("steps/{from}/src/main.rs");
     let b = format!("steps/{to}/src/main.rs");
-    let out = Command::new("diff")
-        .args(["-u", "--label", &a, "--label", &b, &a, &b])
-        .current_dir(root)
-        .output()
-        .map_err(|e| format!("cannot run diff (diffutils): {e}"))?;
+    let (a_src, b_src) = (read(root, &a)?, read(root, &b)?);
+    let (a_skip, a_body) = without_module_doc(&a_src);
+    let (b_skip, b_body) = without_module_doc(&b_src);
+    // diff(1) compares files, so the bodies go to a scratch directory of
+    // this call's own: tests may generate in parallel.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let scratch = std::env::temp_dir().join(format!(
+        "book-step-diff-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let (a_tmp, b_tmp) = (scratch.join("a.rs"), scratch.join("b.rs"));
+    let out = fs::write(&a_tmp, a_body)
+        .and_then(|()| fs::write(&b_tmp, b_body))
+        .map_err(|e| format!("{}: {e}", scratch.display()))
+        .and_then(|()| {
+            Command::new("diff")
+                .args(["-u", "--label", &a, "--label", &b])
+                .arg(&a_tmp)
+                .arg(&b_tmp)
+                .output()
+                .map_err(|e| format!("cannot run diff (diffutils): {e}"))
+        });
+    let _ = fs::remove_dir_all(&scratch);
+    let out = out?;
     // diff exits 1 when the files differ, which is the point here.
     match out.status.code() {
-        Some(0) | Some(1) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Some(0) | Some(1) => Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| format!("{}\n", shift_hunk_header(l, a_skip, b_skip)))
+            .collect()),
         _ => Err(format!(
             "diff {a} {b} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )),
     }
+}
+
+/// Splits a source file after its leading `//!` lines and the blank lines
+/// that follow them: (how many lines that is, the rest).
+fn without_module_doc(src: &str) -> (usize, &str) {
+    let mut skipped = 0;
+    let mut rest = src;
+    let mut in_doc = true;
+    while let Some((line, after)) = rest.split_once('\n') {
+        let t = line.trim();
+        let header = if in_doc && t.starts_with("//!") {
+            true
+        } else if t.is_empty() {
+            in_doc = false;
+            true
+        } else {
+            false
+        };
+        if !header {
+            break;
+        }
+        skipped += 1;
+        rest = after;
+    }
+    (skipped, rest)
+}
+
+/// `@@ -l,s +l,s @@` with each start moved down by the lines left out of
+/// its file, so the numbers are those of the real file. Other lines pass.
+fn shift_hunk_header(line: &str, a_skip: usize, b_skip: usize) -> String {
+    let shift = |range: &str, by: usize| -> Option<String> {
+        let (start, len) = match range.split_once(',') {
+            Some((s, l)) => (s, Some(l)),
+            None => (range, None),
+        };
+        let start = start.parse::<usize>().ok()? + by;
+        Some(match len {
+            Some(l) => format!("{start},{l}"),
+            None => start.to_string(),
+        })
+    };
+    let parsed = (|| {
+        let rest = line.strip_prefix("@@ -")?;
+        let (old, rest) = rest.split_once(" +")?;
+        let (new, tail) = rest.split_once(" @@")?;
+        Some(format!(
+            "@@ -{} +{} @@{tail}",
+            shift(old, a_skip)?,
+            shift(new, b_skip)?
+        ))
+    })();
+    parsed.unwrap_or_else(|| line.to_string())
 }
 
 fn read(root: &Path, file: &str) -> Result<String, String> {
@@ -170,4 +250,30 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("book/ has a parent")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The header is the leading `//!` block and the blank lines after it;
+    /// the code, and any `//!` further down, stay.
+    #[test]
+    fn leaves_out_only_the_leading_module_doc() {
+        let src = "//! # Step\n//!\n//! Why.\n\nuse x;\n//! not a header\n";
+        assert_eq!(without_module_doc(src), (4, "use x;\n//! not a header\n"));
+        assert_eq!(without_module_doc("use x;\n"), (0, "use x;\n"));
+    }
+
+    /// Hunk starts are moved to the real files' line numbers; other lines
+    /// and the text after the second `@@` are kept.
+    #[test]
+    fn shifts_hunk_headers_to_the_real_line_numbers() {
+        assert_eq!(
+            shift_hunk_header("@@ -1,7 +1,9 @@ fn main() {", 23, 15),
+            "@@ -24,7 +16,9 @@ fn main() {"
+        );
+        assert_eq!(shift_hunk_header("@@ -5 +5,0 @@", 2, 3), "@@ -7 +8,0 @@");
+        assert_eq!(shift_hunk_header("-@@ not a hunk", 2, 3), "-@@ not a hunk");
+    }
 }

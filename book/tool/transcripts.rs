@@ -233,7 +233,7 @@ impl Client {
         Ok(text)
     }
 
-    /// Waits for the server to close the connection (nc then exits).
+    /// Waits for the server to close the connection.
     fn expect_eof(&mut self) -> Result<(), String> {
         let mut rest = Vec::new();
         self.stream
@@ -256,8 +256,12 @@ impl Client {
         terminal.append(&mut self.terminal);
     }
 
-    /// nc exited by itself (the server closed the connection).
-    fn finish(mut self, terminal: &mut Vec<String>) {
+    /// The server closed the connection. macOS's nc exits then, but
+    /// OpenBSD netcat (Debian's and Ubuntu's `nc`) waits for its own input
+    /// to end too, so the transcript shows the Ctrl-C a Linux reader has to
+    /// type (harmless at a macOS prompt). The chapters say both.
+    fn closed_by_server(mut self, terminal: &mut Vec<String>) {
+        self.terminal.push("^C".to_string());
         terminal.append(&mut self.terminal);
     }
 }
@@ -375,7 +379,10 @@ pub fn all(bins: &Bins) -> Result<Vec<Generated>, String> {
     Ok(out)
 }
 
-/// Step 1: two lines arrive on a pipe a moment apart, then the pipe closes.
+/// Step 1: two lines arrive on a pipe a moment apart, then the pipe closes
+/// a moment later: stdin is dropped only after `kqueue` was read, which is
+/// the shown command's last `sleep 1` (without it, the data and `EV_EOF`
+/// can come as one event, and the transcript would flap).
 fn step1(bins: &Bins) -> Result<Vec<Generated>, String> {
     let mut p = Proc::spawn(bins.step("step1")?, &[], Stdio::piped())?;
     let mut stdin = p.child.stdin.take().expect("stdin is piped");
@@ -389,8 +396,10 @@ fn step1(bins: &Bins) -> Result<Vec<Generated>, String> {
     }
     drop(stdin);
     p.wait_exit()?;
-    let mut lines =
-        vec!["$ (printf 'hello\\n'; sleep 1; printf 'kqueue\\n') | cargo run -p step1".to_string()];
+    let mut lines = vec![
+        "$ (printf 'hello\\n'; sleep 1; printf 'kqueue\\n'; sleep 1) | cargo run -p step1"
+            .to_string(),
+    ];
     lines.extend(p.log.iter().map(|l| round_timing(l)));
     Ok(vec![file("step1.txt", &lines)])
 }
@@ -448,7 +457,7 @@ fn step2(bins: &Bins) -> Result<Vec<Generated>, String> {
             return Err(format!("step2 greeted with {greeting:?}"));
         }
         c.expect_eof()?;
-        c.finish(&mut term);
+        c.closed_by_server(&mut term);
         p.wait_for("greeted, close(", i)?;
     }
     Ok(vec![
@@ -548,7 +557,7 @@ fn step5(bins: &Bins) -> Result<Vec<Generated>, String> {
     norm.client(c.port());
     c.expect_line("server is full, try again later")?;
     c.expect_eof()?;
-    c.finish(&mut t4);
+    c.closed_by_server(&mut t4);
     p.wait_for("refused", 1)?;
 
     b.type_line("terminal 3 here, leaving now")?;

@@ -10,9 +10,11 @@
 //! - `close`: `close()` alone. Also correct on kqueue, and one system call
 //!   cheaper.
 //! - `close-then-delete`: the wrong order, for the lesson. The descriptor
-//!   is gone, and its knote with it, so `EV_DELETE` fails with EBADF (or,
-//!   had the number been reused in between, ENOENT). The error is logged
-//!   and handled; nothing breaks, but it shows why the order matters.
+//!   is gone, and its knote with it, so `EV_DELETE` fails with EBADF. Once
+//!   the number is reused, ENOENT, or worse: if a new client got the number
+//!   and registered it on this queue, `EV_DELETE` succeeds and silently
+//!   deletes the *new* client's knote. Here the error is logged and
+//!   handled; nothing breaks, but it shows why the order matters.
 //!
 //! Two more things become visible. Descriptor numbers are reused at once:
 //! the next client usually gets the number just freed, and the log says so.
@@ -337,10 +339,12 @@ impl Clients {
                 stepkit::close(fd);
             }
             Remove::CloseThenDelete => {
-                // The wrong order: after close() the number names nothing
-                // (or, once reused, another file), so EV_DELETE cannot find
-                // the knote: EBADF (or ENOENT). Logged, handled, harmless
-                // here; in a real server it hides the mistake.
+                // The wrong order: after close() the number names nothing,
+                // so EV_DELETE fails: EBADF. Once the number is reused,
+                // ENOENT, or worse: if a new client got it and is registered
+                // here, EV_DELETE deletes the new client's knote. Nothing
+                // runs in between here, so it is EBADF, logged and handled;
+                // in a real server it hides the mistake.
                 stepkit::close(fd);
                 match ev_delete(kq, fd) {
                     Ok(()) => eprintln!("step4: fd {fd}: close, then EV_DELETE ok: unexpected"),

@@ -196,6 +196,7 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
 }
 // ANCHOR_END: accept_user
 
+// ANCHOR: recv_msg
 /// A user is readable: relay what arrived to everyone else, or remove the
 /// user at end of file (or on a reset). Like chatserv.c this goes by what
 /// read() says, not by the EV_EOF flag: EV_EOF can come while data is
@@ -214,6 +215,7 @@ fn recv_msg(kq: &Kqueue, users: &mut [Option<User>], slot: usize, buf: &mut [u8]
         }
     }
 }
+// ANCHOR_END: recv_msg
 
 // ANCHOR: relay
 /// Writes `msg` to every user but the sender, one after another.
