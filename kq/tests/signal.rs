@@ -201,15 +201,7 @@ fn deleting_a_signal_in_one_kqueue_leaves_it_to_the_other() {
     install_noop_handlers();
     let sig = libc::SIGWINCH;
     let was_blocked = is_blocked(sig);
-    let (kq1, kq2) = (new_kq(), new_kq());
-    add(
-        &kq1,
-        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 1)],
-    );
-    add(
-        &kq2,
-        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 2)],
-    );
+    let (kq1, kq2) = two_kqueues_watching(sig);
     add(
         &kq1,
         &[change(sig as usize, EVFILT_SIGNAL, EV_DELETE, 0, 0, 0)],
@@ -237,15 +229,7 @@ fn deleting_a_signal_in_one_kqueue_leaves_it_to_the_other() {
 fn one_signal_watched_by_two_kqueues() {
     install_noop_handlers();
     let sig = libc::SIGURG;
-    let (kq1, kq2) = (new_kq(), new_kq());
-    add(
-        &kq1,
-        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 1)],
-    );
-    add(
-        &kq2,
-        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 2)],
-    );
+    let (kq1, kq2) = two_kqueues_watching(sig);
     raise(sig);
     let wait = std::time::Duration::from_millis(200);
     let reports: Vec<Ev> = [&kq1, &kq2]
@@ -259,6 +243,20 @@ fn one_signal_watched_by_two_kqueues() {
         expected,
         "raised once with two kqueues watching: got {reports:?}"
     );
+}
+
+/// Two kqueues with a knote for `sig` each, udata 1 and 2.
+fn two_kqueues_watching(sig: libc::c_int) -> (Kqueue, Kqueue) {
+    let (kq1, kq2) = (new_kq(), new_kq());
+    add(
+        &kq1,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 1)],
+    );
+    add(
+        &kq2,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 2)],
+    );
+    (kq1, kq2)
 }
 
 /// Every event one kqueue reports within `limit`.
