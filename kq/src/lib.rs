@@ -50,7 +50,7 @@
 //! | how much is ready | `data`: bytes, queue length, free space | nothing | one cheap syscall per returned event |
 //! | peer closed | `EV_EOF` + `fflags` = error | `EPOLLRDHUP`/`EPOLLHUP`/`EPOLLERR` | `EV_EOF`, `fflags` from `SO_ERROR` |
 //! | timers | `EVFILT_TIMER` | `timerfd` | a timerfd per timer |
-//! | signals | `EVFILT_SIGNAL` | `signalfd` (signal must be blocked) | a signalfd per signal |
+//! | signals | `EVFILT_SIGNAL` | `signalfd` (signal must be blocked) | one signalfd per signal for the process, its deliveries counted for every knote |
 //! | user events | `EVFILT_USER` | `eventfd` | a flag per knote and one eventfd per queue |
 //! | `close(fd)` | removes the fd's knotes (per descriptor number) | removes the entry when the last reference to the *open file* closes | knotes of a closed number are recognised at the next change on that number (another (st_dev, st_ino), or epoll no longer holding the file) and dropped |
 //! | regular files | always readable | `EPERM` | always readable, checked in userspace |
@@ -107,11 +107,11 @@
 //!    signal that arrive before `kevent()` reads them, so `data` counts
 //!    deliveries rather than every `kill()`. `EV_DELETE` drops what is still
 //!    waiting and unblocks the signal if `kq` blocked it, once no knote in
-//!    any kqueue watches it any more. Two kqueues watching one signal each
-//!    have a signalfd on the same pending signal, so each delivery is
-//!    reported by one of them only (BSD: by both). The block is inherited
-//!    across `fork()` and `exec()`: a program started by a plain C
-//!    `fork`/`exec` begins with the signal blocked (Rust's `Command` and
+//!    any kqueue watches it any more. Every knote for a signal, in any
+//!    kqueue, shares one signalfd; whoever reads it counts the delivery for
+//!    all of them, so each kqueue reports it, as on BSD. The block is
+//!    inherited across `fork()` and `exec()`: a program started by a plain
+//!    C `fork`/`exec` begins with the signal blocked (Rust's `Command` and
 //!    most shells reset the mask).
 //! 7. **Closing a kqueue** does not wake a `kevent()` blocked on it in
 //!    another thread. The queue's bookkeeping is freed at once when a

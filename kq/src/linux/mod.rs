@@ -557,7 +557,13 @@ struct Timer {
 }
 
 struct Signal {
+    /// The process-wide signalfd of this signal, shared by every knote for
+    /// it in every kqueue (see `take_signals`).
     sfd: c_int,
+    /// This knote's own eventfd: another kqueue that read the signal from
+    /// `sfd` writes it, so this queue wakes and reports its share.
+    mail: c_int,
+    /// `sfd` and `mail` are in the epoll set.
     registered: bool,
     knote: Knote,
 }
@@ -599,7 +605,7 @@ impl Drop for Inner {
         // Closing a kqueue removes its knotes: its signals are released as
         // EV_DELETE would.
         for (&signo, s) in &self.signals {
-            release_signal(signo as c_int, s.sfd);
+            unwatch_signal(signo as c_int, s.mail);
         }
     }
 }
@@ -884,17 +890,18 @@ impl Inner {
             if change.flags & EV_ADD == 0 {
                 return libc::ENOENT;
             }
-            let (sfd, blocked_by_us) = match sys_signalfd(signo) {
+            let (sfd, mail) = match watch_signal(signo) {
                 Ok(v) => v,
                 Err(e) => return e,
             };
-            signal_watchers(signo, 1, blocked_by_us);
             self.signal_by_fd.insert(sfd, ident);
+            self.signal_by_fd.insert(mail, ident);
             let knote = Knote::new(change, EV_CLEAR);
             self.signals.insert(
                 ident,
                 Signal {
                     sfd,
+                    mail,
                     registered: false,
                     knote,
                 },
@@ -904,9 +911,13 @@ impl Inner {
                 filter: EVFILT_SIGNAL,
                 ident,
             });
-            if let Some(s) = self.signals.remove(&ident) {
+            if let Some(mut s) = self.signals.remove(&ident) {
                 self.signal_by_fd.remove(&s.sfd);
-                release_signal(signo, s.sfd);
+                self.signal_by_fd.remove(&s.mail);
+                // The signalfd stays open for other knotes: take it out of
+                // this epoll set explicitly.
+                let _ = set_signal_registered(epfd, &mut s, false);
+                unwatch_signal(signo, s.mail);
             }
             return 0;
         } else {
@@ -914,13 +925,8 @@ impl Inner {
             s.knote.modify(change);
         }
         let s = self.signals.get_mut(&ident).expect("present");
-        set_registered(
-            epfd,
-            s.sfd,
-            &mut s.registered,
-            !s.knote.disabled,
-            TOKEN_SIGNAL,
-        )
+        let want = !s.knote.disabled;
+        set_signal_registered(epfd, s, want)
     }
 
     fn register_user(&mut self, change: &kevent) -> Errno {
@@ -1119,15 +1125,11 @@ impl Inner {
             .is_ok();
         }
         for s in self.signals.values().filter(|s| s.registered) {
-            let token = (TOKEN_SIGNAL << SHIFT) | s.sfd as u32 as u64;
-            ok &= sys_epoll_ctl(
-                fresh,
-                libc::EPOLL_CTL_ADD,
-                s.sfd,
-                libc::EPOLLIN as u32,
-                token,
-            )
-            .is_ok();
+            for fd in [s.sfd, s.mail] {
+                let token = (TOKEN_SIGNAL << SHIFT) | fd as u32 as u64;
+                ok &= sys_epoll_ctl(fresh, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token)
+                    .is_ok();
+            }
         }
         // dup3() swaps the file behind the caller's descriptor number in
         // one step; the old set goes away with its last reference.
@@ -1244,12 +1246,18 @@ impl Inner {
             });
             return;
         }
-        let count = drain_signalfd(sfd);
+        let count = take_signals(ident as c_int, s.mail);
         if count == 0 {
             return;
         }
         let k = s.knote;
-        out.push(k.event(ident, EVFILT_SIGNAL, 0, 0, count as i64));
+        out.push(k.event(
+            ident,
+            EVFILT_SIGNAL,
+            0,
+            0,
+            count.min(i64::MAX as u64) as i64,
+        ));
         self.after_delivery(
             epfd,
             PendingRef {
@@ -1344,7 +1352,7 @@ impl Inner {
             }
             EVFILT_SIGNAL => {
                 if let Some(s) = self.signals.get_mut(&r.ident) {
-                    let _ = set_registered(epfd, s.sfd, &mut s.registered, false, TOKEN_SIGNAL);
+                    let _ = set_signal_registered(epfd, s, false);
                 }
             }
             _ => {}
@@ -1637,6 +1645,24 @@ fn set_registered(epfd: c_int, fd: c_int, registered: &mut bool, want: bool, kin
     }
 }
 
+/// Adds a signal knote's two descriptors (the shared signalfd and its own
+/// mail eventfd) to the epoll set, or removes them, as `want` says.
+fn set_signal_registered(epfd: c_int, s: &mut Signal, want: bool) -> Errno {
+    if s.registered == want {
+        return 0;
+    }
+    let mut mail = s.registered;
+    let err = set_registered(epfd, s.mail, &mut mail, want, TOKEN_SIGNAL);
+    if err != 0 {
+        return err;
+    }
+    let err = set_registered(epfd, s.sfd, &mut s.registered, want, TOKEN_SIGNAL);
+    if err != 0 {
+        let _ = set_registered(epfd, s.mail, &mut mail, !want, TOKEN_SIGNAL);
+    }
+    err
+}
+
 fn sys_fstat(fd: c_int) -> Result<libc::stat, Errno> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat writes a full `stat` on success.
@@ -1793,9 +1819,124 @@ fn sigset_of(signo: c_int) -> libc::sigset_t {
     }
 }
 
-/// Blocks `signo` in this thread (signalfd only sees blocked signals) and
-/// opens a signalfd for it. Returns whether we did the blocking.
-fn sys_signalfd(signo: c_int) -> Result<(c_int, bool), Errno> {
+/// Per signal, for the whole process: the one signalfd every knote for it
+/// reads (in any kqueue), each knote's mail eventfd with the deliveries
+/// counted for it and not yet reported, and whether `kq` blocked the signal.
+///
+/// kqueue(2) records every delivery in every knote for the signal. A
+/// signalfd read consumes the signal, so one read must serve all of them:
+/// whoever reads it adds the count to every knote and wakes the other
+/// kqueues through their knotes' mail (`take_signals`).
+struct SignalState {
+    sfd: c_int,
+    blocked_by_us: bool,
+    /// (mail eventfd, deliveries not yet reported) per knote.
+    watchers: Vec<(c_int, u64)>,
+}
+
+static SIGNALS: Mutex<[SignalState; 65]> = Mutex::new(
+    [const {
+        SignalState {
+            sfd: -1,
+            blocked_by_us: false,
+            watchers: Vec::new(),
+        }
+    }; 65],
+);
+
+fn signals() -> MutexGuard<'static, [SignalState; 65]> {
+    SIGNALS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A new knote for `signo`: blocks the signal in this thread (signalfd sees
+/// only blocked signals), opens the shared signalfd if it is the first,
+/// and gives the knote a mail eventfd. Returns (signalfd, mail).
+fn watch_signal(signo: c_int) -> Result<(c_int, c_int), Errno> {
+    let mail = sys_eventfd()?;
+    let mut all = signals();
+    let st = &mut all[signo as usize];
+    let was_blocked = match block_signal(signo) {
+        Ok(b) => b,
+        Err(e) => {
+            sys_close(mail);
+            return Err(e);
+        }
+    };
+    st.blocked_by_us |= !was_blocked;
+    if st.sfd < 0 {
+        let set = sigset_of(signo);
+        // SAFETY: `set` is a live sigset.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            let e = errno();
+            if st.watchers.is_empty() && std::mem::take(&mut st.blocked_by_us) {
+                unblock_signal(signo);
+            }
+            sys_close(mail);
+            return Err(e);
+        }
+        st.sfd = fd;
+    }
+    st.watchers.push((mail, 0));
+    Ok((st.sfd, mail))
+}
+
+/// A knote for `signo` goes (EV_DELETE, or its kqueue closed). The last one
+/// drops the signals still waiting (they were meant for kqueues), closes
+/// the signalfd and unblocks the signal if `kq` blocked it.
+fn unwatch_signal(signo: c_int, mail: c_int) {
+    let mut all = signals();
+    let st = &mut all[signo as usize];
+    st.watchers.retain(|&(m, _)| m != mail);
+    sys_close(mail);
+    if st.watchers.is_empty() && st.sfd >= 0 {
+        drain_signalfd(st.sfd);
+        sys_close(st.sfd);
+        st.sfd = -1;
+        if std::mem::take(&mut st.blocked_by_us) {
+            unblock_signal(signo);
+        }
+    }
+}
+
+/// The deliveries of `signo` to report for the knote with mail `mail`:
+/// reads what is waiting in the shared signalfd, counts it for every
+/// knote (waking the others' kqueues through their mail), and takes this
+/// knote's count.
+fn take_signals(signo: c_int, mail: c_int) -> u64 {
+    let mut all = signals();
+    let st = &mut all[signo as usize];
+    let arrived = if st.sfd >= 0 {
+        drain_signalfd(st.sfd) as u64
+    } else {
+        0
+    };
+    let mut mine = 0;
+    for (m, count) in &mut st.watchers {
+        *count += arrived;
+        if *m == mail {
+            // Clear our mail (another kqueue may have written it); done
+            // under the lock, with the count, so no wake-up is lost.
+            drain_eventfd(*m);
+            mine = std::mem::take(count);
+        } else if arrived > 0 {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to a knote's eventfd,
+            // open while it is listed here (under this lock).
+            unsafe { libc::write(*m, (&one as *const u64).cast(), 8) };
+        }
+    }
+    mine
+}
+
+fn drain_eventfd(fd: c_int) {
+    let mut n: u64 = 0;
+    // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd.
+    unsafe { libc::read(fd, (&mut n as *mut u64).cast(), 8) };
+}
+
+/// Blocks `signo` in this thread; returns whether it was blocked already.
+fn block_signal(signo: c_int) -> Result<bool, Errno> {
     let set = sigset_of(signo);
     let mut old = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: both sets are live; `old` is written by the call.
@@ -1804,17 +1945,7 @@ fn sys_signalfd(signo: c_int) -> Result<(c_int, bool), Errno> {
         return Err(r);
     }
     // SAFETY: pthread_sigmask succeeded and filled `old`.
-    let was_blocked = unsafe { libc::sigismember(old.as_ptr(), signo) } == 1;
-    // SAFETY: `set` is a live sigset.
-    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-    if fd < 0 {
-        let e = errno();
-        if !was_blocked {
-            unblock_signal(signo);
-        }
-        return Err(e);
-    }
-    Ok((fd, !was_blocked))
+    Ok(unsafe { libc::sigismember(old.as_ptr(), signo) } == 1)
 }
 
 /// Counts (and consumes) the signals waiting in a signalfd.
@@ -1833,43 +1964,6 @@ fn drain_signalfd(sfd: c_int) -> usize {
             return total;
         }
     }
-}
-
-/// Undoes `sys_signalfd` for one knote: closes its signalfd. The signal's
-/// process-wide state goes only with the last knote watching it, in any
-/// kqueue: then the signals still waiting are dropped (they were meant for
-/// kqueues) and the signal is unblocked if `kq` blocked it. Before that,
-/// another kqueue's knote still needs both.
-fn release_signal(signo: c_int, sfd: c_int) {
-    if signal_watchers(signo, -1, false) == 0 {
-        drain_signalfd(sfd);
-        sys_close(sfd);
-        if take_signal_block(signo) {
-            unblock_signal(signo);
-        }
-    } else {
-        sys_close(sfd);
-    }
-}
-
-/// Per signal, in the whole process: how many knotes watch it, and whether
-/// `kq` blocked it (so the last knote's EV_DELETE unblocks it).
-static SIGNAL_WATCHERS: Mutex<[(u32, bool); 65]> = Mutex::new([(0, false); 65]);
-
-/// Adds `delta` knotes for `signo` (noting that we blocked it), returns
-/// how many are left.
-fn signal_watchers(signo: c_int, delta: i32, blocked_by_us: bool) -> u32 {
-    let mut all = SIGNAL_WATCHERS.lock().unwrap_or_else(|p| p.into_inner());
-    let (count, ours) = &mut all[signo as usize];
-    *count = count.saturating_add_signed(delta);
-    *ours |= blocked_by_us;
-    *count
-}
-
-/// Whether `kq` blocked `signo`, forgetting it.
-fn take_signal_block(signo: c_int) -> bool {
-    let mut all = SIGNAL_WATCHERS.lock().unwrap_or_else(|p| p.into_inner());
-    std::mem::take(&mut all[signo as usize].1)
 }
 
 fn unblock_signal(signo: c_int) {
