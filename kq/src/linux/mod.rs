@@ -1505,7 +1505,6 @@ fn filt_write(e: &mut FdEntry, fd: c_int, revents: u32) -> Option<(Flags, u32, i
     }
 }
 
-/// Reads and keeps the socket's pending error (Linux clears it on read).
 /// A stream socket's hang-up, seen by the READ filter. Linux calls a
 /// stream socket that is not connected (yet) hung up (EPOLLHUP without
 /// EPOLLRDHUP or EPOLLERR); BSD reports nothing until it connects, and the
@@ -1526,6 +1525,7 @@ fn stream_is_unconnected(e: &mut FdEntry, fd: c_int, revents: u32) -> bool {
     false
 }
 
+/// Reads and keeps the socket's pending error (Linux clears it on read).
 fn note_socket_error(e: &mut FdEntry, fd: c_int) {
     let err = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR);
     if err > 0 {
