@@ -138,14 +138,12 @@
 //! 13. **Smaller differences.** `NOTE_ABSTIME` timers are one-shot (FreeBSD
 //!     keeps a fired absolute timer registered); unknown timer `fflags` are
 //!     ignored (FreeBSD: `EINVAL`). `EV_RECEIPT` entries echo the change's
-//!     `fflags` (FreeBSD zeroes them for a new knote). `EV_ADD` of
-//!     `EVFILT_WRITE` on a pipe whose reader is gone succeeds and reports
-//!     `EV_EOF` (FreeBSD: `EPIPE`). `kevent()` with changes but no room for
-//!     events on a kqueue number closed with a raw `close()` is not `EBADF`
-//!     until the number is reused or the next `kqueue()` call. A closed
-//!     descriptor's knotes are dropped when the number is next used in a
-//!     change; a number reopened on the same file while both its knotes
-//!     were disabled cannot be told from the old one.
+//!     `fflags` (FreeBSD zeroes them for a new knote). `kevent()` with
+//!     changes but no room for events on a kqueue number closed with a raw
+//!     `close()` is not `EBADF` until the number is reused or the next
+//!     `kqueue()` call. A closed descriptor's knotes are dropped when the
+//!     number is next used in a change; a number reopened on the same file
+//!     while both its knotes were disabled cannot be told from the old one.
 //!
 //! ## Cost
 //!

@@ -166,7 +166,10 @@ fn write_reports_eof_when_the_peer_is_gone(#[case] kind: &str) {
             (a.as_raw_fd(), Box::new(a))
         }
         "pipe" => {
+            // Registered while the reader is there (adding it afterwards
+            // is EPIPE: see the next test).
             let (r, w) = pipe();
+            add(&kq, &[fd_change(w.as_raw_fd(), EVFILT_WRITE, EV_ADD)]);
             drop(r);
             (w.as_raw_fd(), Box::new(w))
         }
@@ -183,6 +186,29 @@ fn write_reports_eof_when_the_peer_is_gone(#[case] kind: &str) {
     let ev = wait_for(&kq, fd as usize, EVFILT_WRITE);
     assert!(ev.has(EV_EOF), "{kind}: peer gone, got {ev:?}");
     drop(keep);
+}
+
+/// A WRITE knote for a pipe whose reader is gone is refused with EPIPE
+/// (FreeBSD `pipe_kqfilter`); the read end can still be watched.
+#[test]
+fn write_knote_on_a_pipe_without_reader_is_epipe() {
+    let kq = new_kq();
+    let (r, w) = pipe();
+    drop(r);
+    let errno = errno_of(&kq, fd_change(w.as_raw_fd(), EVFILT_WRITE, EV_ADD));
+    assert_eq!(
+        errno,
+        libc::EPIPE,
+        "EV_ADD of EVFILT_WRITE on a pipe without reader: expected EPIPE, got {errno}"
+    );
+    let (r2, w2) = pipe();
+    drop(w2);
+    add(&kq, &[fd_change(r2.as_raw_fd(), EVFILT_READ, EV_ADD)]);
+    let ev = wait_for(&kq, r2.as_raw_fd() as usize, EVFILT_READ);
+    assert!(
+        ev.has(EV_EOF),
+        "the read end sees the writer gone: got {ev:?}"
+    );
 }
 
 /// READ and WRITE knotes on one descriptor are independent (on Linux they

@@ -670,8 +670,21 @@ impl Inner {
                 return libc::ENOENT;
             }
             let entry = &mut self.fds[idx];
-            if !entry.used() {
+            let fresh = !entry.used();
+            if fresh {
                 *entry = new_fd_entry(fd, &st);
+            }
+            if filter == EVFILT_WRITE
+                && entry.kind == Kind::Pipe
+                && sys_poll(fd) & libc::EPOLLERR as u32 != 0
+            {
+                // The write end of a pipe whose readers are gone (Linux
+                // polls it as an error): FreeBSD's pipe_kqfilter refuses
+                // the knote with EPIPE.
+                if fresh {
+                    *entry = FdEntry::default();
+                }
+                return libc::EPIPE;
             }
             *entry.knote(filter) = Some(Knote::new(change, 0));
             added = true;
