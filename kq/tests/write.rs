@@ -63,17 +63,7 @@ fn write_data_follows_the_send_buffer_when_added_or_re_added() {
 
 /// Sets SO_SNDBUF and returns what the kernel made of it.
 fn set_sndbuf(fd: std::os::fd::RawFd, size: libc::c_int) -> i64 {
-    // SAFETY: `size` is a live int of the length passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "setsockopt(SO_SNDBUF, {size}) failed");
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, size);
     getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF) as i64
 }
 
@@ -296,17 +286,12 @@ fn write_keeps_firing_while_the_send_buffer_grows(#[values(0, EV_CLEAR)] mode: F
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     // A small segment size keeps the first send buffer small, so that
     // autotuning grows it several times during the test.
-    let mss: libc::c_int = 1000;
-    // SAFETY: `mss` is a live int of the size passed.
-    unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_MAXSEG,
-            (&mss as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    setsockopt_int(
+        listener.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_MAXSEG,
+        1000,
+    );
     let mut reader =
         std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
     let (writer, _) = listener.accept().expect("accept");
