@@ -25,9 +25,6 @@ mod fds;
 mod server;
 pub mod text;
 
-#[doc(hidden)]
-pub mod bench;
-
 pub use client::{Client, DEFAULT_TIMEOUT};
 pub use failure::{Failure, Result};
 pub use server::{open_fds, parse_listening_line, Frozen, Server, Target, DEFAULT_MAX_USERS};

@@ -4,7 +4,6 @@
 //! harness check <stage> [options] -- <command...>   start the server (a fresh one per check)
 //! harness check <stage> [options] --addr HOST:PORT  check a server that is already running
 //! harness --list                                    the stages and their checks
-//! harness bench [--quick] [--json FILE]             the benchmark (see the README)
 //! ```
 
 use std::ffi::OsString;
@@ -18,7 +17,6 @@ const USAGE: &str = "\
 usage: harness check <stage> [--only CHECK] [--max-users N] [--pid PID] -- <command...>
        harness check <stage> [--only CHECK] [--max-users N] [--pid PID] --addr HOST:PORT
        harness --list
-       harness bench [--quick] [--json FILE]
 
   <stage>          listen, greet, echo or chat (see --list)
   -- <command...>  start the server with this command, adding --port 0, once per check;
@@ -45,13 +43,6 @@ fn main() -> ExitCode {
             }
             Err(msg) => usage_error(&msg),
         },
-        Some("bench") => {
-            let rest: Vec<String> = args[1..]
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            harness::bench::main(&rest)
-        }
         Some("--help") | Some("-h") | Some("help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

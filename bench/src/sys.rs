@@ -202,7 +202,7 @@ fn kb_field(path: &str, field: &str) -> u64 {
 /// Makes `cmd`'s child die with this process, however this process ends:
 /// Drop kills children on a normal exit or a panic, but not when the bench
 /// is interrupted (Ctrl-C) or killed, or aborts writing to a closed pipe
-/// (`harness bench | head`); a server left behind would hold its CPU and
+/// (`bench | head`); a server left behind would hold its CPU and
 /// sockets into the next run.
 fn die_with_parent(cmd: &mut Command) -> &mut Command {
     use std::os::unix::process::CommandExt;
@@ -245,17 +245,17 @@ impl Server {
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", program.display())))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
-        // The reader keeps draining stdout after the first line so a chatty
-        // server never blocks on a full pipe; it ends when the child dies.
+        // The reader sends the first line, then keeps draining stdout so a
+        // chatty server never blocks on a full pipe; it ends when the
+        // child dies.
         std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !sent {
-                    if let Some(a) = line.trim().strip_prefix("listening on ") {
-                        let _ = tx.send(a.trim().to_string());
-                        sent = true;
-                    }
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            for line in lines {
+                if line.is_err() {
+                    break;
                 }
             }
         });
@@ -270,11 +270,10 @@ impl Server {
                 program.display()
             ))
         })?;
-        server.addr = line.parse().map_err(|_| {
-            io::Error::other(format!(
-                "{name}: cannot parse address in `listening on {line}`"
-            ))
-        })?;
+        // The same reading of the line as the harness's, which the steps'
+        // tests wait for.
+        server.addr = harness::parse_listening_line(&line)
+            .map_err(|e| io::Error::other(format!("{name}: {e}")))?;
         if !server.addr.ip().is_loopback() {
             // Only loopback: connect to 127.0.0.1 on that port.
             server.addr.set_ip([127, 0, 0, 1].into());

@@ -1,5 +1,5 @@
 //! The reference servers the kq echo server is compared with, run as
-//! `harness bench serve epoll|tokio PORT` (the bench re-executes itself):
+//! `bench serve epoll|tokio PORT` (the bench re-executes itself):
 //!
 //! - `epoll`: the same event loop as a kqueue echo server, written directly
 //!   on epoll: level-triggered, one `read` into a shared 16 KiB buffer per

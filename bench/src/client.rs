@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use super::sys;
+use crate::sys;
 
 /// Every message is this long: 63 bytes and a newline (the chat servers
 /// relay lines).
