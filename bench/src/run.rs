@@ -47,6 +47,12 @@ pub fn run(opts: &Opts) -> Result<ExitCode, String> {
     let place = Placement { pinned: cpus >= 2 };
     let perf = sys::perf_available();
     let mut rep = Report::default();
+    // Said before any pinning narrows what this process may use.
+    let machine = format!(
+        "{cpus} CPUs ({}), Linux {}",
+        sys::cpu_model(),
+        sys::read_trim("/proc/sys/kernel/osrelease")
+    );
     rep.fact("cores", format!("{cpus} ({})", sys::cpu_model()));
     rep.fact(
         "CPU placement",
@@ -103,7 +109,7 @@ pub fn run(opts: &Opts) -> Result<ExitCode, String> {
         }
         let l0 = sys::Load::now();
         let mut busy = Vec::new();
-        phases::idle::run(false, hard, &mut rep)?;
+        phases::idle::run(false, hard, &machine, &mut rep)?;
         others(&mut rep, "G", l0, &mut busy);
         return Ok(finish(opts, rep, &busy, started));
     }
@@ -180,7 +186,7 @@ pub fn run(opts: &Opts) -> Result<ExitCode, String> {
         phases::translation::run(&mut rep)
     };
     let l0 = sys::Load::now();
-    phases::idle::run(opts.quick, hard, &mut rep)?;
+    phases::idle::run(opts.quick, hard, &machine, &mut rep)?;
     others(&mut rep, "G", l0, &mut busy);
     phases::targets::record(&ratios, &holds, scaling, &translation, &mut rep);
     Ok(finish(opts, rep, &busy, started))

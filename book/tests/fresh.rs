@@ -1,7 +1,7 @@
-//! The generated files the chapters include (step diffs, `kq` doc
-//! sections, tables of tests) match the repository as it is now. The
-//! transcripts need the step binaries running, so `.ci/run` checks those
-//! with `scripts/book-transcripts.sh --check`.
+//! The generated files (step diffs, `kq` doc sections, tables of tests and
+//! stages, the plot, the README's table of steps) match the repository as
+//! it is now. The transcripts need the step binaries running, so `.ci/run`
+//! checks those with `scripts/generate.sh --check`.
 
 mod common;
 
@@ -33,8 +33,8 @@ fn generated_listings_match_the_repository() {
     }
     assert!(
         stale.is_empty(),
-        "{} generated file(s) are stale:\n{}\nrun scripts/book-transcripts.sh (or, without \
-         the transcripts, `cargo run -p book --bin book-gen -- --static`) and commit book/generated/",
+        "{} generated file(s) are stale:\n{}\nrun scripts/generate.sh (or, without \
+         the transcripts, `cargo run -p book --bin book-gen -- --static`) and commit what it wrote",
         stale.len(),
         stale.join("\n")
     );
@@ -51,7 +51,7 @@ fn every_generated_file_is_included_by_a_chapter() {
     }
     let dir = root.join(generated::DIR);
     let mut unused = Vec::new();
-    for ext in ["txt", "diff", "c", "md"] {
+    for ext in ["txt", "diff", "c", "md", "svg"] {
         for file in common::files_with_ext(&dir, ext) {
             let rel = file.strip_prefix(&dir).expect("under generated/");
             if rel == std::path::Path::new("README.md") {

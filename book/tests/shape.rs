@@ -1,10 +1,16 @@
-//! The step chapters agree with the workspace and with each other: one
-//! chapter per step crate, titled as the step's README is, every chapter
-//! with the same sections in the same order, each showing its own step.
+//! The house's shape: every step folder has all its parts (the test names
+//! exactly what is missing), and the step chapters agree with the steps and
+//! with each other: one chapter per step, titled as the step's README is,
+//! every chapter with the same sections in the same order, each showing its
+//! own step.
 
 mod common;
 
 use std::fs;
+use std::path::PathBuf;
+
+use book::steps::{self, Step};
+use book::{generated, readme, scenario};
 
 /// The sections every step chapter has, in this order.
 const SECTIONS: &[&str] = &[
@@ -19,19 +25,12 @@ const SECTIONS: &[&str] = &[
     "Further reading",
 ];
 
-/// The step crates (`steps/stepN`, not the shared `stepkit`), sorted.
-fn step_dirs() -> Vec<String> {
-    let mut steps: Vec<String> = fs::read_dir(common::root().join("steps"))
-        .expect("read steps/")
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| {
-            n.strip_prefix("step")
-                .is_some_and(|d| d.parse::<u32>().is_ok())
-        })
-        .collect();
-    steps.sort();
-    steps
+/// The sections every step README has, in this order.
+const README_SECTIONS: &[&str] = &["Goal", "Run", "Test", "Read", "Stuck?"];
+
+/// The steps (`steps/stepN`, not the shared `stepkit`), by number.
+fn steps() -> Vec<Step> {
+    steps::discover(&common::root()).unwrap_or_else(|e| panic!("finding the steps: {e}"))
 }
 
 /// The step chapters of SUMMARY.md: (title, file), in order.
@@ -42,23 +41,170 @@ fn step_chapters() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Each step crate has exactly one chapter (`stepN-*.md`) in SUMMARY.md,
-/// in order, and the list of steps the generator knows is the same.
+/// Everything a step is made of, for one step: what is missing, each
+/// problem saying which file or section to add.
+fn missing_parts(step: &Step, chapter: Option<&str>, previous: Option<&Step>) -> Vec<String> {
+    let root = common::root();
+    let mut missing = Vec::new();
+    let dir = step.dir.display();
+    let read = |rel: &std::path::Path| fs::read_to_string(root.join(rel)).ok();
+
+    // The crate: named after its folder, with a binary and tests.
+    match read(&step.file("Cargo.toml")) {
+        None => missing.push(format!(
+            "{dir}/Cargo.toml: add it (copy the previous step's, with name = \"{}\")",
+            step.name
+        )),
+        Some(toml) if !toml.contains(&format!("name = \"{}\"", step.name)) => {
+            missing.push(format!(
+                "{dir}/Cargo.toml: the package must be named \"{}\"",
+                step.name
+            ))
+        }
+        Some(_) => {}
+    }
+    if !root.join(step.file("src/main.rs")).is_file() {
+        missing.push(format!("{dir}/src/main.rs: add the step's server"));
+    }
+    let tests = common::files_with_ext_if_any(&root.join(step.file("tests")), "rs");
+    if tests.is_empty() {
+        missing.push(format!(
+            "{dir}/tests/: add the step's tests (one .rs file or more)"
+        ));
+    }
+
+    // Its README: title, tagline, the same sections as the others.
+    match read(&step.file("README.md")) {
+        None => missing.push(format!(
+            "{dir}/README.md: add it, starting `# Step {}: TITLE`, a line saying what the step is about, then the sections {README_SECTIONS:?}",
+            step.number
+        )),
+        Some(text) => {
+            if readme::title(&text).is_none() || !text.starts_with(&format!("# Step {}: ", step.number)) {
+                missing.push(format!("{dir}/README.md: the first line must be `# Step {}: TITLE`", step.number));
+            }
+            if readme::tagline(&text).is_none() {
+                missing.push(format!(
+                    "{dir}/README.md: under the title, add one line saying what the step is about (the root README's table shows it)"
+                ));
+            }
+            let sections: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+            if sections != README_SECTIONS {
+                missing.push(format!(
+                    "{dir}/README.md: the sections must be {README_SECTIONS:?} in this order; it has {sections:?}"
+                ));
+            }
+        }
+    }
+
+    // Its transcript scenario, and the transcripts it writes.
+    let scenario_path = step.file(scenario::FILE);
+    let saved = match read(&scenario_path) {
+        None => {
+            missing.push(format!(
+                "{}: add the scenario of the chapter's \"Run it\" transcripts (format: book/tool/scenario.rs)",
+                scenario_path.display()
+            ));
+            Vec::new()
+        }
+        Some(text) => match scenario::parse(&step.name, &text) {
+            Ok(commands) => scenario::saved_files(&commands),
+            Err(e) => {
+                missing.push(format!("{dir}/{e}"));
+                Vec::new()
+            }
+        },
+    };
+    let mut generated: Vec<PathBuf> = saved
+        .iter()
+        .map(|f| generated::transcript_path(f))
+        .collect();
+    generated.push(generated::tests_path(step));
+    if let Some(previous) = previous {
+        generated.push(generated::diff_path(previous, step));
+    }
+    for g in &generated {
+        if !root.join(g).is_file() {
+            missing.push(format!(
+                "{}: not generated yet; run scripts/generate.sh",
+                g.display()
+            ));
+        }
+    }
+
+    // Its chapter, which shows all of that.
+    match chapter {
+        None => missing.push(format!(
+            "book/src/SUMMARY.md: add `- [Step {}: TITLE]({}-SLUG.md)` after the previous step's chapter, and write book/src/{}-SLUG.md",
+            step.number, step.name, step.name
+        )),
+        Some(file) => match fs::read_to_string(common::src().join(file)) {
+            Err(_) => missing.push(format!("book/src/{file}: listed in SUMMARY.md but missing")),
+            Ok(text) => {
+                let mut wanted = vec![format!("../../steps/{}/src/main.rs:", step.name)];
+                wanted.extend(generated.iter().map(|g| {
+                    format!("../{}", g.strip_prefix("book").unwrap_or(g).display())
+                }));
+                for w in wanted {
+                    if !text.contains(&w) {
+                        missing.push(format!("book/src/{file}: include {w}"));
+                    }
+                }
+            }
+        },
+    }
+    missing
+}
+
+/// Every step folder has all its parts: crate, README (title, tagline,
+/// sections), src/main.rs, tests, transcript scenario, its chapter in
+/// SUMMARY.md in order, and its generated files (the diff from the
+/// previous step, the tests table, the transcripts), each included by the
+/// chapter. A failure lists exactly what to add.
 #[test]
-fn every_step_crate_has_a_chapter_in_order() {
-    let steps = step_dirs();
-    let chapters: Vec<String> = step_chapters()
+fn every_step_folder_has_all_its_parts() {
+    let steps = steps();
+    let chapters = step_chapters();
+    let mut problems = Vec::new();
+    // SUMMARY.md: one chapter per step, in the steps' order.
+    let chapter_steps: Vec<String> = chapters
         .iter()
         .map(|(_, f)| f.split('-').next().unwrap_or("").to_string())
         .collect();
-    assert_eq!(
-        chapters, steps,
-        "SUMMARY.md's step chapters (left) must match the crates in steps/ (right)"
-    );
-    assert_eq!(
-        book::generated::STEPS.to_vec(),
-        steps,
-        "book::generated::STEPS must list the crates in steps/"
+    let step_names: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
+    for name in &chapter_steps {
+        if !step_names.contains(name) {
+            problems.push(format!(
+                "book/src/SUMMARY.md lists a chapter for {name}, but there is no steps/{name}"
+            ));
+        }
+    }
+    let in_summary: Vec<&String> = chapter_steps
+        .iter()
+        .filter(|n| step_names.contains(n))
+        .collect();
+    let in_order: Vec<&String> = step_names
+        .iter()
+        .filter(|n| chapter_steps.contains(n))
+        .collect();
+    if in_summary != in_order {
+        problems.push(format!(
+            "book/src/SUMMARY.md: the step chapters must be in the steps' order {step_names:?}; they are {chapter_steps:?}"
+        ));
+    }
+    for (i, step) in steps.iter().enumerate() {
+        let chapter = chapters
+            .iter()
+            .find(|(_, f)| f.split('-').next() == Some(step.name.as_str()))
+            .map(|(_, f)| f.as_str());
+        let previous = i.checked_sub(1).map(|p| &steps[p]);
+        problems.extend(missing_parts(step, chapter, previous));
+    }
+    assert!(
+        problems.is_empty(),
+        "{} thing(s) missing from the steps (CONTRIBUTING.md, \"Add a step\"):\n  {}",
+        problems.len(),
+        problems.join("\n  ")
     );
 }
 
@@ -68,9 +214,9 @@ fn every_step_crate_has_a_chapter_in_order() {
 fn chapter_titles_match_the_step_readmes() {
     for (title, file) in step_chapters() {
         let step = file.split('-').next().unwrap_or("");
-        let readme = fs::read_to_string(common::root().join("steps").join(step).join("README.md"))
+        let text = fs::read_to_string(common::root().join("steps").join(step).join("README.md"))
             .unwrap_or_else(|e| panic!("steps/{step}/README.md: {e}"));
-        let readme_title = readme.lines().next().unwrap_or("").trim_start_matches("# ");
+        let readme_title = text.lines().next().unwrap_or("").trim_start_matches("# ");
         let chapter = fs::read_to_string(common::src().join(&file)).expect("read chapter");
         let heading = chapter
             .lines()
@@ -89,29 +235,6 @@ fn every_step_chapter_has_the_same_sections() {
         let text = fs::read_to_string(common::src().join(&file)).expect("read chapter");
         let sections: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("## ")).collect();
         assert_eq!(sections, SECTIONS, "the sections of {file}");
-    }
-}
-
-/// Each step chapter shows its own step: code from `steps/stepN`, its table
-/// of tests, its transcript, and (after step 1) the diff from the step
-/// before.
-#[test]
-fn every_step_chapter_shows_its_own_step() {
-    let steps = step_dirs();
-    for (i, (_, file)) in step_chapters().iter().enumerate() {
-        let step = &steps[i];
-        let text = fs::read_to_string(common::src().join(file)).expect("read chapter");
-        let mut wanted = vec![
-            format!("../../steps/{step}/src/main.rs:"),
-            format!("../generated/tests/{step}.md"),
-            format!("../generated/transcripts/{step}"),
-        ];
-        if i > 0 {
-            wanted.push(format!("../generated/diffs/{}-{step}.diff", steps[i - 1]));
-        }
-        for w in wanted {
-            assert!(text.contains(&w), "{file} does not include {w}");
-        }
     }
 }
 

@@ -1,18 +1,20 @@
 //! `book/generated/`: what the chapters include that is derived from the
 //! repository rather than cut out of it by anchor: transcripts, step diffs,
-//! `kq` doc sections, tables of tests. No copy of source code lives here;
+//! `kq` doc sections, tables of tests and stages, the measured plot; and
+//! the root README's table of steps. No copy of source code lives here;
 //! Rust and C listings are included by `ANCHOR:` from the files themselves.
 //! The files are committed, so the book builds without running anything,
-//! and checked for freshness: the pure ones (diffs, kq doc sections, test
-//! tables) by `cargo test -p book`, the transcripts by
-//! `scripts/book-transcripts.sh --check` in `.ci/run`.
+//! and checked for freshness: the pure ones by `cargo test -p book`, the
+//! transcripts (which run the steps) by `scripts/generate.sh --check` in
+//! `.ci/run`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::extract;
+use crate::steps::{self, Step};
+use crate::{extract, plot, readme, stages};
 
 /// One generated file: where it goes (relative to the repository root) and
 /// what it holds.
@@ -25,10 +27,9 @@ pub struct Generated {
 /// Where generated files live, relative to the repository root.
 pub const DIR: &str = "book/generated";
 
-/// The step crates the book has a chapter for, in order.
-pub const STEPS: [&str; 5] = ["step1", "step2", "step3", "step4", "step5"];
-
 /// Sections of the `kq` crate docs the appendix shows: (file, heading, slug).
+/// Each becomes `book/generated/kq/<slug>.md`; a moved section is one edit
+/// here.
 pub const DOC_SECTIONS: &[(&str, &str, &str)] = &[
     (
         "kq/src/lib.rs",
@@ -44,15 +45,15 @@ pub const DOC_SECTIONS: &[(&str, &str, &str)] = &[
 ];
 
 /// Every generated file that needs no running program: step diffs, `kq`
-/// doc sections, test tables.
+/// doc sections, test tables, the stages table, the idle-descriptor plot
+/// (drawn from the bench's committed data) and the README's table of steps.
 pub fn static_files(root: &Path) -> Result<Vec<Generated>, String> {
+    let steps = steps::discover(root)?;
     let mut out = Vec::new();
-    for pair in STEPS.windows(2) {
+    for pair in steps.windows(2) {
         out.push(Generated {
-            path: Path::new(DIR)
-                .join("diffs")
-                .join(format!("{}-{}.diff", pair[0], pair[1])),
-            content: step_diff(root, pair[0], pair[1])?,
+            path: diff_path(&pair[0], &pair[1]),
+            content: step_diff(root, &pair[0].name, &pair[1].name)?,
         });
     }
     for (file, heading, slug) in DOC_SECTIONS {
@@ -71,13 +72,49 @@ pub fn static_files(root: &Path) -> Result<Vec<Generated>, String> {
     if contract_tests.is_empty() {
         return Err("harness/src/contract.rs: no tests in `macro_rules! contract_tests`".into());
     }
-    for step in STEPS {
+    for step in &steps {
         out.push(Generated {
-            path: Path::new(DIR).join("tests").join(format!("{step}.md")),
-            content: step_tests(root, step, &contract_tests)?,
+            path: tests_path(step),
+            content: step_tests(root, &step.name, &contract_tests)?,
         });
     }
+    out.push(Generated {
+        path: Path::new(DIR).join("stages.md"),
+        content: stages::table(root, &steps)?,
+    });
+    let data = read(root, plot::IDLE_FDS_DATA).map_err(|e| {
+        format!("{e}\n(the bench writes it: cargo run --release -p bench -- --idle)")
+    })?;
+    out.push(Generated {
+        path: PathBuf::from(plot::IDLE_FDS_SVG),
+        content: plot::idle_fds_svg(&data).map_err(|e| format!("{}: {e}", plot::IDLE_FDS_DATA))?,
+    });
+    let readme = read(root, readme::FILE)?;
+    out.push(Generated {
+        path: PathBuf::from(readme::FILE),
+        content: readme::with_step_table(root, &readme, &steps)?,
+    });
     Ok(out)
+}
+
+/// `book/generated/diffs/stepA-stepB.diff`: what changed from one step to
+/// the next.
+pub fn diff_path(from: &Step, to: &Step) -> PathBuf {
+    Path::new(DIR)
+        .join("diffs")
+        .join(format!("{}-{}.diff", from.name, to.name))
+}
+
+/// `book/generated/tests/stepN.md`: the table of a step's tests.
+pub fn tests_path(step: &Step) -> PathBuf {
+    Path::new(DIR)
+        .join("tests")
+        .join(format!("{}.md", step.name))
+}
+
+/// `book/generated/transcripts/FILE`.
+pub fn transcript_path(file: &str) -> PathBuf {
+    Path::new(DIR).join("transcripts").join(file)
 }
 
 /// The table of a step's tests, from its `tests/*.rs`.

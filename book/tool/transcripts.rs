@@ -1,16 +1,16 @@
 //! Transcripts for the chapters' "Run it" sections and the instructors'
-//! page: each step server is started on `--port 0`, driven by a small
-//! scripted client, and what a person would see in each terminal is
-//! written down.
+//! page. Each step's are played from its scenario file
+//! (`steps/stepN/transcripts.txt`, format in [`crate::scenario`]) against
+//! the step's binary; the harness CLI's three come from [`harness`] here.
 //!
 //! Deterministic on purpose, so the freshness check does not flap: every
 //! client action waits for the server to log that it was handled before
-//! the next one starts; the server's stdout and stderr share one pipe, as
-//! they share a terminal; and what changes from run to run is normalised:
-//! the server's port becomes 8080 (the default a reader types), each
-//! client's port becomes 50001, 50002, ... in the order the clients
-//! connect, binary paths become `target/debug/NAME`, and measured times
-//! are rounded to the timeout they measure.
+//! the next one starts (the scenarios' `await`); the server's stdout and
+//! stderr share one pipe, as they share a terminal; and what changes from
+//! run to run is normalised: the server's port becomes 8080 (the default a
+//! reader types), each client's port becomes 50001, 50002, ... in the
+//! order the clients connect, binary paths become `target/debug/NAME`, and
+//! measured times are rounded to the timeout they measure.
 //!
 //! Descriptor numbers are kept, since watching them be reused is part of
 //! the lesson. They are the Linux ones: there `kq` keeps one more
@@ -27,6 +27,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::generated::{Generated, DIR};
+use crate::scenario::{self, Action};
+use crate::steps::Step;
 
 /// The longest any single wait may take before the run fails.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -36,7 +38,7 @@ const SHOWN_PORT: u16 = 8080;
 
 /// The binaries the transcripts run.
 pub struct Bins {
-    /// `step1` .. `step5`, by name.
+    /// Every step's binary, by the step's name.
     pub steps: HashMap<String, PathBuf>,
     /// The harness CLI.
     pub harness: PathBuf,
@@ -148,17 +150,17 @@ impl Proc {
         Ok(())
     }
 
-    /// The address from `listening on HOST:PORT`.
+    /// The address from `listening on HOST:PORT`, read as the harness
+    /// reads it.
     fn listening(&mut self) -> Result<SocketAddr, String> {
         self.wait_for("listening on ", 1)?;
         let line = self
             .log
             .iter()
-            .find_map(|l| l.strip_prefix("listening on "))
+            .find(|l| l.starts_with("listening on "))
+            .cloned()
             .unwrap_or_default();
-        line.trim()
-            .parse()
-            .map_err(|e| format!("{}: bad address in 'listening on {line}': {e}", self.name))
+        harness::parse_listening_line(&line).map_err(|e| format!("{}: {e}", self.name))
     }
 }
 
@@ -170,10 +172,9 @@ impl Drop for Proc {
 }
 
 /// A scripted `nc`: what it sends is "typed", what it receives is printed,
-/// and both go into its terminal's transcript.
+/// and both go into its terminal.
 struct Client {
     stream: TcpStream,
-    terminal: Vec<String>,
 }
 
 impl Client {
@@ -185,10 +186,7 @@ impl Client {
             .and_then(|()| stream.set_write_timeout(Some(DEADLINE)))
             .map_err(|e| format!("socket timeouts: {e}"))?;
         terminal.push(format!("$ nc 127.0.0.1 {SHOWN_PORT}"));
-        Ok(Client {
-            stream,
-            terminal: Vec::new(),
-        })
+        Ok(Client { stream })
     }
 
     fn port(&self) -> u16 {
@@ -196,15 +194,15 @@ impl Client {
     }
 
     /// Types one line (the terminal shows it, as a tty echoes typing).
-    fn type_line(&mut self, line: &str) -> Result<(), String> {
-        self.terminal.push(line.to_string());
+    fn type_line(&mut self, line: &str, terminal: &mut Vec<String>) -> Result<(), String> {
+        terminal.push(line.to_string());
         self.stream
             .write_all(format!("{line}\n").as_bytes())
             .map_err(|e| format!("sending {line:?}: {e}"))
     }
 
     /// Reads exactly `want` (plus its newline) and shows it.
-    fn expect_line(&mut self, want: &str) -> Result<(), String> {
+    fn expect_line(&mut self, want: &str, terminal: &mut Vec<String>) -> Result<(), String> {
         let mut buf = vec![0u8; want.len() + 1];
         self.stream
             .read_exact(&mut buf)
@@ -213,56 +211,33 @@ impl Client {
         if got != format!("{want}\n") {
             return Err(format!("expected {want:?} and a newline, got {got:?}"));
         }
-        self.terminal.push(want.to_string());
+        terminal.push(want.to_string());
         Ok(())
     }
 
-    /// Reads one line, whatever it is, and shows it.
-    fn read_line(&mut self) -> Result<String, String> {
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        while byte[0] != b'\n' {
-            match self.stream.read(&mut byte) {
-                Ok(0) => return Err(format!("EOF after {line:?}, before a newline")),
-                Ok(_) => line.push(byte[0]),
-                Err(e) => return Err(format!("reading a line: {e}")),
-            }
-        }
-        let text = String::from_utf8_lossy(&line).trim_end().to_string();
-        self.terminal.push(text.clone());
-        Ok(text)
-    }
-
-    /// Waits for the server to close the connection.
-    fn expect_eof(&mut self) -> Result<(), String> {
+    /// The server closed the connection: reads EOF. macOS's nc exits then,
+    /// but OpenBSD netcat (Debian's and Ubuntu's `nc`) waits for its own
+    /// input to end too, so the transcript shows the Ctrl-C a Linux reader
+    /// has to type (harmless at a macOS prompt). The chapters say both.
+    fn closed_by_server(mut self, terminal: &mut Vec<String>) -> Result<(), String> {
         let mut rest = Vec::new();
         self.stream
             .read_to_end(&mut rest)
             .map_err(|e| format!("waiting for EOF: {e}"))?;
-        if rest.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
+        if !rest.is_empty() {
+            return Err(format!(
                 "expected EOF, got {:?}",
                 String::from_utf8_lossy(&rest)
-            ))
+            ));
         }
+        terminal.push("^C".to_string());
+        Ok(())
     }
 
     /// Ctrl-C in nc: the connection is closed.
-    fn leave(mut self, terminal: &mut Vec<String>) {
-        self.terminal.push("^C".to_string());
+    fn leave(self, terminal: &mut Vec<String>) {
+        terminal.push("^C".to_string());
         let _ = self.stream.shutdown(Shutdown::Both);
-        terminal.append(&mut self.terminal);
-    }
-
-    /// The server closed the connection. macOS's nc exits then, but
-    /// OpenBSD netcat (Debian's and Ubuntu's `nc`) waits for its own input
-    /// to end too, so the transcript shows the Ctrl-C a Linux reader has to
-    /// type (harmless at a macOS prompt). The chapters say both.
-    fn closed_by_server(mut self, terminal: &mut Vec<String>) {
-        self.terminal.push("^C".to_string());
-        terminal.append(&mut self.terminal);
     }
 }
 
@@ -273,12 +248,18 @@ struct Normaliser {
 }
 
 impl Normaliser {
-    fn new(server: SocketAddr) -> Normaliser {
+    /// For a server at `server` (none for a program without one).
+    fn new(server: Option<SocketAddr>) -> Normaliser {
         Normaliser {
-            replacements: vec![(
-                format!("{}:{}", server.ip(), server.port()),
-                format!("{}:{SHOWN_PORT}", server.ip()),
-            )],
+            replacements: server
+                .map(|a| {
+                    (
+                        format!("{}:{}", a.ip(), a.port()),
+                        format!("{}:{SHOWN_PORT}", a.ip()),
+                    )
+                })
+                .into_iter()
+                .collect(),
             next_client_port: 50001,
         }
     }
@@ -367,41 +348,184 @@ fn file(name: &str, lines: &[String]) -> Generated {
     }
 }
 
-/// Every transcript.
-pub fn all(bins: &Bins) -> Result<Vec<Generated>, String> {
+/// Every transcript: each step's scenario, then the harness CLI's.
+pub fn all(root: &Path, steps: &[Step], bins: &Bins) -> Result<Vec<Generated>, String> {
     let mut out = Vec::new();
-    out.extend(step1(bins)?);
-    out.extend(step2(bins)?);
-    out.extend(step3(bins)?);
-    out.extend(step4(bins)?);
-    out.extend(step5(bins)?);
+    for step in steps {
+        let path = step.file(scenario::FILE);
+        let text = std::fs::read_to_string(root.join(&path))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let commands = scenario::parse(&step.name, &text)
+            .map_err(|e| format!("{}/{e}", step.dir.display()))?;
+        let files = play(&step.name, bins.step(&step.name)?, &commands)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        out.extend(files);
+    }
     out.extend(harness(bins)?);
     Ok(out)
 }
 
-/// Step 1: two lines arrive on a pipe a moment apart, then the pipe closes
-/// a moment later: stdin is dropped only after `kqueue` was read, which is
-/// the shown command's last `sleep 1` (without it, the data and `EV_EOF`
-/// can come as one event, and the transcript would flap).
-fn step1(bins: &Bins) -> Result<Vec<Generated>, String> {
-    let mut p = Proc::spawn(bins.step("step1")?, &[], Stdio::piped())?;
-    let mut stdin = p.child.stdin.take().expect("stdin is piped");
-    p.wait_for("registered EVFILT_READ", 1)?;
-    for (i, line) in ["hello", "kqueue"].iter().enumerate() {
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .map_err(|e| format!("step1 stdin: {e}"))?;
-        p.wait_for("readable: data=", i + 1)?;
-        p.wait_for(line, 1)?;
+/// One run of a scenario: the program, its terminal and the clients'.
+struct Run {
+    proc: Proc,
+    shown: String,
+    /// Set for a server; a stdin program has none.
+    addr: Option<SocketAddr>,
+    norm: Normaliser,
+    stdin: Option<std::process::ChildStdin>,
+    /// How many lines containing each awaited text were awaited so far.
+    awaited: HashMap<String, usize>,
+    terminals: HashMap<String, Vec<String>>,
+    clients: HashMap<String, Client>,
+    exited: bool,
+}
+
+impl Run {
+    fn start(step: &str, bin: &Path, args: &[String], stdin: bool) -> Result<Run, String> {
+        let mut shown = format!("cargo run -p {step}");
+        if !args.is_empty() {
+            shown = format!("{shown} -- {}", args.join(" "));
+        }
+        let mut all_args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if !stdin {
+            all_args.extend(["--port", "0"]);
+        }
+        let input = if stdin { Stdio::piped() } else { Stdio::null() };
+        let mut proc = Proc::spawn(bin, &all_args, input)?;
+        let stdin = proc.child.stdin.take();
+        let addr = if stdin.is_none() {
+            Some(proc.listening()?)
+        } else {
+            None
+        };
+        Ok(Run {
+            proc,
+            shown,
+            norm: Normaliser::new(addr),
+            addr,
+            stdin,
+            awaited: HashMap::new(),
+            terminals: HashMap::new(),
+            clients: HashMap::new(),
+            exited: false,
+        })
     }
-    drop(stdin);
-    p.wait_exit()?;
-    let mut lines = vec![
-        "$ (printf 'hello\\n'; sleep 1; printf 'kqueue\\n'; sleep 1) | cargo run -p step1"
-            .to_string(),
-    ];
-    lines.extend(p.log.iter().map(|l| round_timing(l)));
-    Ok(vec![file("step1.txt", &lines)])
+
+    fn client(&mut self, t: &str) -> Result<(&mut Client, &mut Vec<String>), String> {
+        let client = self
+            .clients
+            .get_mut(t)
+            .ok_or_else(|| format!("terminal {t} is not connected (`connect {t}` first)"))?;
+        Ok((client, self.terminals.entry(t.to_string()).or_default()))
+    }
+
+    fn take_client(&mut self, t: &str) -> Result<(Client, &mut Vec<String>), String> {
+        let client = self
+            .clients
+            .remove(t)
+            .ok_or_else(|| format!("terminal {t} is not connected (`connect {t}` first)"))?;
+        Ok((client, self.terminals.entry(t.to_string()).or_default()))
+    }
+
+    fn act(&mut self, action: &Action) -> Result<Option<(String, Vec<String>)>, String> {
+        match action {
+            Action::Start { .. } => unreachable!("a run is started by `play`"),
+            Action::Show(command) => self.shown = command.clone(),
+            Action::Stdin(line) => {
+                let stdin = self.stdin.as_mut().ok_or("`stdin` needs `start-stdin`")?;
+                stdin
+                    .write_all(format!("{line}\n").as_bytes())
+                    .map_err(|e| format!("writing {line:?} to stdin: {e}"))?;
+            }
+            Action::CloseStdin => {
+                self.stdin
+                    .take()
+                    .ok_or("`close-stdin` needs `start-stdin`")?;
+            }
+            Action::Exit => {
+                self.proc.wait_exit()?;
+                self.exited = true;
+            }
+            Action::Await(text) => {
+                let n = self.awaited.entry(text.clone()).or_insert(0);
+                *n += 1;
+                let n = *n;
+                self.proc.wait_for(text, n)?;
+            }
+            Action::Connect(t) => {
+                if self.clients.contains_key(t) {
+                    return Err(format!("terminal {t} is connected already"));
+                }
+                let addr = self.addr.ok_or("`connect` needs a server (`start`)")?;
+                let terminal = self.terminals.entry(t.clone()).or_default();
+                let c = Client::connect(addr, terminal)?;
+                self.norm.client(c.port());
+                self.clients.insert(t.clone(), c);
+            }
+            Action::Type(t, line) => {
+                let (c, terminal) = self.client(t)?;
+                c.type_line(line, terminal)?;
+            }
+            Action::Expect(t, line) => {
+                let (c, terminal) = self.client(t)?;
+                c.expect_line(line, terminal)?;
+            }
+            Action::Closed(t) => {
+                let (c, terminal) = self.take_client(t)?;
+                c.closed_by_server(terminal)?;
+            }
+            Action::Leave(t) => {
+                let (c, terminal) = self.take_client(t)?;
+                c.leave(terminal);
+            }
+            Action::Save(None, file) => {
+                let mut lines = vec![format!("$ {}", self.shown)];
+                lines.extend(
+                    self.proc
+                        .log
+                        .iter()
+                        .map(|l| round_timing(&self.norm.apply(l))),
+                );
+                if !self.exited {
+                    lines.push("^C".to_string());
+                }
+                return Ok(Some((file.clone(), lines)));
+            }
+            Action::Save(Some(t), file) => {
+                let lines = self
+                    .terminals
+                    .get(t)
+                    .cloned()
+                    .ok_or_else(|| format!("terminal {t} was never used"))?;
+                return Ok(Some((file.clone(), lines)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Plays a step's scenario against its binary; returns the files saved.
+fn play(step: &str, bin: &Path, commands: &[scenario::Command]) -> Result<Vec<Generated>, String> {
+    let mut out: Vec<Generated> = Vec::new();
+    let mut run: Option<Run> = None;
+    for c in commands {
+        let at = |e: String| format!("line {}: {e}", c.line);
+        if let Action::Start { args, stdin } = &c.action {
+            // The previous run's program is stopped (dropped) first.
+            drop(run.take());
+            run = Some(Run::start(step, bin, args, *stdin).map_err(at)?);
+            continue;
+        }
+        let r = run.as_mut().ok_or_else(|| at("no `start` yet".into()))?;
+        if let Some((name, lines)) = r.act(&c.action).map_err(at)? {
+            let g = file(&name, &lines);
+            if out.iter().any(|o| o.path == g.path) {
+                return Err(at(format!("{name} is saved twice")));
+            }
+            out.push(g);
+        }
+    }
+    Ok(out)
 }
 
 /// `timeout T ms: 0 events after E ms`: E is the clock, T is the lesson.
@@ -426,166 +550,6 @@ fn round_timing(line: &str) -> String {
     } else {
         line.to_string()
     }
-}
-
-/// A network step's server, its normaliser and the first terminal.
-fn start(bins: &Bins, step: &str, args: &[&str]) -> Result<(Proc, SocketAddr, Normaliser), String> {
-    let mut all_args = vec!["--port", "0"];
-    all_args.extend_from_slice(args);
-    let mut p = Proc::spawn(bins.step(step)?, &all_args, Stdio::null())?;
-    let addr = p.listening()?;
-    Ok((p, addr, Normaliser::new(addr)))
-}
-
-/// The server's terminal: the command, what it printed, and Ctrl-C.
-fn server_terminal(p: &Proc, command: &str, norm: &Normaliser) -> Vec<String> {
-    let mut lines = vec![format!("$ {command}")];
-    lines.extend(p.log.iter().map(|l| norm.apply(l)));
-    lines.push("^C".to_string());
-    lines
-}
-
-/// Step 2: two clients one after another, each greeted and closed.
-fn step2(bins: &Bins) -> Result<Vec<Generated>, String> {
-    let (mut p, addr, mut norm) = start(bins, "step2", &[])?;
-    let mut term = Vec::new();
-    for i in 1..=2 {
-        let mut c = Client::connect(addr, &mut term)?;
-        norm.client(c.port());
-        let greeting = c.read_line()?;
-        if !greeting.starts_with("hello from step2") {
-            return Err(format!("step2 greeted with {greeting:?}"));
-        }
-        c.expect_eof()?;
-        c.closed_by_server(&mut term);
-        p.wait_for("greeted, close(", i)?;
-    }
-    Ok(vec![
-        file(
-            "step2-server.txt",
-            &server_terminal(&p, "cargo run -p step2", &norm),
-        ),
-        file("step2-client.txt", &term),
-    ])
-}
-
-/// Step 3: one client types two lines and leaves; a second one comes.
-fn step3(bins: &Bins) -> Result<Vec<Generated>, String> {
-    let (mut p, addr, mut norm) = start(bins, "step3", &[])?;
-    let mut term = Vec::new();
-    let mut c = Client::connect(addr, &mut term)?;
-    norm.client(c.port());
-    p.wait_for("accepted fd", 1)?;
-    for (i, line) in ["hello", "kqueue"].iter().enumerate() {
-        c.type_line(line)?;
-        c.expect_line(line)?;
-        p.wait_for("echoed", i + 1)?;
-    }
-    c.leave(&mut term);
-    p.wait_for("EOF, close(", 1)?;
-    let mut c = Client::connect(addr, &mut term)?;
-    norm.client(c.port());
-    p.wait_for("accepted fd", 2)?;
-    c.type_line("same number, new client")?;
-    c.expect_line("same number, new client")?;
-    p.wait_for("echoed", 3)?;
-    c.leave(&mut term);
-    p.wait_for("EOF, close(", 2)?;
-    Ok(vec![
-        file(
-            "step3-server.txt",
-            &server_terminal(&p, "cargo run -p step3", &norm),
-        ),
-        file("step3-client.txt", &term),
-    ])
-}
-
-/// Step 4: the right order (the default), then the wrong one.
-fn step4(bins: &Bins) -> Result<Vec<Generated>, String> {
-    let mut out = Vec::new();
-    for (mode, shown, name, removed) in [
-        (
-            "delete",
-            "cargo run -p step4",
-            "step4-delete-server.txt",
-            "EV_DELETE ok",
-        ),
-        (
-            "close-then-delete",
-            "cargo run -p step4 -- --remove close-then-delete",
-            "step4-close-then-delete-server.txt",
-            "then EV_DELETE",
-        ),
-    ] {
-        let (mut p, addr, mut norm) = start(bins, "step4", &["--remove", mode])?;
-        let mut term = Vec::new();
-        for i in 1..=2 {
-            let mut c = Client::connect(addr, &mut term)?;
-            norm.client(c.port());
-            p.wait_for("accepted fd", i)?;
-            c.type_line("hello")?;
-            c.expect_line("hello")?;
-            p.wait_for("echoed", i)?;
-            c.leave(&mut term);
-            p.wait_for(removed, i)?;
-        }
-        out.push(file(name, &server_terminal(&p, shown, &norm)));
-        if mode == "delete" {
-            out.push(file("step4-client.txt", &term));
-        }
-    }
-    Ok(out)
-}
-
-/// Step 5: a room of two; a third client is turned away, then gets the
-/// slot a leaving user freed.
-fn step5(bins: &Bins) -> Result<Vec<Generated>, String> {
-    let (mut p, addr, mut norm) = start(bins, "step5", &["--max-users", "2"])?;
-    let (mut t2, mut t3, mut t4) = (Vec::new(), Vec::new(), Vec::new());
-    let mut a = Client::connect(addr, &mut t2)?;
-    norm.client(a.port());
-    p.wait_for("joined", 1)?;
-    let mut b = Client::connect(addr, &mut t3)?;
-    norm.client(b.port());
-    p.wait_for("joined", 2)?;
-
-    a.type_line("hi, this is terminal 2")?;
-    b.expect_line("hi, this is terminal 2")?;
-    p.wait_for("relayed", 1)?;
-
-    let mut c = Client::connect(addr, &mut t4)?;
-    norm.client(c.port());
-    c.expect_line("server is full, try again later")?;
-    c.expect_eof()?;
-    c.closed_by_server(&mut t4);
-    p.wait_for("refused", 1)?;
-
-    b.type_line("terminal 3 here, leaving now")?;
-    a.expect_line("terminal 3 here, leaving now")?;
-    p.wait_for("relayed", 2)?;
-    b.leave(&mut t3);
-    p.wait_for("is free", 1)?;
-
-    let mut c = Client::connect(addr, &mut t4)?;
-    norm.client(c.port());
-    p.wait_for("joined", 3)?;
-    c.type_line("terminal 4, second try: in")?;
-    a.expect_line("terminal 4, second try: in")?;
-    p.wait_for("relayed", 3)?;
-
-    c.leave(&mut t4);
-    p.wait_for("is free", 2)?;
-    a.leave(&mut t2);
-    p.wait_for("is free", 3)?;
-    Ok(vec![
-        file(
-            "step5-server.txt",
-            &server_terminal(&p, "cargo run -p step5 -- --max-users 2", &norm),
-        ),
-        file("step5-terminal2.txt", &t2),
-        file("step5-terminal3.txt", &t3),
-        file("step5-terminal4.txt", &t4),
-    ])
 }
 
 /// The harness CLI: the list of checks, a passing run, a failing one.

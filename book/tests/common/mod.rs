@@ -74,3 +74,12 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Like [`files_with_ext`], but an absent `dir` has none.
+pub fn files_with_ext_if_any(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    if dir.is_dir() {
+        files_with_ext(dir, ext)
+    } else {
+        Vec::new()
+    }
+}

@@ -1,49 +1,80 @@
-//! `book-gen`: regenerates `book/generated/`.
+//! `book-gen`: regenerates `book/generated/` and the root README's table of
+//! steps.
 //!
 //! ```text
-//! book-gen --static
-//! book-gen --harness PATH --step step1=PATH ... --step step5=PATH
+//! book-gen --static          what needs no running program
+//! book-gen --bins DIR        everything: also the transcripts, running the
+//!                            step binaries and the harness found in DIR
+//! book-gen --list-steps      the steps, one per line, in order
 //! ```
 //!
-//! `--static` writes what needs no running program (step diffs, `kq` doc
-//! sections, test tables); with the binaries it also runs the
-//! steps and the harness for the transcripts. `scripts/book-transcripts.sh`
-//! builds the binaries and passes them; run that rather than this.
+//! `--static` writes step diffs, `kq` doc sections, test and stage tables,
+//! the idle-descriptor plot and the README's table; `--bins` also plays
+//! every step's transcript scenario. `scripts/generate.sh` builds the
+//! binaries and passes their directory; run that rather than this.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use book::generated;
 use book::transcripts::{self, Bins};
+use book::{generated, steps};
 
 const USAGE: &str = "usage: book-gen --static
-       book-gen --harness PATH --step step1=PATH ... --step step5=PATH";
+       book-gen --bins DIR     (DIR holds stepN for every step, and harness)
+       book-gen --list-steps";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let bins = match parse(&args) {
-        Ok(bins) => bins,
-        Err(msg) => {
-            eprintln!("book-gen: {msg}\n{USAGE}");
+    let root = generated::repo_root();
+    let steps = match steps::discover(&root) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let bins = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--list-steps"] => {
+            for s in &steps {
+                println!("{}", s.name);
+            }
+            return ExitCode::SUCCESS;
+        }
+        ["--static"] => None,
+        ["--bins", dir] => {
+            let dir = PathBuf::from(dir);
+            let mut bins = Bins {
+                steps: Default::default(),
+                harness: dir.join("harness"),
+            };
+            for s in &steps {
+                bins.steps.insert(s.name.clone(), dir.join(&s.name));
+            }
+            let missing: Vec<String> = bins
+                .steps
+                .values()
+                .chain([&bins.harness])
+                .filter(|p| !p.is_file())
+                .map(|p| p.display().to_string())
+                .collect();
+            if !missing.is_empty() {
+                return fail(&format!(
+                    "not built: {} (cargo build --workspace --bins)",
+                    missing.join(", ")
+                ));
+            }
+            Some(bins)
+        }
+        _ => {
+            eprintln!("book-gen: unexpected arguments {args:?}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    let root = generated::repo_root();
     let mut files = match generated::static_files(&root) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("book-gen: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&e),
     };
     if let Some(bins) = bins {
-        match transcripts::all(&bins) {
+        match transcripts::all(&root, &steps, &bins) {
             Ok(t) => files.extend(t),
-            Err(e) => {
-                eprintln!("book-gen: transcripts: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(&format!("transcripts: {e}")),
         }
     }
     match generated::write_all(&root, &files) {
@@ -58,39 +89,11 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("book-gen: writing: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&format!("writing: {e}")),
     }
 }
 
-/// `Ok(None)` for `--static`, the binaries otherwise.
-fn parse(args: &[String]) -> Result<Option<Bins>, String> {
-    if args == ["--static"] {
-        return Ok(None);
-    }
-    let mut steps = HashMap::new();
-    let mut harness = None;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--harness" => harness = Some(PathBuf::from(value)),
-            "--step" => {
-                let (name, path) = value
-                    .split_once('=')
-                    .ok_or_else(|| format!("--step takes NAME=PATH, not '{value}'"))?;
-                steps.insert(name.to_string(), PathBuf::from(path));
-            }
-            _ => return Err(format!("unknown argument '{flag}'")),
-        }
-    }
-    let harness = harness.ok_or("--harness is missing")?;
-    for step in generated::STEPS {
-        if !steps.contains_key(step) {
-            return Err(format!("--step {step}=PATH is missing"));
-        }
-    }
-    Ok(Some(Bins { steps, harness }))
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("book-gen: {msg}");
+    ExitCode::FAILURE
 }

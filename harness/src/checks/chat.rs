@@ -1,4 +1,4 @@
-//! chat (step5): what a user sends reaches every other user exactly, and
+//! chat: what a user sends reaches every other user exactly, and
 //! never the sender.
 //!
 //! Joining is synchronised without sleeping: a new user sends a line, and

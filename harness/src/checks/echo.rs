@@ -1,4 +1,4 @@
-//! echo (step3, step4): whatever a client sends comes back, exactly.
+//! echo: whatever a client sends comes back, exactly.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! greet (step2): each client receives exactly one line, then EOF.
+//! greet: each client receives exactly one line, then EOF.
 
 use super::Check;
 use crate::{Client, Result, Target};

@@ -1,6 +1,7 @@
 //! The check suites, one per stage. A stage is what a server can do; a
-//! later step re-runs the stages it still satisfies (step4 runs the echo
-//! checks of step3, step5 the listen checks).
+//! later step re-runs the stages it still satisfies. The harness names no
+//! step: which steps' tests run which stage is read from the steps' tests
+//! and shown in the book (`book/generated/stages.md`).
 //!
 //! Every check takes a [`Target`], so the same code drives a step spawned by
 //! a test and a learner's own server, in any language, through the CLI.
@@ -29,11 +30,11 @@ pub struct Check {
 pub enum Stage {
     /// Accepts TCP connections on the address it announced.
     Listen,
-    /// Greets each client with one line, then closes it (step2).
+    /// Greets each client with one line, then closes it.
     Greet,
-    /// Echoes what each client sends (step3, step4).
+    /// Echoes what each client sends.
     Echo,
-    /// Relays what each user sends to every other user (step5).
+    /// Relays what each user sends to every other user.
     Chat,
 }
 
@@ -56,10 +57,10 @@ impl Stage {
     /// One line on what the stage expects of a server.
     pub fn about(self) -> &'static str {
         match self {
-            Stage::Listen => "accepts TCP connections on the announced address (step2 on)",
-            Stage::Greet => "greets each client with one line, then closes it (step2)",
-            Stage::Echo => "echoes whatever each client sends (step3, step4)",
-            Stage::Chat => "relays what each user sends to every other user (step5)",
+            Stage::Listen => "accepts TCP connections on the announced address",
+            Stage::Greet => "greets each client with one line, then closes it",
+            Stage::Echo => "echoes whatever each client sends",
+            Stage::Chat => "relays what each user sends to every other user",
         }
     }
 

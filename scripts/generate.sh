@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# generate.sh: regenerate everything generated in this repository, then
+# say whether anything changed. The one entry point; CI runs it with
+# --check.
+#
+#   scripts/generate.sh           regenerate
+#   scripts/generate.sh --check   regenerate, then fail if the committed
+#                                 files were stale (CI)
+#
+# What it writes (all by book-gen, book/tool/):
+#   book/generated/transcripts/   each step's terminal sessions, played from
+#                                 steps/stepN/transcripts.txt against the
+#                                 step's binary, and the harness CLI's
+#   book/generated/diffs/         what changed from one step to the next
+#   book/generated/tests/         each step's table of tests
+#   book/generated/kq/            sections of the kq crate docs
+#   book/generated/stages.md      which steps' tests run which harness stage
+#   book/generated/bench/*.svg    the plot, drawn from the bench's committed
+#                                 data (the measurement itself is the bench's:
+#                                 cargo run --release -p bench -- --idle)
+#   README.md                     the table of steps, between its markers
+#
+# The steps are whatever steps/step<N> folders exist (book-gen discovers
+# them); this script keeps no list of its own. The step servers run on
+# --port 0; ports, paths and timings are normalised so a second run writes
+# the same bytes. Honours CARGO_TARGET_DIR.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+check=0
+case "${1:-}" in
+  --check) check=1 ;;
+  "") ;;
+  *) echo "usage: scripts/generate.sh [--check]" >&2; exit 2 ;;
+esac
+
+# Build every binary of the workspace (every step among them), and ask
+# cargo where it put them rather than guessing (that honours
+# CARGO_TARGET_DIR and any .cargo/config.toml).
+harness=$(cargo build --workspace --bins --message-format=json-render-diagnostics |
+  grep -o '"executable":"[^"]*/harness"' | sed 's/"executable":"\(.*\)"/\1/' | tail -n 1)
+if [ -z "$harness" ]; then
+  echo "generate.sh: cargo build did not report the harness binary" >&2
+  exit 1
+fi
+
+cargo run -q -p book --bin book-gen -- --bins "$(dirname "$harness")"
+
+if [ "$check" = 1 ]; then
+  # Untracked new files count as changes too, so use status, not diff alone.
+  generated=(book/generated README.md)
+  if [ -n "$(git status --porcelain -- "${generated[@]}")" ]; then
+    echo "generate.sh: generated files were stale; the differences:" >&2
+    git status --porcelain -- "${generated[@]}" >&2
+    git --no-pager diff -- "${generated[@]}" >&2
+    echo "run scripts/generate.sh and commit what it wrote" >&2
+    exit 1
+  fi
+  echo "generated files are fresh: ${generated[*]}"
+fi
