@@ -25,7 +25,7 @@ use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD};
 const NEVENTS: usize = 64;
 
 fn main() {
-    let args = stepkit::Args::parse("step2", &[]);
+    let args = stepkit::Args::parse("step2");
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
     let listener = stepkit::listen_or_exit("step2", &args);
 
@@ -91,9 +91,10 @@ fn main() {
                     };
                     stepkit::log!("step2: accepted fd {client} from {peer}");
                     // One line, then close(): the client reads the line,
-                    // then end of file.
+                    // then end of file. A new socket's send buffer is
+                    // empty, so one write() takes the whole line.
                     let greeting = format!("hello from step2, you are fd {client}\n");
-                    if let Err(e) = stepkit::write_all(client, greeting.as_bytes()) {
+                    if let Err(e) = stepkit::write(client, greeting.as_bytes()) {
                         stepkit::log!("step2: fd {client}: write: {e}");
                     }
                     stepkit::log!("step2: fd {client}: greeted, close({client})");

@@ -39,7 +39,7 @@ const NEVENTS: usize = 64;
 const BUFSIZE: usize = 64 * 1024;
 
 fn main() {
-    let args = stepkit::Args::parse("step3", &[]);
+    let args = stepkit::Args::parse("step3");
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
     let listener = stepkit::listen_or_exit("step3", &args);
 
@@ -150,9 +150,10 @@ fn main() {
                 }
                 let want = (data as usize).min(BUFSIZE);
                 match stepkit::read(fd, &mut buf[..want]) {
-                    // Blocking write: waits while the client's receive
-                    // window is full, and every other client waits too.
-                    Ok(got) if got > 0 => match stepkit::write_all(fd, &buf[..got]) {
+                    // Written back with a blocking loop (write_all, below):
+                    // it waits while the client's receive window is full,
+                    // and every other client waits too.
+                    Ok(got) if got > 0 => match write_all(fd, &buf[..got]) {
                         Ok(()) => stepkit::log!("step3: fd {fd}: data={data}, echoed {got} bytes"),
                         // EPIPE or ECONNRESET: the client is gone. Rust
                         // ignores SIGPIPE, so this is an error, not a crash.
@@ -170,6 +171,27 @@ fn main() {
         }
     }
 }
+
+// ANCHOR: write_all
+/// write() until all of `buf` has gone out: one write() may take only
+/// part of it (what the socket's send buffer has room for), so it loops.
+///
+/// The socket is blocking, so this loop is where the server stalls: while
+/// the client's receive window is full, write() waits, and the whole
+/// server waits with it. No other client is read, echoed or accepted until
+/// this one reads. A later step takes the loop out of the server's way.
+fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stepkit::write(fd, buf)? {
+            // Nothing taken and no error: write(2) should not do that to a
+            // socket; stop rather than spin.
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: write_all
 
 /// A read or write failed: the connection is dead. close() removes its
 /// kevent, exactly as on EOF.

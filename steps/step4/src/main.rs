@@ -44,7 +44,6 @@ use std::process::exit;
 use std::ptr;
 
 use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD, EV_DELETE, EV_EOF};
-use stepkit::Opt;
 
 /// How many events one `kevent()` call may return.
 const NEVENTS: usize = 64;
@@ -52,40 +51,30 @@ const NEVENTS: usize = 64;
 /// simply reported again by the next `kevent()` (events are level-triggered).
 const BUFSIZE: usize = 64 * 1024;
 
-/// `--remove` and `--max-clients`, on top of `--host` and `--port`.
-const OPTIONS: &[Opt] = &[
-    Opt {
-        name: "--remove",
-        value: "MODE",
-        help: "delete (EV_DELETE, then close; the default), close (close \
-               alone), or close-then-delete (the wrong order, to see it fail)",
-        check: |v| match v {
-            "delete" | "close" | "close-then-delete" => Ok(()),
-            _ => Err(format!(
-                "expected delete, close or close-then-delete, not '{v}'"
-            )),
-        },
-    },
-    Opt {
-        name: "--max-clients",
-        value: "N",
-        help: "at most N clients; when full, the longest-connected one is \
-               dropped to make room (default: no limit)",
-        check: |v| match v.parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(()),
-            _ => Err(format!("expected a number of at least 1, not '{v}'")),
-        },
-    },
-];
+// ANCHOR: options
+stepkit::options! {
+    /// `--remove` and `--max-clients`, on top of `--host`, `--port` and
+    /// `--quiet`: each option's type, default, flag, parser and help.
+    struct Options {
+        /// How a client is removed.
+        remove: Remove = Remove::DeleteThenClose, "--remove MODE", Remove::parse,
+            "delete (EV_DELETE, then close; the default), close (close \
+             alone), or close-then-delete (the wrong order, to see it fail)";
+        /// At most this many clients at once (None: no limit).
+        max_clients: Option<usize> = None, "--max-clients N",
+            |v| match v.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Some(n)),
+                _ => Err(format!("expected a number of at least 1, not '{v}'")),
+            },
+            "at most N clients; when full, the longest-connected one is \
+             dropped to make room (default: no limit)";
+    }
+}
+// ANCHOR_END: options
 
 fn main() {
-    let args = stepkit::Args::parse("step4", OPTIONS);
-    let mode = match args.get("--remove") {
-        Some("close") => Remove::CloseOnly,
-        Some("close-then-delete") => Remove::CloseThenDelete,
-        _ => Remove::DeleteThenClose,
-    };
-    let max_clients: Option<usize> = args.get("--max-clients").and_then(|n| n.parse().ok());
+    let (args, opts) = stepkit::Args::parse_with::<Options>("step4");
+    let (mode, max_clients) = (opts.remove, opts.max_clients);
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
     let listener = stepkit::listen_or_exit("step4", &args);
 
@@ -227,9 +216,10 @@ fn main() {
                 }
                 let want = (data as usize).min(BUFSIZE);
                 match stepkit::read(fd, &mut buf[..want]) {
-                    // Blocking write: waits while the client's receive
-                    // window is full, and every other client waits too.
-                    Ok(got) if got > 0 => match stepkit::write_all(fd, &buf[..got]) {
+                    // Written back with a blocking loop (write_all, below):
+                    // it waits while the client's receive window is full,
+                    // and every other client waits too.
+                    Ok(got) if got > 0 => match write_all(fd, &buf[..got]) {
                         Ok(()) => stepkit::log!("step4: fd {fd}: data={data}, echoed {got} bytes"),
                         // EPIPE or ECONNRESET: the client is gone. Rust
                         // ignores SIGPIPE, so this is an error, not a crash.
@@ -254,6 +244,20 @@ enum Remove {
     DeleteThenClose,
     CloseOnly,
     CloseThenDelete,
+}
+
+impl Remove {
+    /// `--remove`'s value.
+    fn parse(v: &str) -> Result<Remove, String> {
+        match v {
+            "delete" => Ok(Remove::DeleteThenClose),
+            "close" => Ok(Remove::CloseOnly),
+            "close-then-delete" => Ok(Remove::CloseThenDelete),
+            _ => Err(format!(
+                "expected delete, close or close-then-delete, not '{v}'"
+            )),
+        }
+    }
 }
 
 /// The clients, oldest first, and what the loop must remember about the
@@ -359,6 +363,27 @@ impl Clients {
     }
     // ANCHOR_END: remove_client
 }
+
+// ANCHOR: write_all
+/// write() until all of `buf` has gone out: one write() may take only
+/// part of it (what the socket's send buffer has room for), so it loops.
+///
+/// The socket is blocking, so this loop is where the server stalls: while
+/// the client's receive window is full, write() waits, and the whole
+/// server waits with it. No other client is read, echoed or accepted until
+/// this one reads. A later step takes the loop out of the server's way.
+fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stepkit::write(fd, buf)? {
+            // Nothing taken and no error: write(2) should not do that to a
+            // socket; stop rather than spin.
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: write_all
 
 /// `EV_DELETE` of the client's `EVFILT_READ` knote.
 fn ev_delete(kq: &Kqueue, fd: c_int) -> io::Result<()> {

@@ -48,15 +48,20 @@ const NUSERS: usize = 10;
 /// What a client is told when every slot is taken.
 const FULL_MSG: &[u8] = b"server is full, try again later\n";
 
-const OPTS: &[stepkit::Opt] = &[stepkit::Opt {
-    name: "--max-users",
-    value: "N",
-    help: "how many users the room holds (default 10, NUSERS in chatserv.c)",
-    check: |v| match v.parse::<usize>() {
-        Ok(n) if (1..=65536).contains(&n) => Ok(()),
-        _ => Err(format!("takes a number from 1 to 65536, not '{v}'")),
-    },
-}];
+// ANCHOR: options
+stepkit::options! {
+    /// `--max-users`, on top of `--host`, `--port` and `--quiet`.
+    struct Options {
+        /// The size of the room: NUSERS unless `--max-users` says.
+        max_users: usize = NUSERS, "--max-users N",
+            |v| match v.parse::<usize>() {
+                Ok(n) if (1..=65536).contains(&n) => Ok(n),
+                _ => Err(format!("takes a number from 1 to 65536, not '{v}'")),
+            },
+            "how many users the room holds (default 10, NUSERS in chatserv.c)";
+    }
+}
+// ANCHOR_END: options
 
 // ANCHOR: users
 /// One slot of `users[]`: the user's descriptor and address. A free slot
@@ -69,10 +74,8 @@ struct User {
 // ANCHOR_END: users
 
 fn main() {
-    let args = stepkit::Args::parse("step5", OPTS);
-    let nusers = args
-        .get("--max-users")
-        .map_or(NUSERS, |v| v.parse().expect("checked by Args::parse"));
+    let (args, opts) = stepkit::Args::parse_with::<Options>("step5");
+    let nusers = opts.max_users;
     // ANCHOR: users_array
     // static struct uc users[NUSERS]: every slot starts free.
     let mut users: Vec<Option<User>> = vec![None; nusers];
@@ -166,8 +169,8 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
     let Some(slot) = users.iter().position(Option::is_none) else {
         // Never registered, so close() is all there is to undo. The
         // message is small: it fits in the new socket's empty send buffer,
-        // so this blocking write returns at once.
-        let _ = stepkit::write_all(fd, FULL_MSG);
+        // so this blocking write loop returns at once.
+        let _ = write_all(fd, FULL_MSG);
         stepkit::close(fd);
         stepkit::log!(
             "step5: refused {addr} (fd {fd}): the room is full ({} users), close({fd})",
@@ -230,7 +233,7 @@ fn relay(users: &[Option<User>], from: usize, msg: &[u8]) {
         if i == from {
             continue;
         }
-        match stepkit::write_all(user.fd, msg) {
+        match write_all(user.fd, msg) {
             Ok(()) => reached += 1,
             // That user is gone (EPIPE, ECONNRESET; Rust ignores SIGPIPE).
             // Their own EVFILT_READ event reports it and removes them.
@@ -243,6 +246,28 @@ fn relay(users: &[Option<User>], from: usize, msg: &[u8]) {
     );
 }
 // ANCHOR_END: relay
+
+// ANCHOR: write_all
+/// write() until all of `buf` has gone out: one write() may take only
+/// part of it (what the socket's send buffer has room for), so it loops.
+///
+/// The socket is blocking, so this loop is where the room stalls: while
+/// a user's receive window is full, write() waits, and the whole server
+/// waits with it. Nobody else hears anything, and nobody is accepted,
+/// until that user reads or leaves. A later step takes the loop out of the
+/// server's way.
+fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stepkit::write(fd, buf)? {
+            // Nothing taken and no error: write(2) should not do that to a
+            // socket; stop rather than spin.
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: write_all
 
 // ANCHOR: conn_delete
 /// `conn_delete()`: EV_DELETE first, then close(), then free the slot.

@@ -3,7 +3,11 @@
 //!
 //! Nothing here touches kqueue: that is the steps' business. What is here is
 //! what chatserv.c keeps in helper functions: `mksock()` (socket, bind,
-//! listen), accepting, and plain blocking `read()`/`write()` on descriptors.
+//! listen), accepting, one `read()` or one `write()` on a descriptor, and
+//! `O_NONBLOCK`. Loops that are lessons (writing a whole buffer, and what
+//! that costs a server on a blocking socket) stay in the steps' own code.
+//! Each step's options are declared once, typed, with [`options!`].
+//!
 //! The steps use raw descriptors (`c_int`), not `TcpStream`, because kqueue
 //! speaks in descriptor numbers, and watching those numbers get freed and
 //! reused is part of the lesson.
@@ -16,7 +20,8 @@ use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
 use std::process::exit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Set by `--quiet`: the steps stop narrating every event.
+/// Set by `--quiet`, the one place it is kept: the steps stop narrating
+/// every event.
 static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// Whether `--quiet` was given.
@@ -38,59 +43,169 @@ macro_rules! log {
 }
 
 /// The command line every network step takes:
-/// `stepN [--host HOST] [--port PORT] [--quiet] [step options]`.
+/// `stepN [--host HOST] [--port PORT] [--quiet] [step options]`. The
+/// step's own options come separately, typed (see [`options!`]).
 #[derive(Debug)]
 pub struct Args {
     pub host: String,
     pub port: u16,
-    pub quiet: bool,
-    /// The step's own options, as given (`--remove delete`).
-    extra: Vec<(String, String)>,
 }
 
-/// One option a step adds to the common ones.
-pub struct Opt {
-    /// The flag, e.g. `--max-users`.
-    pub name: &'static str,
-    /// What goes after it in the usage line, e.g. `N`.
-    pub value: &'static str,
+/// One option a step adds to the common ones, as `--help` shows it.
+#[derive(Debug)]
+pub struct OptSpec {
+    /// The flag and what follows it, e.g. `--max-users N`.
+    pub usage: &'static str,
     /// One line for `--help`.
     pub help: &'static str,
-    /// Checks a value; the error is shown to the user.
-    pub check: fn(&str) -> Result<(), String>,
+}
+
+impl OptSpec {
+    /// The flag alone: `--max-users`.
+    pub fn flag(&self) -> &'static str {
+        self.usage.split(' ').next().unwrap_or(self.usage)
+    }
+}
+
+/// A step's own options: what [`options!`] writes for a step's
+/// declaration. `()` is a step without options.
+pub trait StepOptions: Sized {
+    /// The options, for the usage and for recognising flags.
+    const SPECS: &'static [OptSpec];
+    /// Every option at its default.
+    fn defaults() -> Self;
+    /// Sets the option `flag` from `value`: `None` when `flag` is not one
+    /// of them, the option's own error when the value is wrong.
+    fn set(&mut self, flag: &str, value: &str) -> Option<Result<(), String>>;
+}
+
+impl StepOptions for () {
+    const SPECS: &'static [OptSpec] = &[];
+    fn defaults() {}
+    fn set(&mut self, _flag: &str, _value: &str) -> Option<Result<(), String>> {
+        None
+    }
+}
+
+/// Declares a step's own options, once: each field's type, default, flag
+/// (with what follows it), parser and help line. It writes the struct and
+/// its [`StepOptions`], so [`Args::parse_with`] hands the step typed
+/// values, already checked, and `--help` lists them.
+///
+/// ```
+/// stepkit::options! {
+///     /// What this server adds to `--host`, `--port` and `--quiet`.
+///     struct Options {
+///         /// The room's size.
+///         max_users: usize = 10, "--max-users N",
+///             |v| match v.parse::<usize>() {
+///                 Ok(n) if n >= 1 => Ok(n),
+///                 _ => Err(format!("takes a number of at least 1, not '{v}'")),
+///             },
+///             "how many users the room holds (default 10)";
+///     }
+/// }
+/// let (args, opts) = stepkit::Args::parse_from::<Options>(
+///     ["--max-users", "3"].map(String::from),
+/// )
+/// .expect("valid")
+/// .expect("not --help")
+/// .into_parts();
+/// assert_eq!((args.port, opts.max_users), (8080, 3));
+/// ```
+#[macro_export]
+macro_rules! options {
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$field_attr:meta])*
+                $field:ident : $ty:ty = $default:expr, $usage:literal, $parse:expr, $help:literal;
+            )*
+        }
+    ) => {
+        $(#[$attr])*
+        $vis struct $name {
+            $( $(#[$field_attr])* pub $field: $ty, )*
+        }
+
+        impl $crate::StepOptions for $name {
+            const SPECS: &'static [$crate::OptSpec] = &[
+                $( $crate::OptSpec { usage: $usage, help: $help }, )*
+            ];
+
+            fn defaults() -> Self {
+                $name { $( $field: $default, )* }
+            }
+
+            fn set(&mut self, flag: &str, value: &str) -> Option<Result<(), String>> {
+                $(
+                    if Some(flag) == $usage.split(' ').next() {
+                        let parse: fn(&str) -> Result<$ty, String> = $parse;
+                        return Some(parse(value).map(|v| self.$field = v));
+                    }
+                )*
+                let _ = value;
+                None
+            }
+        }
+    };
+}
+
+/// What the command line said: the common arguments, the step's options,
+/// and `--quiet` (which [`Args::parse_with`] stores in one place only).
+#[derive(Debug)]
+pub struct Parsed<O> {
+    pub args: Args,
+    pub opts: O,
+    pub quiet: bool,
+}
+
+impl<O> Parsed<O> {
+    /// The arguments and the options, leaving `--quiet` behind.
+    pub fn into_parts(self) -> (Args, O) {
+        (self.args, self.opts)
+    }
 }
 
 impl Args {
-    /// Parses `std::env::args()`. On `--help` prints usage and exits 0; on
-    /// bad arguments prints what is wrong and the usage to stderr and exits
-    /// with status 2, the convention for usage errors.
-    pub fn parse(step: &str, opts: &[Opt]) -> Args {
-        match Args::parse_from(std::env::args().skip(1), opts) {
-            Ok(Some(args)) => {
-                QUIET.store(args.quiet, Ordering::Relaxed);
-                args
+    /// [`Args::parse_with`] for a step without options of its own.
+    pub fn parse(step: &str) -> Args {
+        Args::parse_with::<()>(step).0
+    }
+
+    /// Parses `std::env::args()`: the common arguments and the step's own
+    /// options `O`. On `--help` prints usage and exits 0; on bad arguments
+    /// prints what is wrong and the usage to stderr and exits with status
+    /// 2, the convention for usage errors.
+    pub fn parse_with<O: StepOptions>(step: &str) -> (Args, O) {
+        match Args::parse_from::<O>(std::env::args().skip(1)) {
+            Ok(Some(parsed)) => {
+                QUIET.store(parsed.quiet, Ordering::Relaxed);
+                parsed.into_parts()
             }
             Ok(None) => {
-                println!("{}", usage(step, opts));
+                println!("{}", usage(step, O::SPECS));
                 exit(0);
             }
             Err(msg) => {
-                eprintln!("{step}: {msg}\n{}", usage(step, opts));
+                eprintln!("{step}: {msg}\n{}", usage(step, O::SPECS));
                 exit(2);
             }
         }
     }
 
-    /// The parser behind [`Args::parse`]: `Ok(None)` means `--help`.
-    pub fn parse_from(
+    /// The parser behind [`Args::parse_with`]: `Ok(None)` means `--help`.
+    pub fn parse_from<O: StepOptions>(
         args: impl IntoIterator<Item = String>,
-        opts: &[Opt],
-    ) -> Result<Option<Args>, String> {
-        let mut parsed = Args {
-            host: "127.0.0.1".to_string(),
-            port: 8080,
+    ) -> Result<Option<Parsed<O>>, String> {
+        let mut parsed = Parsed {
+            args: Args {
+                host: "127.0.0.1".to_string(),
+                port: 8080,
+            },
+            opts: O::defaults(),
             quiet: false,
-            extra: Vec::new(),
         };
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
@@ -101,9 +216,8 @@ impl Args {
                 parsed.quiet = true;
                 continue;
             }
-            let known = flag == "--host"
-                || flag == "--port"
-                || opts.iter().any(|o| o.name == flag.as_str());
+            let known =
+                flag == "--host" || flag == "--port" || O::SPECS.iter().any(|o| o.flag() == flag);
             if !known {
                 return Err(format!("unknown argument '{flag}'"));
             }
@@ -112,44 +226,34 @@ impl Args {
             };
             match flag.as_str() {
                 "--host" if value.is_empty() => return Err("--host needs a value".into()),
-                "--host" => parsed.host = value,
+                "--host" => parsed.args.host = value,
                 "--port" => {
-                    parsed.port = value.parse().map_err(|_| {
+                    parsed.args.port = value.parse().map_err(|_| {
                         format!("--port takes a number from 0 to 65535, not '{value}'")
                     })?;
                 }
                 _ => {
-                    let opt = opts.iter().find(|o| o.name == flag).expect("known option");
-                    (opt.check)(&value).map_err(|e| format!("{flag}: {e}"))?;
-                    parsed.extra.retain(|(f, _)| *f != flag);
-                    parsed.extra.push((flag, value));
+                    if let Some(result) = parsed.opts.set(&flag, &value) {
+                        result.map_err(|e| format!("{flag}: {e}"))?;
+                    }
                 }
             }
         }
         Ok(Some(parsed))
     }
-
-    /// The value given for one of the step's options, if any.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.extra
-            .iter()
-            .find(|(f, _)| f == name)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// `Usage: stepN [--host HOST] [--port PORT] ...` and one line per option.
-pub fn usage(step: &str, opts: &[Opt]) -> String {
+pub fn usage(step: &str, opts: &[OptSpec]) -> String {
     let mut line = format!("usage: {step} [--host HOST] [--port PORT] [--quiet]");
     for o in opts {
-        line += &format!(" [{} {}]", o.name, o.value);
+        line += &format!(" [{}]", o.usage);
     }
     line += "\n  --host HOST   address to listen on (default 127.0.0.1)";
     line += "\n  --port PORT   port to listen on (default 8080; 0 picks a free one)";
     line += "\n  --quiet       do not narrate each event on stderr (for benchmarks)";
     for o in opts {
-        let flag = format!("{} {}", o.name, o.value);
-        line += &format!("\n  {flag:<13} {}", o.help);
+        line += &format!("\n  {:<13} {}", o.usage, o.help);
     }
     line
 }
@@ -282,7 +386,9 @@ fn accept_cloexec(listener: c_int, addr: *mut libc::sockaddr, len: &mut libc::so
     }
 }
 
-/// `read()` into `buf`: Ok(0) is end of file. Retries on EINTR.
+/// `read()` into `buf`: Ok(0) is end of file. Retries on EINTR. On a
+/// non-blocking socket with nothing to read, the error is
+/// `ErrorKind::WouldBlock` (EAGAIN).
 pub fn read(fd: c_int, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is valid for `buf.len()` writable bytes.
@@ -297,20 +403,34 @@ pub fn read(fd: c_int, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// `write()` until all of `buf` is written. On a blocking socket this
-/// waits while the peer's receive window is full: see the steps' READMEs.
-pub fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
+/// One `write()` of `buf`: how many bytes went out, which may be fewer
+/// than `buf.len()` (as many as the socket's send buffer had room for).
+/// Retries on EINTR (then nothing was written). On a non-blocking socket
+/// whose send buffer is full, the error is `ErrorKind::WouldBlock` (EAGAIN)
+/// instead of a wait. Writing the rest is the caller's loop, on purpose:
+/// that loop is what the steps are about.
+pub fn write(fd: c_int, buf: &[u8]) -> io::Result<usize> {
+    loop {
         // SAFETY: `buf` is valid for `buf.len()` readable bytes.
         let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
-        buf = &buf[n as usize..];
+    }
+}
+
+/// Sets `O_NONBLOCK` on `fd`: from then on [`read`] and [`write`] return
+/// `ErrorKind::WouldBlock` where they would have waited.
+pub fn set_nonblocking(fd: c_int) -> io::Result<()> {
+    // SAFETY: F_GETFL reads the descriptor's flags; no memory is passed.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: F_SETFL with an int argument; no memory is passed.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
     }
     Ok(())
 }
@@ -439,41 +559,58 @@ fn sys_listen(fd: c_int, backlog: c_int) -> c_int {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str], opts: &[Opt]) -> Result<Option<Args>, String> {
-        Args::parse_from(args.iter().map(|s| s.to_string()), opts)
+    /// A mode, parsed the way a step parses its own option values.
+    #[derive(Debug, PartialEq)]
+    enum Mode {
+        Delete,
+        Close,
     }
 
-    const REMOVE: Opt = Opt {
-        name: "--remove",
-        value: "MODE",
-        help: "delete or close",
-        check: |v| match v {
-            "delete" | "close" => Ok(()),
-            _ => Err(format!("expected 'delete' or 'close', not '{v}'")),
-        },
-    };
+    crate::options! {
+        /// Options as a step declares them.
+        #[derive(Debug)]
+        struct TestOptions {
+            remove: Mode = Mode::Delete, "--remove MODE",
+                |v| match v {
+                    "delete" => Ok(Mode::Delete),
+                    "close" => Ok(Mode::Close),
+                    _ => Err(format!("expected 'delete' or 'close', not '{v}'")),
+                },
+                "delete or close";
+            max: Option<usize> = None, "--max N",
+                |v| v.parse().map(Some).map_err(|_| format!("not a number: '{v}'")),
+                "at most N";
+        }
+    }
 
-    /// With no arguments a step listens on 127.0.0.1:8080.
+    fn parse(args: &[&str]) -> Result<Option<Parsed<TestOptions>>, String> {
+        Args::parse_from::<TestOptions>(args.iter().map(|s| s.to_string()))
+    }
+
+    /// With no arguments a step listens on 127.0.0.1:8080, its options at
+    /// their defaults, not quiet.
     #[test]
     fn defaults_to_localhost_8080() {
-        let a = parse(&[], &[]).unwrap().unwrap();
-        assert_eq!((a.host.as_str(), a.port), ("127.0.0.1", 8080));
+        let p = parse(&[]).unwrap().unwrap();
+        assert_eq!((p.args.host.as_str(), p.args.port), ("127.0.0.1", 8080));
+        assert_eq!(
+            (p.opts.remove, p.opts.max, p.quiet),
+            (Mode::Delete, None, false)
+        );
     }
 
-    /// --host, --port and a step's own option are all read.
+    /// --host, --port, --quiet and a step's own options are all read, the
+    /// options as their own types.
     #[test]
     fn reads_host_port_and_step_options() {
-        let a = parse(
-            &[
-                "--port", "0", "--quiet", "--host", "::1", "--remove", "close",
-            ],
-            &[REMOVE],
-        )
+        let p = parse(&[
+            "--port", "0", "--quiet", "--host", "::1", "--remove", "close", "--max", "7",
+        ])
         .unwrap()
         .unwrap();
-        assert_eq!((a.host.as_str(), a.port), ("::1", 0));
-        assert_eq!(a.get("--remove"), Some("close"));
-        assert!(a.quiet);
+        assert_eq!((p.args.host.as_str(), p.args.port), ("::1", 0));
+        assert_eq!((p.opts.remove, p.opts.max), (Mode::Close, Some(7)));
+        assert!(p.quiet);
     }
 
     /// Malformed arguments are refused with a message naming the problem.
@@ -484,14 +621,69 @@ mod tests {
             (&["--port", "x"][..], "not 'x'"),
             (&["--port"][..], "needs a value"),
             (&["--bogus"][..], "unknown argument '--bogus'"),
-            (&["--remove", "both"][..], "expected 'delete' or 'close'"),
+            (
+                &["--remove", "both"][..],
+                "--remove: expected 'delete' or 'close'",
+            ),
+            (&["--max"][..], "--max needs a value"),
         ] {
-            let err = parse(args, &[REMOVE]).expect_err("should fail");
+            let err = parse(args).expect_err("should fail");
             assert!(
                 err.contains(why),
                 "args {args:?}: expected {why:?} in {err:?}"
             );
         }
+    }
+
+    /// `--help` lists the common options, then the step's, each once.
+    #[test]
+    fn usage_lists_the_step_options() {
+        use crate::StepOptions;
+        let u = usage("step9", TestOptions::SPECS);
+        assert!(
+            u.starts_with(
+                "usage: step9 [--host HOST] [--port PORT] [--quiet] [--remove MODE] [--max N]"
+            ),
+            "{u}"
+        );
+        assert!(u.contains("\n  --remove MODE delete or close"), "{u}");
+        assert!(parse(&["-h"]).unwrap().is_none(), "-h is --help");
+    }
+
+    /// write() says how much went out; on a non-blocking socket whose
+    /// buffers are full it says WouldBlock instead of waiting, and so does
+    /// read() with nothing to read.
+    #[test]
+    fn write_and_read_surface_would_block_on_a_non_blocking_socket() {
+        let mut fds = [0 as c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        let rc = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+        assert_eq!(rc, 0, "socketpair: {}", io::Error::last_os_error());
+        let (a, b) = (fds[0], fds[1]);
+        set_nonblocking(a).expect("O_NONBLOCK");
+        set_nonblocking(a).expect("setting it twice is harmless");
+        let mut buf = [0u8; 8];
+        let err = read(a, &mut buf).expect_err("nothing to read");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        assert_eq!(write(a, b"hello").expect("room for 5 bytes"), 5);
+        let chunk = vec![7u8; 64 * 1024];
+        let mut total = 5;
+        let err = loop {
+            match write(a, &chunk) {
+                Ok(n) => total += n,
+                Err(e) => break e,
+            }
+            assert!(total < 64 << 20, "64 MiB went into a socket nobody reads");
+        };
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::WouldBlock,
+            "after {total} bytes: {err}"
+        );
+        assert_eq!(read(b, &mut buf[..5]).expect("the peer reads"), 5);
+        assert_eq!(&buf[..5], b"hello");
+        close(a);
+        close(b);
     }
 
     /// mksock() with port 0 gets a real port, and binding it again fails
