@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::client::{Pool, MSG};
+use crate::report::Report;
 use crate::run::{Ctx, Spec};
 use crate::stats::{median, pct};
 use crate::sys::{Server, SyscallCount, KINDS};
@@ -30,6 +31,21 @@ pub struct Round {
     pub corrupt: u64,
     pub dead: usize,
     pub answered: u64,
+}
+
+impl Round {
+    /// Checks that every echo of these slices came back intact: `what`
+    /// names them in the check, e.g. `every echo answered, intact`.
+    pub fn check_answered(&self, rep: &mut Report, server: &str, what: &str) {
+        rep.check(
+            &format!("{server}: {what}"),
+            self.unanswered == 0 && self.corrupt == 0 && self.dead == 0 && self.answered > 0,
+            format!(
+                "{} answered, {} unanswered, {} corrupt replies, {} connections dropped",
+                self.answered, self.unanswered, self.corrupt, self.dead
+            ),
+        );
+    }
 }
 
 /// Syscalls per message: perf counts a window in which the server is idle

@@ -29,16 +29,33 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The `p` quantile (nearest rank) of sorted values; NaN without any.
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// The finite values of `v`, sorted.
+pub fn sorted_finite(v: &[f64]) -> Vec<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
 /// "q25-q75" of the finite values (nearest rank): how far the cycles
 /// disagree, without letting one stalled slice dominate.
 pub fn middle_half(v: &[f64], decimals: usize) -> Cell {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    let v = sorted_finite(v);
     if v.len() < 2 {
         return Cell::Text(String::new());
     }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1];
-    Cell::Text(format!("{:.decimals$}-{:.decimals$}", q(0.25), q(0.75)))
+    Cell::Text(format!(
+        "{:.decimals$}-{:.decimals$}",
+        quantile(&v, 0.25),
+        quantile(&v, 0.75)
+    ))
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD};
 
 use crate::report::{Cell, Report, Table};
-use crate::stats::median;
+use crate::stats::{median, quantile, sorted_finite};
 
 /// N, idle descriptors beside the active one: 10 .. 10,000, three per decade.
 const SIZES: [usize; 10] = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000];
@@ -374,20 +374,13 @@ pub fn run(quick: bool, hard_limit: u64, machine: &str, rep: &mut Report) -> Res
 
 /// The median and quartiles (nearest rank) of one mechanism's rounds at N.
 fn point(n: usize, mech: Mech, rounds: &[f64]) -> Point {
-    let mut sorted = rounds.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| {
-        sorted
-            .get(((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1)) - 1)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let sorted = sorted_finite(rounds);
     Point {
         n,
         mech,
         median: median(rounds.to_vec()),
-        q25: q(0.25),
-        q75: q(0.75),
+        q25: quantile(&sorted, 0.25),
+        q75: quantile(&sorted, 0.75),
     }
 }
 

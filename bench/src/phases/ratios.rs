@@ -150,14 +150,7 @@ pub fn run(ctx: &Ctx, echo: &[Spec], rep: &mut Report) -> Result<Ratios, String>
     rep.table(t);
 
     for (i, (spec, r)) in echo.iter().zip(&med).enumerate() {
-        rep.check(
-            &format!("{}: every echo answered, intact", spec.name),
-            r.unanswered == 0 && r.corrupt == 0 && r.dead == 0 && r.answered > 0,
-            format!(
-                "{} answered, {} unanswered, {} corrupt replies, {} connections dropped",
-                r.answered, r.unanswered, r.corrupt, r.dead
-            ),
-        );
+        r.check_answered(rep, &spec.name, "every echo answered, intact");
         // read + write per message is the floor; how many events one
         // epoll_wait returns depends on timing, so the total only gets
         // loose bounds ...

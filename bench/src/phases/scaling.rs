@@ -98,13 +98,10 @@ pub fn run(ctx: &Ctx, echo: &[Spec], rep: &mut Report) -> Result<Option<Scaling>
                 Cell::num(m.p50_us, 0),
                 Cell::num(m.p99_us, 0),
             ]);
-            rep.check(
-                &format!("{}: every echo answered at {n} connections", spec.name),
-                m.unanswered == 0 && m.corrupt == 0 && m.dead == 0 && m.answered > 0,
-                format!(
-                    "{} answered, {} unanswered, {} corrupt replies, {} connections dropped",
-                    m.answered, m.unanswered, m.corrupt, m.dead
-                ),
+            m.check_answered(
+                rep,
+                &spec.name,
+                &format!("every echo answered at {n} connections"),
             );
         }
     }
