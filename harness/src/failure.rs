@@ -39,9 +39,12 @@ impl Failure {
         }
     }
 
-    /// Adds a line of context before the message (what was being checked).
+    /// Adds a line (or several) of context before the message (what was
+    /// being checked).
     pub fn context(mut self, line: impl Into<String>) -> Failure {
-        self.lines.insert(0, line.into());
+        let line = line.into();
+        let lines: Vec<String> = line.lines().map(str::to_owned).collect();
+        self.lines.splice(0..0, lines);
         self
     }
 
