@@ -198,22 +198,20 @@ pub fn keeps_the_room_talking_while_a_user_never_reads(target: &Target) -> Resul
                             return Ok(());
                         }
                         let so_far = rtts.lock().unwrap_or_else(|p| p.into_inner());
-                        let earlier = so_far.iter().max().map_or(
-                            "it was the first round trip".to_string(),
-                            |m| format!("the {} before took at most {}", so_far.len(), millis(*m)),
-                        );
+                        let slowest = so_far.iter().max().copied().unwrap_or_default();
                         let sent = flooded.load(Ordering::Acquire);
+                        let ping_from = if i == 0 { 0 } else { ping_ends[i - 1] };
                         return Err(target.fail(format!(
-                            "user 2 sent {} and waited {} s for user 3's answer {}: it did not come back ({earlier})\n\
-                             user 3 {} the ping; meanwhile {}, {} of user 1's bytes\n{NEVER_WAIT}",
+                            "user 2 sent {} and waited {} s for user 3's answer {}: it did not come back \
+                             ({} earlier round trips took at most {})\n\
+                             user 3 had received {} of the ping's {} bytes; meanwhile {}, {} of user 1's bytes\n{NEVER_WAIT}",
                             preview(ping.as_bytes()),
                             RTT_DEADLINE.as_secs(),
                             preview(format!("[PONG {}]", i + 1).as_bytes()),
-                            if ear3.heard(Voice::High) >= ping_ends[i] {
-                                "had received"
-                            } else {
-                                "never received"
-                            },
+                            so_far.len(),
+                            millis(slowest),
+                            ear3.heard(Voice::High).saturating_sub(ping_from).min(ping.len()),
+                            ping.len(),
                             progress(ear2, Voice::Low, sent),
                             progress(ear3, Voice::Low, sent),
                         )));
