@@ -89,7 +89,7 @@ pub enum Attempt {
     Full(Vec<u8>),
     /// Connected and sent its sync line, but within the wait nobody heard
     /// it and the server said nothing: not accepted (yet).
-    Unheard(Waiting),
+    Unheard(Box<Waiting>),
 }
 
 /// A client that connected and introduced itself, but was not heard yet
@@ -207,12 +207,12 @@ impl Room {
                 return Ok(refused(&mut newcomer, b)?.into());
             }
             if Instant::now() >= deadline {
-                return Ok(Attempt::Unheard(Waiting {
+                return Ok(Attempt::Unheard(Box::new(Waiting {
                     client: newcomer,
                     sync,
                     since,
                     waited: wait,
-                }));
+                })));
             }
         }
         for u in &mut self.users[1..] {

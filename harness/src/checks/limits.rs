@@ -85,12 +85,12 @@ fn exhaust(target: &Target) -> Result<Exhausted> {
                     preview(&line)
                 )));
             }
-            Attempt::Unheard(w) => waiting.push(w),
+            Attempt::Unheard(w) => waiting.push(*w),
         }
     }
     while waiting.len() < WAITING {
         match room.attempt(&Client::connect, Duration::ZERO)? {
-            Attempt::Unheard(w) => waiting.push(w),
+            Attempt::Unheard(w) => waiting.push(*w),
             Attempt::In => {
                 return Err(target.fail(format!(
                     "user {} was not heard within {} s, so the server seemed out of descriptors, yet the next client got in at once",

@@ -418,9 +418,7 @@ pub fn relays_every_size_whole_through_partial_writes(target: &Target) -> Result
         .iter()
         .flat_map(|&size| {
             let whole = size / window;
-            std::iter::repeat(window)
-                .take(whole)
-                .chain((size % window > 0).then_some(size % window))
+            std::iter::repeat_n(window, whole).chain((size % window > 0).then_some(size % window))
         })
         .collect();
     let total: usize = SIZES.iter().sum();
