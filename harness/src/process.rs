@@ -20,6 +20,26 @@ pub fn state(pid: u32) -> Option<char> {
     }
 }
 
+/// Whether any thread of the process is running or ready to run (state
+/// `R`): a process that spins is, however little CPU a busy machine gives
+/// it; one that waits for events is not. None when it cannot be told.
+pub fn is_runnable(pid: u32) -> Option<bool> {
+    if cfg!(target_os = "linux") {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let mut any = false;
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            if let Some((_, rest)) = stat.rsplit_once(')') {
+                any |= rest.trim_start().starts_with('R');
+            }
+        }
+        Some(any)
+    } else {
+        // ps shows the process's state, `R` if a thread can run.
+        state(pid).map(|c| c == 'R')
+    }
+}
+
 /// Whether the process has exited (gone, or a zombie waiting for its
 /// parent to reap it).
 pub fn has_exited(pid: u32) -> bool {

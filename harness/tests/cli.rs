@@ -174,7 +174,9 @@ fn runs_the_limits_stage_with_few_descriptors() {
         .stdout(predicate::str::contains(
             "--mode chat-spins-at-limit --max-users 64` with at most 32 descriptors",
         ))
-        .stdout(predicate::str::contains("of one CPU for"));
+        .stdout(predicate::str::contains(
+            "and was running or ready to run in",
+        ));
 }
 
 /// With --addr, the idle checks run against the timeout the user names.

@@ -318,10 +318,16 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
 /// an idle event loop uses next to nothing, a spinning one all of a core.
 pub const BUSY_CPU_SHARE: f64 = 0.25;
 
-/// Measures the server's CPU use for `window` while `doing` happens (the
-/// caller arranges it), notes the figure, and fails above
-/// [`BUSY_CPU_SHARE`]. Ok(None) when the pid is unknown or the OS cannot
-/// tell.
+/// Above this share of looks at its state, a server waiting for clients is
+/// spinning: it is always running or ready to run. This holds on a busy
+/// machine too, where a spinning server may get little CPU.
+pub const BUSY_RUNNABLE_SHARE: f64 = 0.5;
+
+/// Watches the server for `window` while `doing` happens (the caller
+/// arranges it): its CPU use, and how often it is running or ready to run.
+/// Notes the figures and fails above [`BUSY_CPU_SHARE`] or
+/// [`BUSY_RUNNABLE_SHARE`]. Ok(None) when the pid is unknown or the OS
+/// cannot tell.
 pub(crate) fn expect_calm(
     target: &Target,
     window: Duration,
@@ -335,23 +341,40 @@ pub(crate) fn expect_calm(
         return Ok(None);
     };
     let start = std::time::Instant::now();
-    std::thread::sleep(window);
+    let every = if cfg!(target_os = "linux") {
+        Duration::from_millis(10)
+    } else {
+        // Each look runs ps.
+        Duration::from_millis(50)
+    };
+    let (mut looks, mut runnable) = (0u32, 0u32);
+    while start.elapsed() < window {
+        if let Some(r) = crate::process::is_runnable(pid) {
+            looks += 1;
+            runnable += u32::from(r);
+        }
+        std::thread::sleep(every);
+    }
     let Some(after) = crate::process::cpu_time(pid) else {
         return Ok(None);
     };
     let wall = start.elapsed().as_secs_f64();
     let share = (after.saturating_sub(before)).as_secs_f64() / wall;
+    let ready = f64::from(runnable) / f64::from(looks.max(1));
     target.note(format!(
-        "CPU use {}: {:.0}% of one CPU over {wall:.1} s",
-        doing,
-        share * 100.0
+        "{doing}: the server used {:.0}% of one CPU over {wall:.1} s, and was running or ready to run in {:.0}% of {looks} looks",
+        share * 100.0,
+        ready * 100.0
     ));
-    if share > BUSY_CPU_SHARE {
+    if share > BUSY_CPU_SHARE || ready > BUSY_RUNNABLE_SHARE {
         return Err(target.fail(format!(
-            "{doing}, the server used {:.0}% of one CPU for {wall:.1} s ({}); an idle server uses next to none (at most {:.0}% allowed)\n{advice}",
+            "{doing}, the server used {:.0}% of one CPU over {wall:.1} s ({}), and was running or ready to run in {:.0}% of {looks} looks at it; \
+             an idle server uses next to none and sleeps (allowed: at most {:.0}% of a CPU, running at most {:.0}% of the time)\n{advice}",
             share * 100.0,
             crate::process::how_cpu_measured(),
-            BUSY_CPU_SHARE * 100.0
+            ready * 100.0,
+            BUSY_CPU_SHARE * 100.0,
+            BUSY_RUNNABLE_SHARE * 100.0
         )));
     }
     Ok(Some(share))
