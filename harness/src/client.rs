@@ -55,10 +55,15 @@ impl Client {
                     format!("connecting to {addr} failed")
                 })
         })?;
+        Ok(Client::on(stream, target))
+    }
+
+    /// A client on a connected socket.
+    fn on(stream: TcpStream, target: &Target) -> Client {
         // Small messages must go out at once: the checks measure replies,
         // not Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        Ok(Client {
+        Client {
             stream,
             target: target.clone(),
             name: "client".to_string(),
@@ -66,7 +71,7 @@ impl Client {
             pending: Vec::new(),
             last_sent: Vec::new(),
             total_sent: 0,
-        })
+        }
     }
 
     /// Connects the way a client across a real network would: segments of
@@ -98,16 +103,7 @@ impl Client {
                 "cannot connect to {addr} (with {NETWORK_MSS}-byte segments{buffer}): {e}"
             ))
         })?;
-        let _ = stream.set_nodelay(true);
-        Ok(Client {
-            stream,
-            target: target.clone(),
-            name: "client".to_string(),
-            timeout: DEFAULT_TIMEOUT,
-            pending: Vec::new(),
-            last_sent: Vec::new(),
-            total_sent: 0,
-        })
+        Ok(Client::on(stream, target))
     }
 
     /// Names the client in failure messages ("user 3").
@@ -346,32 +342,8 @@ impl Client {
     /// Reads until the server closes the connection and returns everything
     /// that arrived (deadline as for any read).
     pub fn read_to_eof(&mut self) -> Result<Vec<u8>> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            match self.fill(deadline) {
-                Ok(true) => {}
-                Ok(false) => return Ok(std::mem::take(&mut self.pending)),
-                // A reset after the data is also the end of this connection.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return Ok(std::mem::take(&mut self.pending))
-                }
-                Err(e) => {
-                    let why = if is_timeout(&e) {
-                        format!(
-                            "the server did not close the connection within {} ms",
-                            self.timeout.as_millis()
-                        )
-                    } else {
-                        format!("the connection failed: {e}")
-                    };
-                    return Err(self.fail(format!(
-                        "{} expected the server to close the connection\n{why}\nmeanwhile arrived: {}",
-                        self.name,
-                        preview(&self.pending)
-                    )));
-                }
-            }
-        }
+        // A reset after the data is also the end of this connection.
+        self.read_until_closed().map(|(bytes, _)| bytes)
     }
 
     /// Reads until the server ends the connection, and says how it ended:

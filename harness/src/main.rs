@@ -229,34 +229,18 @@ fn parse_check(args: &[OsString]) -> std::result::Result<Option<CheckCommand>, S
                 })?);
             }
             "--max-queue" => {
-                let v = value("a number of bytes")?;
-                max_queue = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| MAX_QUEUE_RANGE.contains(n))
-                        .ok_or_else(|| {
-                            format!(
-                                "--max-queue takes a number of bytes from {} to {}, not '{v}'",
-                                MAX_QUEUE_RANGE.start(),
-                                MAX_QUEUE_RANGE.end()
-                            )
-                        })?,
-                );
+                max_queue = Some(in_range(
+                    &value("a number of bytes")?,
+                    MAX_QUEUE_RANGE,
+                    "--max-queue takes a number of bytes",
+                )?);
             }
             "--idle-timeout" => {
-                let v = value("a number of seconds")?;
-                idle_timeout = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| IDLE_RANGE.contains(n))
-                        .ok_or_else(|| {
-                            format!(
-                                "--idle-timeout takes whole seconds from {} to {}, not '{v}'",
-                                IDLE_RANGE.start(),
-                                IDLE_RANGE.end()
-                            )
-                        })?,
-                );
+                idle_timeout = Some(in_range(
+                    &value("a number of seconds")?,
+                    IDLE_RANGE,
+                    "--idle-timeout takes whole seconds",
+                )?);
             }
             "--pid" => {
                 let v = value("a process id")?;
@@ -301,6 +285,24 @@ fn parse_check(args: &[OsString]) -> std::result::Result<Option<CheckCommand>, S
         what_addr_lacks(&cmd)?;
     }
     Ok(Some(cmd))
+}
+
+/// `v` as a number in `range`, or "WHAT from A to B, not 'v'".
+fn in_range<T>(
+    v: &str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> std::result::Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    v.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        format!(
+            "{what} from {} to {}, not '{v}'",
+            range.start(),
+            range.end()
+        )
+    })
 }
 
 fn stage_names() -> String {

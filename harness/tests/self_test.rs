@@ -21,29 +21,25 @@ fn spawn(mode: &str) -> Server {
 /// Replaces what changes from run to run, or from OS to OS: ports, the
 /// fixture's path, error numbers, where CPU time is read from.
 fn normalise(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text
+    let text = text
         .replace(FAKE, "fake-server")
         .replace(harness::process::how_cpu_measured(), "CPU time");
-    while let Some(i) = rest.find("(os error ") {
-        let (head, tail) = rest.split_at(i + "(os error ".len());
+    let text = replace_number_after(&text, "(os error ", "E");
+    normalise_fd_counts(&replace_number_after(&text, "127.0.0.1:", "PORT"))
+}
+
+/// Replaces the number after each `marker` with `with`.
+fn replace_number_after(text: &str, marker: &str, with: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(marker) {
+        let (head, tail) = rest.split_at(i + marker.len());
         out.push_str(head);
-        out.push('E');
-        rest = tail
-            .trim_start_matches(|c: char| c.is_ascii_digit())
-            .to_string();
+        out.push_str(with);
+        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
     }
-    rest = std::mem::take(&mut out) + &rest;
-    while let Some(i) = rest.find("127.0.0.1:") {
-        let (head, tail) = rest.split_at(i + "127.0.0.1:".len());
-        out.push_str(head);
-        out.push_str("PORT");
-        rest = tail
-            .trim_start_matches(|c: char| c.is_ascii_digit())
-            .to_string();
-    }
-    out.push_str(&rest);
-    normalise_fd_counts(&out)
+    out.push_str(rest);
+    out
 }
 
 /// The leak check names the server's descriptor counts, which depend on

@@ -89,44 +89,58 @@ fn expect_after_the_mark(reader: &mut Client, sender: &str) -> Result<()> {
     })
 }
 
-/// A line, an urgent byte, a line: both lines echo; another client is
-/// echoed afterwards.
-pub fn echoes_the_bytes_after_an_urgent_byte(target: &Target) -> Result<()> {
+/// A client whose line before the mark came back, and who then sent the
+/// urgent byte and the line after it.
+fn client_across_the_mark(target: &Target) -> Result<Client> {
     let mut c = Client::connect(target)?;
     c.send(BEFORE)?;
     c.expect_bytes(BEFORE)?;
     send_across_the_mark(&mut c)?;
-    expect_after_the_mark(&mut c, "client")?;
+    Ok(c)
+}
+
+/// A room of `n` whose user 1's line before the mark reached the others,
+/// and who then sent the urgent byte and the line after it.
+fn room_across_the_mark(target: &Target, n: usize) -> Result<Room> {
+    let mut room = Room::new(target);
+    for _ in 0..n {
+        room.join()?;
+    }
+    room.say(0, BEFORE)?;
+    send_across_the_mark(&mut room.users[0])?;
+    Ok(room)
+}
+
+/// A client connecting afterwards is still echoed.
+fn another_client_is_served(target: &Target) -> Result<()> {
     let mut other = Client::connect(target)?.named("another client");
     other.send_line("am I still served?")?;
     other.expect_line("am I still served?")
 }
 
+/// A line, an urgent byte, a line: both lines echo; another client is
+/// echoed afterwards.
+pub fn echoes_the_bytes_after_an_urgent_byte(target: &Target) -> Result<()> {
+    let mut c = client_across_the_mark(target)?;
+    expect_after_the_mark(&mut c, "client")?;
+    another_client_is_served(target)
+}
+
 /// The server's CPU use after an urgent byte, while nothing else happens.
 pub fn echo_stays_idle_after_an_urgent_byte(target: &Target) -> Result<()> {
-    let mut c = Client::connect(target)?;
-    c.send(BEFORE)?;
-    c.expect_bytes(BEFORE)?;
-    send_across_the_mark(&mut c)?;
+    let _c = client_across_the_mark(target)?;
     expect_calm(
         target,
         WATCH,
         "after a client sent one urgent byte (and nothing more)",
         SPIN_ADVICE,
     )?;
-    let mut other = Client::connect(target)?.named("another client");
-    other.send_line("am I still served?")?;
-    other.expect_line("am I still served?")
+    another_client_is_served(target)
 }
 
 /// Three users; user 1 sends across the mark; users 2 and 3 get both lines.
 pub fn relays_the_bytes_after_an_urgent_byte(target: &Target) -> Result<()> {
-    let mut room = Room::new(target);
-    for _ in 0..3 {
-        room.join()?;
-    }
-    room.say(0, BEFORE)?;
-    send_across_the_mark(&mut room.users[0])?;
+    let mut room = room_across_the_mark(target, 3)?;
     for i in 1..3 {
         expect_after_the_mark(&mut room.users[i], "user 1")?;
     }
@@ -137,12 +151,7 @@ pub fn relays_the_bytes_after_an_urgent_byte(target: &Target) -> Result<()> {
 
 /// The server's CPU use after an urgent byte in a chat room.
 pub fn chat_stays_idle_after_an_urgent_byte(target: &Target) -> Result<()> {
-    let mut room = Room::new(target);
-    for _ in 0..2 {
-        room.join()?;
-    }
-    room.say(0, BEFORE)?;
-    send_across_the_mark(&mut room.users[0])?;
+    let mut room = room_across_the_mark(target, 2)?;
     expect_calm(
         target,
         WATCH,
