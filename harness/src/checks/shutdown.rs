@@ -221,7 +221,7 @@ fn exited_0(target: &Target, ended: Option<Ended>, took: Duration, signame: &str
         None => still_running(target, &None, signame),
         Some(Ended::Status(st)) if st.success() => {
             target.note(format!(
-                "the server exited with status 0 {} after {signame}",
+                "the server exited with status 0, {} after {signame}",
                 secs(took)
             ));
             Ok(())
@@ -232,7 +232,7 @@ fn exited_0(target: &Target, ended: Option<Ended>, took: Duration, signame: &str
         ))),
         Some(Ended::Gone) => {
             target.note(format!(
-                "the server was gone {} after {signame} (its exit status is its parent's to see, not the harness's)",
+                "the server was gone, {} after {signame} (its exit status is its parent's to see, not the harness's)",
                 secs(took)
             ));
             Ok(())
