@@ -415,9 +415,10 @@ impl Mouth {
         Ok(())
     }
 
-    /// Sends `script` in writes of the sizes `pieces` gives (each at most
-    /// `window`), never more than `window` bytes ahead of the slowest of
-    /// `ears`, while `more(sent)` holds. Returns how much it sent.
+    /// Sends `script` in writes of the sizes `pieces` gives (a piece larger
+    /// than `window` in several), never more than `window` bytes ahead of
+    /// the slowest of `ears`, while `more(sent)` holds. Returns how much it
+    /// sent.
     pub(crate) fn speak(
         &mut self,
         flow: &Flow,
@@ -436,11 +437,15 @@ impl Mouth {
         };
         let mut sent = 0;
         let mut progress = (slowest(), Instant::now());
-        for piece in pieces {
+        // A piece larger than the window goes out in several writes.
+        let writes = pieces.into_iter().flat_map(|piece| {
+            let w = window.max(1);
+            std::iter::repeat_n(w, piece / w).chain((piece % w > 0).then_some(piece % w))
+        });
+        for n in writes {
             if !more(sent) || flow.stopped() {
                 break;
             }
-            let n = piece.clamp(1, window.max(1));
             while !flow.wait_until(Duration::from_millis(100), || {
                 slowest().saturating_add(window) >= sent + n
             }) {
