@@ -2,7 +2,7 @@
 //! failure says what was sent, what was expected and what arrived.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::failure::{Failure, Result};
@@ -14,6 +14,20 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The segment size of an Ethernet path (1500 bytes less IP and TCP
+/// headers and options).
+pub const NETWORK_MSS: usize = 1400;
+
+/// How the server ended a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// End of file: the server closed (or shut down writing) cleanly.
+    Eof,
+    /// A reset (ECONNRESET): the server closed with input unread, or
+    /// aborted; data it had just written may be lost.
+    Reset,
+}
 
 /// One connection to the server under test.
 pub struct Client {
@@ -41,10 +55,15 @@ impl Client {
                     format!("connecting to {addr} failed")
                 })
         })?;
+        Ok(Client::on(stream, target))
+    }
+
+    /// A client on a connected socket.
+    fn on(stream: TcpStream, target: &Target) -> Client {
         // Small messages must go out at once: the checks measure replies,
         // not Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        Ok(Client {
+        Client {
             stream,
             target: target.clone(),
             name: "client".to_string(),
@@ -52,7 +71,39 @@ impl Client {
             pending: Vec::new(),
             last_sent: Vec::new(),
             total_sent: 0,
-        })
+        }
+    }
+
+    /// Connects the way a client across a real network would: segments of
+    /// at most [`NETWORK_MSS`] bytes (TCP_MAXSEG, set before connecting).
+    /// Over loopback the segment size is 64 KiB, and Linux sizes a new
+    /// connection's send buffer from it: the server's kernel would take
+    /// some 3 MiB for a client that never reads before the server's own
+    /// writes notice anything; with network-sized segments, about 70 KiB.
+    /// Full segments also go out at once, where Nagle's algorithm would
+    /// hold a 16 KiB write back for a delayed acknowledgement.
+    pub fn connect_like_a_network(target: &Target) -> Result<Client> {
+        Client::connect_tuned(target, None)
+    }
+
+    /// [`Client::connect_like_a_network`], with a receive buffer of about
+    /// `bytes` (SO_RCVBUF, set before connecting so the window the server
+    /// sees is small from the start): a client that does not read then
+    /// holds little, and the server's writes to it soon find its socket
+    /// full.
+    pub fn connect_with_receive_buffer(target: &Target, bytes: usize) -> Result<Client> {
+        Client::connect_tuned(target, Some(bytes))
+    }
+
+    fn connect_tuned(target: &Target, rcvbuf: Option<usize>) -> Result<Client> {
+        let addr = target.socket_addr();
+        let stream = connect_small(addr, rcvbuf, CONNECT_TIMEOUT).map_err(|e| {
+            let buffer = rcvbuf.map_or(String::new(), |b| format!(", a {b}-byte receive buffer"));
+            target.fail(format!(
+                "cannot connect to {addr} (with {NETWORK_MSS}-byte segments{buffer}): {e}"
+            ))
+        })?;
+        Ok(Client::on(stream, target))
     }
 
     /// Names the client in failure messages ("user 3").
@@ -70,6 +121,11 @@ impl Client {
         self.stream
             .local_addr()
             .expect("a connected socket has an address")
+    }
+
+    /// The server this client talks to.
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Bytes that arrived but no `expect_*` has consumed yet.
@@ -123,6 +179,31 @@ impl Client {
         }
         self.total_sent += bytes.len();
         self.last_sent = bytes[bytes.len().saturating_sub(64)..].to_vec();
+        Ok(())
+    }
+
+    /// Sends one byte as urgent data: send(MSG_OOB). TCP marks it with the
+    /// urgent pointer; a receiver that does not ask for it (recv MSG_OOB)
+    /// or set SO_OOBINLINE never sees it in the ordinary stream.
+    pub fn send_urgent(&mut self, byte: u8) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: sends one byte from a live local; the fd is our socket.
+        let n = unsafe {
+            libc::send(
+                self.stream.as_raw_fd(),
+                (&byte as *const u8).cast(),
+                1,
+                libc::MSG_OOB,
+            )
+        };
+        if n != 1 {
+            let e = io::Error::last_os_error();
+            return Err(self.fail(format!(
+                "{} could not send the urgent byte {}: {e}",
+                self.name,
+                preview(&[byte])
+            )));
+        }
         Ok(())
     }
 
@@ -210,6 +291,23 @@ impl Client {
         }
     }
 
+    /// [`Client::expect_bytes`], allowing one `optional` byte before
+    /// `expected` (an urgent byte that a server reading inline passes on).
+    pub fn expect_bytes_allowing(&mut self, optional: u8, expected: &[u8]) -> Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        while self.pending.is_empty() {
+            match self.fill(deadline) {
+                Ok(true) => {}
+                Ok(false) => return Err(self.fail_waiting(expected, None)),
+                Err(e) => return Err(self.fail_waiting(expected, Some(e))),
+            }
+        }
+        if self.pending[0] == optional && expected.first() != Some(&optional) {
+            self.pending.remove(0);
+        }
+        self.expect_bytes(expected)
+    }
+
     /// Expects `line` followed by a newline as the next bytes.
     pub fn expect_line(&mut self, line: &str) -> Result<()> {
         let mut bytes = line.as_bytes().to_vec();
@@ -244,14 +342,21 @@ impl Client {
     /// Reads until the server closes the connection and returns everything
     /// that arrived (deadline as for any read).
     pub fn read_to_eof(&mut self) -> Result<Vec<u8>> {
+        // A reset after the data is also the end of this connection.
+        self.read_until_closed().map(|(bytes, _)| bytes)
+    }
+
+    /// Reads until the server ends the connection, and says how it ended:
+    /// end of file or a reset. Fails only if it stays open past the
+    /// deadline (or fails otherwise).
+    pub fn read_until_closed(&mut self) -> Result<(Vec<u8>, Closed)> {
         let deadline = Instant::now() + self.timeout;
         loop {
             match self.fill(deadline) {
                 Ok(true) => {}
-                Ok(false) => return Ok(std::mem::take(&mut self.pending)),
-                // A reset after the data is also the end of this connection.
+                Ok(false) => return Ok((std::mem::take(&mut self.pending), Closed::Eof)),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return Ok(std::mem::take(&mut self.pending))
+                    return Ok((std::mem::take(&mut self.pending), Closed::Reset))
                 }
                 Err(e) => {
                     let why = if is_timeout(&e) {
@@ -262,10 +367,14 @@ impl Client {
                     } else {
                         format!("the connection failed: {e}")
                     };
+                    let got = if self.pending.is_empty() {
+                        "nothing arrived".to_string()
+                    } else {
+                        format!("meanwhile arrived: {}", preview(&self.pending))
+                    };
                     return Err(self.fail(format!(
-                        "{} expected the server to close the connection\n{why}\nmeanwhile arrived: {}",
-                        self.name,
-                        preview(&self.pending)
+                        "{} expected the server to close the connection\n{why}\n{got}",
+                        self.name
                     )));
                 }
             }
@@ -331,6 +440,24 @@ impl Client {
         Ok(std::mem::take(&mut self.pending))
     }
 
+    /// Everything that arrives within `d` (or until the server ends the
+    /// connection, which is not a failure here: the caller is told how).
+    pub fn read_for(&mut self, d: Duration) -> Result<(Vec<u8>, Option<Closed>)> {
+        let deadline = Instant::now() + d;
+        let ended = loop {
+            match self.fill(deadline) {
+                Ok(true) => {}
+                Ok(false) => break Some(Closed::Eof),
+                Err(e) if is_timeout(&e) => break None,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break Some(Closed::Reset),
+                Err(e) => {
+                    return Err(self.fail(format!("{}: the connection failed: {e}", self.name)))
+                }
+            }
+        };
+        Ok((std::mem::take(&mut self.pending), ended))
+    }
+
     /// Sends `payload` from a second thread while reading the echo here, so
     /// neither side's buffers fill up: the way to push a large payload
     /// through a server that echoes with blocking writes.
@@ -389,6 +516,114 @@ impl Client {
         drop(self);
         Ok(())
     }
+}
+
+/// A TCP connection whose TCP_MAXSEG (and SO_RCVBUF, if given) are set
+/// before connect(), so the segment size and window it advertises hold
+/// from the first segment on. Non-blocking connect and poll() give it a
+/// deadline.
+fn connect_small(
+    addr: SocketAddr,
+    rcvbuf: Option<usize>,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket() takes no pointers.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new socket that nothing else owns; the TcpStream
+    // closes it on every path from here on.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG, NETWORK_MSS)?;
+    if let Some(bytes) = rcvbuf {
+        set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)?;
+    }
+    // SAFETY: F_SETFD on our own descriptor: not inherited by servers the
+    // harness starts later.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    stream.set_nonblocking(true)?;
+    let (storage, len) = sockaddr_of(addr);
+    // SAFETY: `storage` holds a sockaddr of `len` bytes for `addr`'s family.
+    let rc = unsafe { libc::connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+        let mut pfd = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one live pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n == 0 {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// setsockopt() of an int option.
+fn set_int(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
+    // SAFETY: passes a live c_int and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `addr` as the sockaddr connect() takes.
+fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is larger than, and aligned for,
+            // sockaddr_in.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
 }
 
 fn is_timeout(e: &io::Error) -> bool {

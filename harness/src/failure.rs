@@ -39,9 +39,12 @@ impl Failure {
         }
     }
 
-    /// Adds a line of context before the message (what was being checked).
+    /// Adds a line (or several) of context before the message (what was
+    /// being checked).
     pub fn context(mut self, line: impl Into<String>) -> Failure {
-        self.lines.insert(0, line.into());
+        let line = line.into();
+        let lines: Vec<String> = line.lines().map(str::to_owned).collect();
+        self.lines.splice(0..0, lines);
         self
     }
 
@@ -56,12 +59,18 @@ impl Failure {
         }
         if let Some(s) = shared {
             s.settle();
-            let stderr = s.stderr_text();
+            let status = s.exit_status();
+            let mut stderr = s.stderr_text();
+            if status.is_none() && !stderr.ends_with('\n') {
+                // A running server may be in the middle of a line: show
+                // whole lines only.
+                stderr.truncate(stderr.rfind('\n').map_or(0, |i| i + 1));
+            }
             let all: Vec<&str> = stderr.lines().collect();
             let from = all.len().saturating_sub(TAIL_LINES);
             self.server = Some(ServerReport {
                 name: s.name.clone(),
-                status: s.exit_status().map(|st| describe_status(&st)),
+                status: status.map(|st| describe_status(&st)),
                 stderr_tail: all[from..].iter().map(|l| l.to_string()).collect(),
                 stderr_lines: all.len(),
             });

@@ -22,9 +22,12 @@ mod client;
 pub mod contract;
 mod failure;
 mod fds;
+pub mod process;
 mod server;
 pub mod text;
 
-pub use client::{Client, DEFAULT_TIMEOUT};
+pub use client::{Client, Closed, DEFAULT_TIMEOUT};
 pub use failure::{Failure, Result};
-pub use server::{open_fds, parse_listening_line, Frozen, Server, Target, DEFAULT_MAX_USERS};
+pub use server::{
+    open_fds, parse_listening_line, Frozen, Launch, Server, Target, DEFAULT_MAX_USERS,
+};

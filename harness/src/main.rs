@@ -10,21 +10,55 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use harness::checks::{self, Check, Stage};
+use harness::checks::{self, Check, Need, Stage};
 use harness::{Failure, Server, Target};
 
-const USAGE: &str = "\
-usage: harness check <stage> [--only CHECK] [--max-users N] [--pid PID] -- <command...>
-       harness check <stage> [--only CHECK] [--max-users N] [--pid PID] --addr HOST:PORT
+/// The usage, with the stages and the options they start servers with
+/// taken from the stages themselves.
+fn usage() -> String {
+    let stages: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+    let mut added = Vec::new();
+    for stage in Stage::ALL {
+        if let Some(how) = started_with(stage) {
+            added.push(format!("{} {how}", stage.name()));
+        }
+    }
+    format!(
+        "\
+usage: harness check <stage> [options] -- <command...>
+       harness check <stage> [options] --addr HOST:PORT
        harness --list
 
-  <stage>          listen, greet, echo or chat (see --list)
-  -- <command...>  start the server with this command, adding --port 0, once per check;
-                   it must print 'listening on HOST:PORT' on stdout when ready
-  --addr HOST:PORT check a server that is already running (in any language)
-  --only CHECK     run only this check
-  --max-users N    the chat room size the server was started with (default 10)
-  --pid PID        the server's process id, so descriptor leaks can be counted (--addr)";
+  <stage>              {} (see --list)
+  -- <command...>      start the server with this command, adding --port 0, once per check;
+                       it must print 'listening on HOST:PORT' on stdout when ready.
+                       Some stages add what they need: {}
+  --addr HOST:PORT     check a server that is already running (in any language)
+  --only CHECK         run only this check
+  --max-users N        the chat room size the server was started with (default 10)
+  --max-queue BYTES    the server's --max-queue, the most bytes it queues for one user
+                       (never-block, shutdown); with a command, passed on to it
+  --idle-timeout SECS  the server's --idle-timeout (idle); with a command, passed on to it
+  --pid PID            the server's process id, with --addr: to count descriptor leaks,
+                       measure CPU use, send signals (shutdown) and pause it briefly",
+        stages.join(", "),
+        added.join("; ")
+    )
+}
+
+/// "--max-queue 65536 and at most 32 descriptors": what the harness adds
+/// when it starts the server for `stage`.
+fn started_with(stage: Stage) -> Option<String> {
+    let mut parts: Vec<String> = stage
+        .server_options()
+        .iter()
+        .map(|(flag, value)| format!("{flag} {value}"))
+        .collect();
+    if let Some(n) = stage.fd_limit() {
+        parts.push(format!("at most {n} descriptors"));
+    }
+    (!parts.is_empty()).then(|| parts.join(" and "))
+}
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -44,7 +78,7 @@ fn main() -> ExitCode {
             Err(msg) => usage_error(&msg),
         },
         Some("--help") | Some("-h") | Some("help") => {
-            println!("{USAGE}");
+            println!("{}", usage());
             ExitCode::SUCCESS
         }
         Some(other) => usage_error(&format!("unknown command '{other}'")),
@@ -61,24 +95,68 @@ fn restore_sigpipe() {
 }
 
 fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("harness: {msg}\n{USAGE}");
+    eprintln!("harness: {msg}\n{}", usage());
     ExitCode::from(2)
 }
 
+/// The column the check descriptions start in.
+const CHECK_WIDTH: usize = 58;
+const STAGE_WIDTH: usize = 13;
+
 fn print_list() {
     for stage in Stage::ALL {
-        println!("{:<7} {}", stage.name(), stage.about());
+        println!("{:<STAGE_WIDTH$}{}", stage.name(), stage.about());
+        if let Some(how) = how_to_run(stage) {
+            println!("{:<STAGE_WIDTH$}{how}", "");
+        }
         for c in stage.checks() {
-            println!("    {:<58} {}", c.name, c.about);
+            println!("    {:<CHECK_WIDTH$} {}", c.name, c.about);
         }
     }
+}
+
+/// What a learner must know to run a stage, beyond `-- <command>` or
+/// `--addr`: what the harness adds to the command, what --addr needs.
+fn how_to_run(stage: Stage) -> Option<String> {
+    let needs = |n: Need| stage.checks().iter().any(|c| c.needs(n));
+    if needs(Need::Command) {
+        return Some(
+            "(starts the server itself, on ports it picks: give the command, not --addr)".into(),
+        );
+    }
+    let mut addr = Vec::new();
+    if needs(Need::MaxQueue) {
+        addr.push("--max-queue BYTES");
+    }
+    if needs(Need::IdleTimeout) {
+        addr.push("--idle-timeout SECS");
+    }
+    if needs(Need::Pid) {
+        addr.push("--pid PID");
+    }
+    if needs(Need::StopsServer) {
+        addr.push("--only CHECK (each check stops the server)");
+    }
+    if stage.fd_limit().is_some() {
+        addr.insert(0, "a server started with a low ulimit -n");
+    }
+    let mut parts = Vec::new();
+    if let Some(how) = started_with(stage) {
+        parts.push(format!("started with {how}"));
+    }
+    if !addr.is_empty() {
+        parts.push(format!("with --addr: {}", addr.join(", ")));
+    }
+    (!parts.is_empty()).then(|| format!("({})", parts.join("; ")))
 }
 
 /// What `harness check` was asked to do.
 struct CheckCommand {
     stage: Stage,
     only: Option<String>,
-    max_users: usize,
+    max_users: Option<usize>,
+    max_queue: Option<usize>,
+    idle_timeout: Option<u64>,
     pid: Option<u32>,
     server: ServerSpec,
 }
@@ -88,11 +166,21 @@ enum ServerSpec {
     Command(Vec<OsString>),
 }
 
+/// The --max-queue values the CLI accepts: large enough for the checks'
+/// lines, small enough that the never-block checks can fill a queue in
+/// reasonable time.
+const MAX_QUEUE_RANGE: std::ops::RangeInclusive<usize> = 4096..=16 << 20;
+/// The --idle-timeout values the CLI accepts (the idle checks take about
+/// three timeouts).
+const IDLE_RANGE: std::ops::RangeInclusive<u64> = 1..=10;
+
 /// Ok(None): `check --list`.
 fn parse_check(args: &[OsString]) -> std::result::Result<Option<CheckCommand>, String> {
     let mut stage = None;
     let mut only = None;
-    let mut max_users = harness::DEFAULT_MAX_USERS;
+    let mut max_users = None;
+    let mut max_queue = None;
+    let mut idle_timeout = None;
     let mut pid = None;
     let mut server = None;
     let mut i = 0;
@@ -127,28 +215,45 @@ fn parse_check(args: &[OsString]) -> std::result::Result<Option<CheckCommand>, S
             "--only" => only = Some(value("a check name")?),
             "--max-users" => {
                 let v = value("a number")?;
-                max_users = v.parse().ok().filter(|&n| n >= 3).ok_or_else(|| {
+                max_users = Some(v.parse().ok().filter(|&n| n >= 3).ok_or_else(|| {
                     format!("--max-users takes a number of at least 3, not '{v}'")
-                })?;
+                })?);
+            }
+            "--max-queue" => {
+                max_queue = Some(in_range(
+                    &value("a number of bytes")?,
+                    MAX_QUEUE_RANGE,
+                    "--max-queue takes a number of bytes",
+                )?);
+            }
+            "--idle-timeout" => {
+                idle_timeout = Some(in_range(
+                    &value("a number of seconds")?,
+                    IDLE_RANGE,
+                    "--idle-timeout takes whole seconds",
+                )?);
             }
             "--pid" => {
                 let v = value("a process id")?;
                 pid = Some(
                     v.parse()
-                        .map_err(|_| format!("--pid: '{v}' is not a process id"))?,
+                        .ok()
+                        .filter(|&p: &u32| p > 0)
+                        .ok_or_else(|| format!("--pid: '{v}' is not a process id"))?,
                 );
             }
             s if s.starts_with('-') => return Err(format!("unknown option '{s}'")),
             s if stage.is_none() => {
-                stage = Some(Stage::from_name(s).ok_or_else(|| {
-                    format!("no stage named '{s}' (stages: listen, greet, echo, chat)")
-                })?);
+                stage =
+                    Some(Stage::from_name(s).ok_or_else(|| {
+                        format!("no stage named '{s}' (stages: {})", stage_names())
+                    })?);
             }
             s => return Err(format!("unexpected argument '{s}'")),
         }
         i += 1;
     }
-    let stage = stage.ok_or("which stage? (listen, greet, echo or chat)")?;
+    let stage = stage.ok_or_else(|| format!("which stage? ({})", stage_names()))?;
     let server = server.ok_or("give the server: -- <command...> or --addr HOST:PORT")?;
     if let Some(name) = &only {
         if !stage.checks().iter().any(|c| c.name == name) {
@@ -158,35 +263,131 @@ fn parse_check(args: &[OsString]) -> std::result::Result<Option<CheckCommand>, S
             ));
         }
     }
-    Ok(Some(CheckCommand {
+    let cmd = CheckCommand {
         stage,
         only,
         max_users,
+        max_queue,
+        idle_timeout,
         pid,
         server,
-    }))
+    };
+    if matches!(cmd.server, ServerSpec::Addr(_)) {
+        what_addr_lacks(&cmd)?;
+    }
+    Ok(Some(cmd))
 }
 
-fn run_check_command(cmd: &CheckCommand) -> ExitCode {
-    let checks: Vec<&Check> = cmd
-        .stage
+/// `v` as a number in `range`, or "WHAT from A to B, not 'v'".
+fn in_range<T>(
+    v: &str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> std::result::Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    v.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        format!(
+            "{what} from {} to {}, not '{v}'",
+            range.start(),
+            range.end()
+        )
+    })
+}
+
+fn stage_names() -> String {
+    Stage::ALL.map(|s| s.name()).join(", ")
+}
+
+/// With --addr, the harness only has what it was told: refuses, before
+/// running anything, checks that would need more.
+fn what_addr_lacks(cmd: &CheckCommand) -> std::result::Result<(), String> {
+    let checks = selected(cmd);
+    let needs = |n: Need| checks.iter().any(|c| c.needs(n));
+    let stage = cmd.stage.name();
+    if needs(Need::Command) {
+        return Err(format!(
+            "the {stage} checks start the server themselves, on ports they pick: give its command (-- <command...>), not --addr"
+        ));
+    }
+    if needs(Need::Pid) && cmd.pid.is_none() {
+        return Err(format!(
+            "the {stage} checks need the server's process id ({}): pass --pid PID",
+            if needs(Need::StopsServer) {
+                "they send it signals"
+            } else {
+                "they watch its CPU use"
+            }
+        ));
+    }
+    if needs(Need::MaxQueue) && cmd.max_queue.is_none() {
+        return Err(format!(
+            "the {stage} checks need the --max-queue the server was started with: pass --max-queue BYTES"
+        ));
+    }
+    if needs(Need::IdleTimeout) && cmd.idle_timeout.is_none() {
+        return Err(format!(
+            "the {stage} checks need the --idle-timeout the server was started with: pass --idle-timeout SECS"
+        ));
+    }
+    let stopping: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.needs(Need::StopsServer))
+        .map(|c| c.name)
+        .collect();
+    if stopping.len() > 1 {
+        return Err(format!(
+            "each {stage} check stops the server, and with --addr there is only one: run them one at a time with --only CHECK ({})",
+            stopping.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The checks `cmd` runs.
+fn selected(cmd: &CheckCommand) -> Vec<&'static Check> {
+    cmd.stage
         .checks()
         .iter()
         .filter(|c| cmd.only.as_deref().is_none_or(|o| o == c.name))
-        .collect();
+        .collect()
+}
+
+/// What a check could not do without --pid, as a note on its line.
+fn missing_pid_note(cmd: &CheckCommand, check: &Check) -> &'static str {
+    if cmd.pid.is_some() || !matches!(cmd.server, ServerSpec::Addr(_)) {
+        return "";
+    }
+    if check.needs(Need::FdCount) {
+        "  (descriptors not counted: pass --pid)"
+    } else if check.needs(Need::CpuTime) {
+        "  (CPU use not measured: pass --pid)"
+    } else if check.needs(Need::Pause) {
+        "  (server not paused, so the order was left to chance: pass --pid)"
+    } else {
+        ""
+    }
+}
+
+fn run_check_command(cmd: &CheckCommand) -> ExitCode {
+    let checks = selected(cmd);
     match &cmd.server {
         ServerSpec::Addr(a) => println!(
             "harness: {} checks against the server at {a}",
             cmd.stage.name()
         ),
-        ServerSpec::Command(c) => println!(
-            "harness: {} checks against `{}`, a fresh server for each check",
-            cmd.stage.name(),
-            c.iter()
-                .map(|s| s.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
+        ServerSpec::Command(_) => {
+            let launch = launch_for(cmd);
+            let limit = launch
+                .fd_limit
+                .map_or(String::new(), |n| format!(" with at most {n} descriptors"));
+            println!(
+                "harness: {} checks against `{}`{limit}, a fresh server for each check",
+                cmd.stage.name(),
+                launch.shown()
+            )
+        }
     }
     let (mut passed, mut failed) = (0, 0);
     let mut not_started = false;
@@ -200,17 +401,14 @@ fn run_check_command(cmd: &CheckCommand) -> ExitCode {
             );
             continue;
         }
-        let counted =
-            !(check.counts_fds && cmd.pid.is_none() && matches!(cmd.server, ServerSpec::Addr(_)));
-        let note = if counted {
-            ""
-        } else {
-            "  (descriptors not counted: pass --pid)"
-        };
+        let note = missing_pid_note(cmd, check);
         match one_check(cmd, check) {
-            Ok(()) => {
+            Ok(notes) => {
                 passed += 1;
                 println!("ok    {}/{}{note}", cmd.stage.name(), check.name);
+                for n in notes {
+                    println!("      {n}");
+                }
             }
             Err((f, started)) => {
                 failed += 1;
@@ -230,29 +428,73 @@ fn run_check_command(cmd: &CheckCommand) -> ExitCode {
     }
 }
 
-/// Runs one check; a failure says whether the server had started.
-fn one_check(cmd: &CheckCommand, check: &Check) -> std::result::Result<(), (Failure, bool)> {
-    match &cmd.server {
+/// How the harness starts the server of a `-- <command...>` check.
+fn launch_for(cmd: &CheckCommand) -> harness::Launch {
+    let ServerSpec::Command(argv) = &cmd.server else {
+        unreachable!("only commands are launched")
+    };
+    let program = &argv[0];
+    let name = Path::new(program)
+        .file_name()
+        .map_or("server".into(), |n| n.to_string_lossy().into_owned());
+    let args: Vec<String> = argv[1..]
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut values = Vec::new();
+    if let Some(n) = cmd.max_queue {
+        values.push(("--max-queue", n.to_string()));
+    }
+    if let Some(s) = cmd.idle_timeout {
+        values.push(("--idle-timeout", s.to_string()));
+    }
+    if let Some(n) = cmd.max_users {
+        values.push(("--max-users", n.to_string()));
+    }
+    cmd.stage.launch(&name, program, &args, &values)
+}
+
+/// Runs one check; its notes on success, or the failure and whether the
+/// server had started.
+fn one_check(
+    cmd: &CheckCommand,
+    check: &Check,
+) -> std::result::Result<Vec<String>, (Failure, bool)> {
+    let target = match &cmd.server {
         ServerSpec::Addr(addr) => {
-            let mut target = Target::addr(*addr).with_max_users(cmd.max_users);
+            let mut target = Target::addr(*addr)
+                .with_max_users(cmd.max_users.unwrap_or(harness::DEFAULT_MAX_USERS));
             if let Some(pid) = cmd.pid {
                 target = target.with_pid(pid);
             }
-            checks::run_check(cmd.stage, check, &target).map_err(|f| (f, true))
+            if let Some(n) = cmd.max_queue {
+                target = target.with_max_queue(n);
+            }
+            if let Some(s) = cmd.idle_timeout {
+                target = target.with_idle_timeout(std::time::Duration::from_secs(s));
+            }
+            checks::run_check(cmd.stage, check, &target).map_err(|f| (f, true))?;
+            return Ok(target.notes());
         }
-        ServerSpec::Command(argv) => {
-            let program = &argv[0];
-            let name = Path::new(program)
-                .file_name()
-                .map_or("server".into(), |n| n.to_string_lossy().into_owned());
-            let args: Vec<String> = argv[1..]
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let server = Server::spawn(&name, program, &args).map_err(|f| (f, false))?;
-            let target = server.target().with_max_users(cmd.max_users);
-            checks::run_check(cmd.stage, check, &target).map_err(|f| (f, true))
+        ServerSpec::Command(_) => {
+            let server = Server::start(&launch_for(cmd)).map_err(|f| {
+                let f = match started_with(cmd.stage) {
+                    Some(how) => f.context(format!(
+                        "the {} checks start the server with {how}; a server without those options cannot pass them",
+                        cmd.stage.name()
+                    )),
+                    None => f,
+                };
+                (f, false)
+            })?;
+            let mut target = server.target();
+            if let Some(n) = cmd.max_users {
+                target = target.with_max_users(n);
+            }
+            checks::run_check(cmd.stage, check, &target).map_err(|f| (f, true))?;
+            target
         }
-    }
+    };
+    Ok(target.notes())
 }

@@ -1,6 +1,6 @@
 //! Spawning a server under test, and where checks connect.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -14,15 +14,88 @@ use crate::failure::{describe_status, Failure, Result};
 /// How long a server has to print `listening on HOST:PORT`.
 pub const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
 
+/// How the harness starts a server: the program, its arguments (`--port 0`
+/// is added unless they give `--port`), and the limits it runs under.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// Tags the server's stderr lines in failures, e.g. `step3`.
+    pub name: String,
+    pub program: OsString,
+    pub args: Vec<String>,
+    /// RLIMIT_NOFILE (soft and hard) for the server, set between fork and
+    /// exec: the most descriptors it may have open.
+    pub fd_limit: Option<u64>,
+    /// How long the server has to print `listening on HOST:PORT`.
+    pub deadline: Duration,
+}
+
+impl Launch {
+    pub fn new(name: &str, program: impl AsRef<OsStr>, args: &[&str]) -> Launch {
+        Launch {
+            name: name.to_string(),
+            program: program.as_ref().to_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            fd_limit: None,
+            deadline: STARTUP_DEADLINE,
+        }
+    }
+
+    /// Runs the server with at most `n` descriptors (RLIMIT_NOFILE).
+    pub fn fd_limit(mut self, n: u64) -> Launch {
+        self.fd_limit = Some(n);
+        self
+    }
+
+    /// The same server on another port: any `--port` in the arguments is
+    /// replaced by `--port PORT`.
+    pub fn on_port(&self, port: u16) -> Launch {
+        let mut args = Vec::new();
+        let mut given = self.args.iter();
+        while let Some(a) = given.next() {
+            if a == "--port" {
+                given.next();
+            } else {
+                args.push(a.clone());
+            }
+        }
+        args.extend(["--port".to_string(), port.to_string()]);
+        Launch {
+            args,
+            ..self.clone()
+        }
+    }
+
+    /// The value that follows `flag` in the arguments, if any.
+    pub fn arg(&self, flag: &str) -> Option<&str> {
+        let at = self.args.iter().position(|a| a == flag)?;
+        self.args.get(at + 1).map(String::as_str)
+    }
+
+    /// The command line as a person would type it.
+    pub fn shown(&self) -> String {
+        let mut s = self.program.to_string_lossy().into_owned();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(a);
+        }
+        s
+    }
+}
+
 /// What a spawned server shares with the clients and checks that talk to it.
 pub(crate) struct Shared {
     pub(crate) name: String,
+    launch: Launch,
     pid: u32,
     child: Mutex<Child>,
     status: Mutex<Option<ExitStatus>>,
     stderr: Mutex<Vec<u8>>,
     /// The server's stderr reached end of file (it exited).
     stderr_closed: std::sync::atomic::AtomicBool,
+    /// Lines and bytes written on stderr since the start (the text itself
+    /// is trimmed when a server writes megabytes; these counts are not).
+    stderr_lines: std::sync::atomic::AtomicU64,
+    stderr_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -79,7 +152,7 @@ impl Server {
     /// has none) and waits for its stdout line `listening on HOST:PORT`.
     /// `name` tags the server's stderr lines in failures, e.g. `step3`.
     pub fn spawn(name: &str, program: impl AsRef<OsStr>, args: &[&str]) -> Result<Server> {
-        Server::spawn_within(name, program, args, STARTUP_DEADLINE)
+        Server::start(&Launch::new(name, program, args))
     }
 
     /// [`Server::spawn`] with another deadline for the `listening on` line.
@@ -89,29 +162,40 @@ impl Server {
         args: &[&str],
         deadline: Duration,
     ) -> Result<Server> {
-        let program = program.as_ref();
-        let mut cmd = Command::new(program);
-        cmd.args(args);
-        if !args.contains(&"--port") {
+        Server::start(&Launch {
+            deadline,
+            ..Launch::new(name, program, args)
+        })
+    }
+
+    /// Starts the server as `launch` says and waits for `listening on`.
+    pub fn start(launch: &Launch) -> Result<Server> {
+        let mut cmd = Command::new(&launch.program);
+        cmd.args(&launch.args);
+        if !launch.args.iter().any(|a| a == "--port") {
             cmd.args(["--port", "0"]);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        start_clean(&mut cmd);
-        let shown = format!("{} {}", program.to_string_lossy(), args.join(" "));
+        start_clean(&mut cmd, launch.fd_limit);
+        let shown = launch.shown();
+        let deadline = launch.deadline;
         let mut child = cmd
             .spawn()
             .map_err(|e| Failure::new(format!("cannot start {}: {e}", shown.trim())))?;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let shared = Arc::new(Shared {
-            name: name.to_string(),
+            name: launch.name.clone(),
+            launch: launch.clone(),
             pid: child.id(),
             child: Mutex::new(child),
             status: Mutex::new(None),
             stderr: Mutex::new(Vec::new()),
             stderr_closed: Default::default(),
+            stderr_lines: Default::default(),
+            stderr_bytes: Default::default(),
         });
         // Keep reading stderr for as long as the server lives, so it never
         // blocks on a full pipe and failures can quote it.
@@ -160,14 +244,29 @@ impl Server {
         self.shared.pid
     }
 
-    /// What checks and clients take.
+    /// What checks and clients take. The room size, queue limit and idle
+    /// timeout are read from the server's arguments (`--max-users`,
+    /// `--max-queue`, `--idle-timeout`) where it was given them.
     pub fn target(&self) -> Target {
-        Target {
-            addr: self.addr,
-            server: Some(Arc::clone(&self.shared)),
-            pid: Some(self.shared.pid),
-            max_users: DEFAULT_MAX_USERS,
+        let launch = &self.shared.launch;
+        let mut target = Target::addr(self.addr);
+        target.server = Some(Arc::clone(&self.shared));
+        target.pid = Some(self.shared.pid);
+        if let Some(n) = launch.arg("--max-users").and_then(|v| v.parse().ok()) {
+            target.max_users = n;
         }
+        target.max_queue = launch.arg("--max-queue").and_then(|v| v.parse().ok());
+        target.idle_timeout = launch
+            .arg("--idle-timeout")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64);
+        target
+    }
+
+    /// How this server was started.
+    pub fn launch(&self) -> &Launch {
+        &self.shared.launch
     }
 
     /// A new client connected to this server.
@@ -228,18 +327,7 @@ impl Server {
         crate::checks::settle(Duration::from_secs(2), || {
             is_waiting_for_events(pid).then_some(())
         });
-        signal(pid, libc::SIGSTOP)?;
-        let frozen = Frozen { pid };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !is_stopped(pid) {
-            if Instant::now() >= deadline {
-                return Err(Failure::new(format!(
-                    "sent SIGSTOP to the server (pid {pid}); it did not stop within 5 s"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(frozen)
+        stop(pid)
     }
 
     /// Waits until the kernel holds `n` completed connections in the
@@ -276,6 +364,22 @@ impl Drop for Frozen {
     }
 }
 
+/// SIGSTOP, then waits (up to 5 s) until the process is stopped.
+fn stop(pid: libc::pid_t) -> Result<Frozen> {
+    signal(pid, libc::SIGSTOP)?;
+    let frozen = Frozen { pid };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_stopped(pid) {
+        if Instant::now() >= deadline {
+            return Err(Failure::new(format!(
+                "sent SIGSTOP to the server (pid {pid}); it did not stop within 5 s"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(frozen)
+}
+
 fn signal(pid: libc::pid_t, sig: libc::c_int) -> Result<()> {
     // SAFETY: kill() takes no pointers; `pid` is a server we spawned.
     if unsafe { libc::kill(pid, sig) } == 0 {
@@ -306,25 +410,9 @@ fn is_waiting_for_events(pid: libc::pid_t) -> bool {
         .any(|w| wchan.contains(w))
 }
 
-/// Whether the process is stopped: state `T` in /proc on Linux, in `ps`
-/// elsewhere.
+/// Whether the process is stopped (state `T`).
 fn is_stopped(pid: libc::pid_t) -> bool {
-    if cfg!(target_os = "linux") {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // "pid (comm) STATE ...": the state follows the last ')'.
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
-    } else {
-        Command::new("ps")
-            .args(["-o", "stat=", "-p", &pid.to_string()])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .trim_start()
-                    .starts_with('T')
-            })
-            .unwrap_or(false)
-    }
+    crate::process::state(pid as u32) == Some('T')
 }
 
 /// The accept queue of the listening socket on `port` (":1F90"), from the
@@ -361,29 +449,29 @@ impl Drop for Server {
 /// the harness inherited (cargo's jobserver pipe, a CI runner's sockets)
 /// would otherwise leak into it, and a learner counting their server's
 /// descriptors, or the leak check comparing counts, would see them.
-#[cfg(target_os = "linux")]
-fn start_clean(cmd: &mut Command) {
+///
+/// With `fd_limit`, the server runs with at most that many descriptors
+/// (RLIMIT_NOFILE, soft and hard, so it cannot raise it again).
+fn start_clean(cmd: &mut Command, fd_limit: Option<u64>) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and only
-    // calls prctl(), syscall() and fcntl(), which are async-signal-safe and
-    // touch no memory of the parent's.
+    // calls prctl() (Linux), syscall(), fcntl() and setrlimit(), which are
+    // async-signal-safe and touch no memory of the parent's; the rlimit
+    // struct lives on the child's stack.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            #[cfg(target_os = "linux")]
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             close_inherited_on_exec();
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_clean(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // calls fcntl(), which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            close_inherited_on_exec();
+            if let Some(n) = fd_limit {
+                let limit = libc::rlimit {
+                    rlim_cur: n as libc::rlim_t,
+                    rlim_max: n as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
@@ -434,6 +522,10 @@ fn collect_stderr(mut stderr: impl Read, shared: &Shared) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        use std::sync::atomic::Ordering::Relaxed;
+        let lines = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        shared.stderr_lines.fetch_add(lines, Relaxed);
+        shared.stderr_bytes.fetch_add(n as u64, Relaxed);
         let mut all = lock(&shared.stderr);
         all.extend_from_slice(&buf[..n]);
         // A chatty server must not eat the harness's memory: keep the end.
@@ -489,13 +581,26 @@ pub use crate::fds::open_fds;
 pub const DEFAULT_MAX_USERS: usize = 10;
 
 /// Where checks connect: an address, plus (when the harness spawned the
-/// server) the server itself, for stderr tails, its pid and liveness.
+/// server) the server itself, for stderr tails, its pid and liveness; and
+/// what the server was started with, as far as checks need to know.
 #[derive(Clone)]
 pub struct Target {
     addr: SocketAddr,
     server: Option<Arc<Shared>>,
     pid: Option<u32>,
     max_users: usize,
+    max_queue: Option<usize>,
+    idle_timeout: Option<Duration>,
+    /// Figures a check measured (a round trip, CPU use), for the CLI to show.
+    notes: Arc<Mutex<Vec<String>>>,
+}
+
+/// How a server ended after the harness asked it to.
+pub(crate) enum Ended {
+    /// The harness started it and saw its exit status.
+    Status(ExitStatus),
+    /// It is gone; the harness did not start it, so cannot know the status.
+    Gone,
 }
 
 impl Target {
@@ -506,12 +611,27 @@ impl Target {
             server: None,
             pid: None,
             max_users: DEFAULT_MAX_USERS,
+            max_queue: None,
+            idle_timeout: None,
+            notes: Arc::default(),
         }
     }
 
     /// The chat room size (default 10, like NUSERS).
     pub fn with_max_users(mut self, n: usize) -> Target {
         self.max_users = n;
+        self
+    }
+
+    /// The most bytes the server queues for one user (its `--max-queue`).
+    pub fn with_max_queue(mut self, bytes: usize) -> Target {
+        self.max_queue = Some(bytes);
+        self
+    }
+
+    /// How long a user may stay silent (the server's `--idle-timeout`).
+    pub fn with_idle_timeout(mut self, d: Duration) -> Target {
+        self.idle_timeout = Some(d);
         self
     }
 
@@ -534,10 +654,104 @@ impl Target {
         self.pid
     }
 
+    /// The server's `--max-queue`, or a failure saying the check needs it.
+    pub fn max_queue(&self) -> Result<usize> {
+        self.max_queue.ok_or_else(|| {
+            Failure::new(
+                "this check needs the server's --max-queue (the most bytes it queues for one user); \
+                 the harness was not told it (harness check: --max-queue BYTES; in a test: Target::with_max_queue)",
+            )
+        })
+    }
+
+    /// The server's `--idle-timeout`, or a failure saying the check needs it.
+    pub fn idle_timeout(&self) -> Result<Duration> {
+        self.idle_timeout.ok_or_else(|| {
+            Failure::new(
+                "this check needs the server's --idle-timeout; the harness was not told it \
+                 (harness check: --idle-timeout SECS; in a test: Target::with_idle_timeout)",
+            )
+        })
+    }
+
+    /// The descriptor limit the harness started the server with, if it did.
+    pub fn fd_limit(&self) -> Option<u64> {
+        self.server.as_ref().and_then(|s| s.launch.fd_limit)
+    }
+
+    /// How the harness started the server, if it did.
+    pub fn launch(&self) -> Option<&Launch> {
+        self.server.as_ref().map(|s| &s.launch)
+    }
+
     /// The server's open descriptors, when its pid is known and the OS can
     /// count them.
     pub fn open_fds(&self) -> Option<usize> {
         self.pid.and_then(open_fds)
+    }
+
+    /// Everything the server wrote on stderr so far, when the harness
+    /// started it (else None: a running server's stderr is not ours).
+    pub fn stderr(&self) -> Option<String> {
+        self.server.as_deref().map(Shared::stderr_text)
+    }
+
+    /// How many lines and bytes the server has written on stderr so far,
+    /// when the harness started it.
+    pub fn stderr_written(&self) -> Option<(u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.server
+            .as_deref()
+            .map(|s| (s.stderr_lines.load(Relaxed), s.stderr_bytes.load(Relaxed)))
+    }
+
+    /// Records a figure the check measured, e.g. "round trips took 3 ms".
+    pub fn note(&self, line: impl Into<String>) {
+        lock(&self.notes).push(line.into());
+    }
+
+    /// The figures noted so far.
+    pub fn notes(&self) -> Vec<String> {
+        lock(&self.notes).clone()
+    }
+
+    /// The pid, or a failure saying `why` the check needs it.
+    pub(crate) fn need_pid(&self, why: &str) -> Result<u32> {
+        self.pid.ok_or_else(|| {
+            Failure::new(format!(
+                "this check {why}, so it needs the server's process id: pass --pid PID with --addr"
+            ))
+        })
+    }
+
+    /// Sends `sig` to the server.
+    pub(crate) fn signal(&self, sig: libc::c_int, why: &str) -> Result<()> {
+        let pid = self.need_pid(why)?;
+        signal(pid as libc::pid_t, sig)
+    }
+
+    /// Stops the server (SIGSTOP) until the guard is dropped (SIGCONT).
+    pub(crate) fn stop(&self, why: &str) -> Result<Frozen> {
+        let pid = self.need_pid(why)?;
+        stop(pid as libc::pid_t)
+    }
+
+    /// Waits up to `timeout` for the server to exit.
+    pub(crate) fn wait_for_exit(&self, timeout: Duration) -> Option<Ended> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.server.as_deref() {
+                if let Some(st) = s.exit_status() {
+                    return Some(Ended::Status(st));
+                }
+            } else if self.pid.is_some_and(crate::process::has_exited) {
+                return Some(Ended::Gone);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Fails if the spawned server has exited.

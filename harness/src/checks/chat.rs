@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{expect_fds_back, payload, Check};
-use crate::text::preview;
+use super::{expect_fds_back, payload, Check, Need};
+use crate::text::{explain_difference, preview};
 use crate::{Client, Failure, Result, Target};
 
 pub const CHECKS: &[Check] = &[
@@ -18,49 +18,52 @@ pub const CHECKS: &[Check] = &[
         name: "relays_each_message_to_every_other_user",
         about: "with 3 users, each message reaches exactly the other two, byte for byte",
         run: relays_each_message_to_every_other_user,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "refuses_a_client_when_the_room_is_full",
         about: "with the room full, the next client gets a line saying 'full' and EOF; the others keep talking",
         run: refuses_a_client_when_the_room_is_full,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "gives_a_freed_slot_to_the_next_client",
         about: "when a user of a full room leaves, the next client gets the slot",
         run: gives_a_freed_slot_to_the_next_client,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "removes_a_user_who_resets",
         about: "a user who resets mid-conversation is removed and nobody else notices",
         run: removes_a_user_who_resets,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "relays_64_kib_whole",
         about: "a 64 KiB message arrives whole at every other user",
         run: relays_64_kib_whole,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "relays_binary_bytes_unchanged",
         about: "every byte value, NUL included, passes through unchanged",
         run: relays_binary_bytes_unchanged,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "survives_500_join_leave_cycles_without_leaking",
         about: "500 users join and leave; the server's open descriptors end where they started",
         run: survives_500_join_leave_cycles_without_leaking,
-        counts_fds: true,
+        needs: &[Need::FdCount],
     },
 ];
 
 /// How long a join may keep finding the room full while earlier users'
 /// departures are processed.
 const JOIN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long a newcomer's first line may take to reach the room.
+const RELAY_PATIENCE: Duration = Duration::from_secs(5);
 
 /// A short wait that proves a negative (nothing was relayed back).
 const QUIET: Duration = Duration::from_millis(150);
@@ -80,6 +83,29 @@ pub enum Joined {
     Full(Vec<u8>),
 }
 
+/// A join attempt that may still be waiting to be heard.
+pub enum Attempt {
+    In,
+    Full(Vec<u8>),
+    /// Connected and sent its sync line, but within the wait nobody heard
+    /// it and the server said nothing: not accepted (yet).
+    Unheard(Box<Waiting>),
+}
+
+/// A client that connected and introduced itself, but was not heard yet
+/// (it may be waiting in the server's accept queue).
+pub struct Waiting {
+    pub client: Client,
+    sync: Vec<u8>,
+    /// When it connected.
+    pub since: Instant,
+    /// How long the last admission waited for its line to be relayed.
+    waited: Duration,
+}
+
+/// Connects a newcomer (a plain client, or one with a small receive buffer).
+pub type Connect<'a> = &'a dyn Fn(&Target) -> Result<Client>;
+
 impl Room {
     pub fn new(target: &Target) -> Room {
         Room {
@@ -91,9 +117,14 @@ impl Room {
 
     /// Joins a new user, retrying while the room is (still) full.
     pub fn join(&mut self) -> Result<&mut Client> {
+        self.join_with(&Client::connect)
+    }
+
+    /// [`Room::join`] with the newcomer connected by `connect`.
+    pub fn join_with(&mut self, connect: Connect) -> Result<&mut Client> {
         let deadline = Instant::now() + JOIN_PATIENCE;
         loop {
-            match self.try_join()? {
+            match self.try_join_with(connect)? {
                 Joined::In => return Ok(self.users.last_mut().expect("just joined")),
                 Joined::Full(line) if Instant::now() >= deadline => {
                     return Err(self.target.fail(format!(
@@ -112,38 +143,76 @@ impl Room {
     /// One attempt to join: connect, send a sync line, and wait until every
     /// user already in the room received it (or the server says full).
     pub fn try_join(&mut self) -> Result<Joined> {
+        self.try_join_with(&Client::connect)
+    }
+
+    fn try_join_with(&mut self, connect: Connect) -> Result<Joined> {
+        match self.attempt(connect, RELAY_PATIENCE)? {
+            Attempt::In => Ok(Joined::In),
+            Attempt::Full(line) => Ok(Joined::Full(line)),
+            Attempt::Unheard(w) => Err(self.unheard(&w)),
+        }
+    }
+
+    /// One attempt to join that may end unheard after `wait` (the server
+    /// did not accept the newcomer, or does not relay).
+    pub fn attempt(&mut self, connect: Connect, wait: Duration) -> Result<Attempt> {
         self.joined += 1;
         let name = format!("user {}", self.joined);
-        let mut newcomer = Client::connect(&self.target)?.named(&name);
+        let mut newcomer = connect(&self.target)?.named(&name);
+        let since = Instant::now();
         if self.users.is_empty() {
             // Nobody can confirm the first user: give a refusal time to
             // arrive instead.
             return match newcomer.read_available(QUIET) {
                 Ok(b) if b.is_empty() => {
                     self.users.push(newcomer);
-                    Ok(Joined::In)
+                    Ok(Attempt::In)
                 }
-                Ok(b) => refused(&mut newcomer, b),
+                Ok(b) => Ok(refused(&mut newcomer, b)?.into()),
                 Err(e) => Err(e.context(format!("{name} joined an empty room"))),
             };
         }
         let sync = format!("{name} is here\n").into_bytes();
         newcomer.send(&sync)?;
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.admit(
+            Waiting {
+                client: newcomer,
+                sync,
+                since,
+                waited: Duration::ZERO,
+            },
+            wait,
+        )
+    }
+
+    /// Waits up to `wait` for a newcomer's sync line to reach every user,
+    /// then completes the join; a newcomer that waited in the server's
+    /// accept queue is admitted the same way once it is accepted.
+    pub fn admit(&mut self, waiting: Waiting, wait: Duration) -> Result<Attempt> {
+        let Waiting {
+            client: mut newcomer,
+            sync,
+            since,
+            ..
+        } = waiting;
+        let name = newcomer.name().to_string();
+        let deadline = Instant::now() + wait;
         loop {
             if self.users[0].poll_expect(&sync, Duration::from_millis(10))? {
                 break;
             }
             let b = newcomer.read_available(Duration::from_millis(10))?;
             if !b.is_empty() {
-                return refused(&mut newcomer, b);
+                return Ok(refused(&mut newcomer, b)?.into());
             }
             if Instant::now() >= deadline {
-                return Err(self.users[0].fail(format!(
-                    "{} expected {name}'s first line {} to be relayed, but it did not arrive within 5 s\nis {name} registered with kevent() after accept()?",
-                    self.users[0].name(),
-                    preview(&sync)
-                )));
+                return Ok(Attempt::Unheard(Box::new(Waiting {
+                    client: newcomer,
+                    sync,
+                    since,
+                    waited: wait,
+                })));
             }
         }
         for u in &mut self.users[1..] {
@@ -168,7 +237,36 @@ impl Room {
             return Err(f);
         }
         self.users.push(newcomer);
-        Ok(Joined::In)
+        Ok(Attempt::In)
+    }
+
+    /// The failure for a newcomer whose first line nobody heard: what the
+    /// first user expected, and what (if anything) arrived instead.
+    pub fn unheard(&self, w: &Waiting) -> crate::Failure {
+        self.unheard_because(
+            w,
+            "a chat server reads from a user as soon as it accepts the connection, and relays what it reads to every other user, unchanged",
+        )
+    }
+
+    /// [`Room::unheard`] with other advice.
+    pub fn unheard_because(&self, w: &Waiting, advice: &str) -> crate::Failure {
+        let first = &self.users[0];
+        let mut lines = vec![format!(
+            "{} sent its first line {}; {} expected it to be relayed, but it did not arrive within {} s",
+            w.client.name(),
+            preview(&w.sync),
+            first.name(),
+            w.waited.as_secs_f64()
+        )];
+        if first.pending().is_empty() {
+            lines.push(format!("{} received nothing", first.name()));
+        } else {
+            lines.push(format!("{} received something else:", first.name()));
+            lines.extend(explain_difference(&w.sync, first.pending()));
+        }
+        lines.push(advice.to_string());
+        first.fail(lines.join("\n"))
     }
 
     /// User `i` sends `bytes`; every other user must receive exactly them.
@@ -192,6 +290,15 @@ impl Room {
             })?;
         }
         Ok(())
+    }
+}
+
+impl From<Joined> for Attempt {
+    fn from(j: Joined) -> Attempt {
+        match j {
+            Joined::In => Attempt::In,
+            Joined::Full(line) => Attempt::Full(line),
+        }
     }
 }
 

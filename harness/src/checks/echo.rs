@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{expect_fds_back, payload, Check};
+use super::{expect_fds_back, payload, Check, Need};
 use crate::{Client, Result, Target};
 
 pub const CHECKS: &[Check] = &[
@@ -10,49 +10,49 @@ pub const CHECKS: &[Check] = &[
         name: "echoes_a_line",
         about: "a line sent comes back",
         run: echoes_a_line,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "echoes_each_line_back_in_order",
         about: "several lines on one connection come back in order",
         run: echoes_each_line_back_in_order,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "echoes_100_interleaving_clients",
         about: "100 connected clients taking turns each get their own bytes back",
         run: echoes_100_interleaving_clients,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "round_trips_1_mib_while_reading",
         about: "1 MiB of binary data comes back exactly while the client reads as it sends",
         run: round_trips_1_mib_while_reading,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "round_trips_every_byte_value",
         about: "all 256 byte values, NUL and CR included, with no newline at the end",
         run: round_trips_every_byte_value,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "echoes_the_rest_after_half_close",
         about: "after shutdown(SHUT_WR) the last bytes still come back, then EOF",
         run: echoes_the_rest_after_half_close,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "keeps_serving_after_a_client_resets",
         about: "a client that resets mid-stream does not disturb the others",
         run: keeps_serving_after_a_client_resets,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "survives_1000_connect_disconnect_cycles_without_leaking",
         about: "1000 clients come and go; the server's open descriptors end where they started",
         run: survives_1000_connect_disconnect_cycles_without_leaking,
-        counts_fds: true,
+        needs: &[Need::FdCount],
     },
 ];
 

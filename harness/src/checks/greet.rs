@@ -8,19 +8,19 @@ pub const CHECKS: &[Check] = &[
         name: "greets_a_client_with_one_line_then_closes",
         about: "a client gets one line ending in \\n, then end of file",
         run: greets_a_client_with_one_line_then_closes,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "greets_clients_in_sequence",
         about: "5 clients one after another each get their line and EOF",
         run: greets_clients_in_sequence,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "greets_clients_connecting_at_once",
         about: "10 clients connected before any is served each get their line and EOF",
         run: greets_clients_connecting_at_once,
-        counts_fds: false,
+        needs: &[],
     },
 ];
 

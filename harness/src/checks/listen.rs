@@ -10,19 +10,19 @@ pub const CHECKS: &[Check] = &[
         name: "accepts_a_connection",
         about: "a client can connect to the announced address",
         run: accepts_a_connection,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "accepts_several_connections_at_once",
         about: "20 clients can be connected at the same time",
         run: accepts_several_connections_at_once,
-        counts_fds: false,
+        needs: &[],
     },
     Check {
         name: "survives_clients_that_vanish",
         about: "clients that reset or close at once do not stop the server",
         run: survives_clients_that_vanish,
-        counts_fds: false,
+        needs: &[],
     },
 ];
 

@@ -6,12 +6,21 @@
 //! Every check takes a [`Target`], so the same code drives a step spawned by
 //! a test and a learner's own server, in any language, through the CLI.
 
-use crate::{Result, Target};
+use std::time::Duration;
+
+use crate::{Launch, Result, Server, Target};
 
 pub mod chat;
 pub mod echo;
+mod flow;
 pub mod greet;
+pub mod idle;
+pub mod limits;
 pub mod listen;
+pub mod never_block;
+pub mod port;
+pub mod shutdown;
+pub mod urgent;
 
 /// One named check.
 pub struct Check {
@@ -20,9 +29,41 @@ pub struct Check {
     /// One sentence on what it proves.
     pub about: &'static str,
     pub run: fn(&Target) -> Result<()>,
-    /// It compares the server's open descriptors before and after, which
-    /// needs the server's pid (known when the harness spawned it).
-    pub counts_fds: bool,
+    /// What it needs beyond an address to connect to.
+    pub needs: &'static [Need],
+}
+
+/// What a check needs beyond the server's address. A server the harness
+/// starts (a step's test, or `harness check -- <command>`) provides all of
+/// it; for a running server (`--addr`), the CLI asks for what is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Compares the server's open descriptors before and after, when its
+    /// pid is known; without it, that comparison is skipped.
+    FdCount,
+    /// Measures the server's CPU use when its pid is known; without it,
+    /// that measurement is skipped.
+    CpuTime,
+    /// Pauses the server (SIGSTOP) for a moment when its pid is known, to
+    /// make an ordering certain; without it, the ordering is left to chance.
+    Pause,
+    /// Cannot run without the server's pid (it signals the server, or its
+    /// point is the server's CPU use).
+    Pid,
+    /// Stops the server: only one such check can run per server.
+    StopsServer,
+    /// The server's `--max-queue`.
+    MaxQueue,
+    /// The server's `--idle-timeout`.
+    IdleTimeout,
+    /// The command that starts the server: the check starts servers itself.
+    Command,
+}
+
+impl Check {
+    pub fn needs(&self, need: Need) -> bool {
+        self.needs.contains(&need)
+    }
 }
 
 /// What a server under test is expected to do.
@@ -30,23 +71,58 @@ pub struct Check {
 pub enum Stage {
     /// Accepts TCP connections on the address it announced.
     Listen,
+    /// Listens on the port it is given; `--port 0` gets a free one.
+    Port,
     /// Greets each client with one line, then closes it.
     Greet,
     /// Echoes what each client sends.
     Echo,
+    /// An urgent (MSG_OOB) byte neither stops the echo nor spins the server.
+    UrgentEcho,
     /// Relays what each user sends to every other user.
     Chat,
+    /// An urgent (MSG_OOB) byte neither stops the relay nor spins the server.
+    UrgentChat,
+    /// A user who never reads stalls nobody and is dropped past
+    /// `--max-queue`; refusals are polite.
+    NeverBlock,
+    /// A user silent for `--idle-timeout` is told why and disconnected.
+    Idle,
+    /// SIGTERM and SIGINT: goodbye, flush, exit 0.
+    Shutdown,
+    /// Out of descriptors: no spinning, and waiting clients are served once
+    /// one frees.
+    Limits,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::Listen, Stage::Greet, Stage::Echo, Stage::Chat];
+    pub const ALL: [Stage; 11] = [
+        Stage::Listen,
+        Stage::Port,
+        Stage::Greet,
+        Stage::Echo,
+        Stage::UrgentEcho,
+        Stage::Chat,
+        Stage::UrgentChat,
+        Stage::NeverBlock,
+        Stage::Idle,
+        Stage::Shutdown,
+        Stage::Limits,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Stage::Listen => "listen",
+            Stage::Port => "port",
             Stage::Greet => "greet",
             Stage::Echo => "echo",
+            Stage::UrgentEcho => "urgent-echo",
             Stage::Chat => "chat",
+            Stage::UrgentChat => "urgent-chat",
+            Stage::NeverBlock => "never-block",
+            Stage::Idle => "idle",
+            Stage::Shutdown => "shutdown",
+            Stage::Limits => "limits",
         }
     }
 
@@ -58,19 +134,119 @@ impl Stage {
     pub fn about(self) -> &'static str {
         match self {
             Stage::Listen => "accepts TCP connections on the announced address",
+            Stage::Port => "listens on the port given with --port; --port 0 gets a free one",
             Stage::Greet => "greets each client with one line, then closes it",
             Stage::Echo => "echoes whatever each client sends",
+            Stage::UrgentEcho => {
+                "an urgent (MSG_OOB) byte neither stops the echo nor spins the server"
+            }
             Stage::Chat => "relays what each user sends to every other user",
+            Stage::UrgentChat => {
+                "an urgent (MSG_OOB) byte neither stops the relay nor spins the server"
+            }
+            Stage::NeverBlock => {
+                "a user who never reads stalls nobody and is dropped past --max-queue; \
+                 a refused client is closed politely"
+            }
+            Stage::Idle => {
+                "a user silent for --idle-timeout gets a line saying why and is disconnected; \
+                 talkers stay"
+            }
+            Stage::Shutdown => {
+                "on SIGTERM or SIGINT every user gets a goodbye line, queued output is flushed, \
+                 and the server exits with status 0"
+            }
+            Stage::Limits => {
+                "out of descriptors the server waits without spinning, and serves the clients \
+                 who waited once a descriptor frees"
+            }
         }
     }
 
     pub fn checks(self) -> &'static [Check] {
         match self {
             Stage::Listen => listen::CHECKS,
+            Stage::Port => port::CHECKS,
             Stage::Greet => greet::CHECKS,
             Stage::Echo => echo::CHECKS,
+            Stage::UrgentEcho => urgent::ECHO_CHECKS,
             Stage::Chat => chat::CHECKS,
+            Stage::UrgentChat => urgent::CHAT_CHECKS,
+            Stage::NeverBlock => never_block::CHECKS,
+            Stage::Idle => idle::CHECKS,
+            Stage::Shutdown => shutdown::CHECKS,
+            Stage::Limits => limits::CHECKS,
         }
+    }
+
+    /// The options (flag, value) the harness starts the server with for
+    /// this stage, unless the command gives them itself: the never-block
+    /// checks need a known queue limit, the idle checks a short timeout.
+    ///
+    /// The never-block limit, 1 MiB, is several times what the kernel
+    /// buffers for one reader (some 100 KiB), so the checks can keep more
+    /// than that on its way to a reader (its socket fills, the server's
+    /// writes come up short) and still stay under half the limit; and a
+    /// flood passes it in a moment.
+    pub fn server_options(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Stage::NeverBlock => &[("--max-queue", "1048576")],
+            Stage::Idle => &[("--idle-timeout", "1")],
+            Stage::Shutdown => &[("--max-queue", "1048576")],
+            // A room larger than the descriptors allow: the descriptors run
+            // out first.
+            Stage::Limits => &[("--max-users", "64")],
+            _ => &[],
+        }
+    }
+
+    /// The descriptor limit (RLIMIT_NOFILE) the harness starts the server
+    /// with for this stage.
+    pub fn fd_limit(self) -> Option<u64> {
+        match self {
+            Stage::Limits => Some(limits::FD_LIMIT),
+            _ => None,
+        }
+    }
+
+    /// How the harness starts `program args` for this stage: the stage's
+    /// server options appended where `args` lacks them (`values` overrides
+    /// a default, e.g. `("--max-queue", "100000")`), and its descriptor
+    /// limit.
+    pub fn launch(
+        self,
+        name: &str,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        values: &[(&str, String)],
+    ) -> Launch {
+        let mut launch = Launch::new(name, program, args);
+        for (flag, default) in self.server_options() {
+            if launch.arg(flag).is_none() {
+                let value = values
+                    .iter()
+                    .find(|(f, _)| f == flag)
+                    .map_or(default.to_string(), |(_, v)| v.clone());
+                launch.args.extend([flag.to_string(), value]);
+            }
+        }
+        if let Some(n) = self.fd_limit() {
+            launch = launch.fd_limit(n);
+        }
+        launch
+    }
+
+    /// Starts `program args` the way this stage's checks need it (see
+    /// [`Stage::launch`]), e.g. in step6's tests:
+    /// `Stage::NeverBlock.spawn("step6", env!("CARGO_BIN_EXE_step6"), &[])`
+    /// runs `step6 --max-queue 1048576 --port 0`.
+    pub fn spawn(
+        self,
+        name: &str,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+    ) -> Result<Server> {
+        Server::start(&self.launch(name, program, args, &[]))
     }
 }
 
@@ -90,7 +266,14 @@ pub fn run(stage: Stage, name: &str, target: &Target) -> Result<()> {
 /// Runs a check and tags its failure with the check's name.
 pub fn run_check(stage: Stage, check: &Check, target: &Target) -> Result<()> {
     (check.run)(target)
-        .and_then(|()| target.assert_running())
+        .and_then(|()| {
+            // A check that stops the server made sure it stopped the right way.
+            if check.needs(Need::StopsServer) {
+                Ok(())
+            } else {
+                target.assert_running()
+            }
+        })
         .map_err(|f| f.context(format!("{}/{}: {}", stage.name(), check.name, check.about)))
 }
 
@@ -128,6 +311,82 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// Above this share of one CPU, a server waiting for clients is spinning:
+/// an idle event loop uses next to nothing, a spinning one all of a core.
+pub const BUSY_CPU_SHARE: f64 = 0.25;
+
+/// Above this share of looks at its state, a server waiting for clients is
+/// spinning: it is always running or ready to run. This holds on a busy
+/// machine too, where a spinning server may get little CPU.
+pub const BUSY_RUNNABLE_SHARE: f64 = 0.5;
+
+/// Watches the server for `window` while `doing` happens (the caller
+/// arranges it): its CPU use, and how often it is running or ready to run.
+/// Notes the figures and fails above [`BUSY_CPU_SHARE`] or
+/// [`BUSY_RUNNABLE_SHARE`]. Ok(None) when the pid is unknown or the OS
+/// cannot tell.
+pub(crate) fn expect_calm(
+    target: &Target,
+    window: Duration,
+    doing: &str,
+    advice: &str,
+) -> Result<Option<f64>> {
+    let Some(pid) = target.pid() else {
+        return Ok(None);
+    };
+    let Some(before) = crate::process::cpu_time(pid) else {
+        return Ok(None);
+    };
+    let start = std::time::Instant::now();
+    let every = if cfg!(target_os = "linux") {
+        Duration::from_millis(10)
+    } else {
+        // Each look runs ps.
+        Duration::from_millis(50)
+    };
+    let (mut looks, mut runnable) = (0u32, 0u32);
+    while start.elapsed() < window {
+        if let Some(r) = crate::process::is_runnable(pid) {
+            looks += 1;
+            runnable += u32::from(r);
+        }
+        std::thread::sleep(every);
+    }
+    let Some(after) = crate::process::cpu_time(pid) else {
+        return Ok(None);
+    };
+    let wall = start.elapsed().as_secs_f64();
+    let share = (after.saturating_sub(before)).as_secs_f64() / wall;
+    let ready = f64::from(runnable) / f64::from(looks.max(1));
+    target.note(format!(
+        "{doing}: the server used {:.0}% of one CPU over {wall:.1} s, and was running or ready to run in {:.0}% of {looks} looks",
+        share * 100.0,
+        ready * 100.0
+    ));
+    if share > BUSY_CPU_SHARE || ready > BUSY_RUNNABLE_SHARE {
+        return Err(target.fail(format!(
+            "{doing}, the server used {:.0}% of one CPU over {wall:.1} s ({}), and was running or ready to run in {:.0}% of {looks} looks at it; \
+             an idle server uses next to none and sleeps (allowed: at most {:.0}% of a CPU, running at most {:.0}% of the time)\n{advice}",
+            share * 100.0,
+            crate::process::how_cpu_measured(),
+            ready * 100.0,
+            BUSY_CPU_SHARE * 100.0,
+            BUSY_RUNNABLE_SHARE * 100.0
+        )));
+    }
+    Ok(Some(share))
+}
+
+/// "1.23 s": a measured duration as messages show it.
+pub(crate) fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// "0.4 ms": a short measured duration as messages show it.
+pub(crate) fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Polls `f` until it returns Some or `timeout` passes.
