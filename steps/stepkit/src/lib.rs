@@ -435,6 +435,14 @@ pub fn set_nonblocking(fd: c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// `shutdown(fd, SHUT_WR)`: we write nothing more. The peer reads end of
+/// file once it has read everything written before; the connection stays
+/// open the other way, so the peer may still send, and we may still read.
+pub fn shutdown_write(fd: c_int) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor number; no memory is passed.
+    check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
+}
+
 /// `close()`. Errors are ignored: there is nothing a server can do about
 /// them, and the descriptor is gone either way.
 pub fn close(fd: c_int) {
