@@ -173,7 +173,7 @@ fn main() {
                 // `data` connections are waiting. One may be gone already:
                 // accept_user() says so, and we stop there.
                 for _ in 0..data {
-                    if !accept_user(&kq, listener, &mut users, &mut refused, &mut buf) {
+                    if !accept_user(&kq, listener, &mut users, &mut refused) {
                         break;
                     }
                 }
@@ -192,7 +192,7 @@ fn main() {
                 continue;
             }
             if let Some(i) = refused.iter().position(|r| r.fd == fd) {
-                drop_refused_input(&kq, &mut refused, i, &mut buf);
+                drop_refused_input(&kq, &mut refused, i);
                 continue;
             }
             stepkit::log!("step6: fd {fd} is nobody's: event ignored");
@@ -218,7 +218,6 @@ fn accept_user(
     listener: c_int,
     users: &mut [Option<User>],
     refused: &mut VecDeque<Refused>,
-    buf: &mut [u8],
 ) -> bool {
     let (fd, addr) = match stepkit::accept(listener) {
         Ok(accepted) => accepted,
@@ -242,7 +241,7 @@ fn accept_user(
     }
     // conn_add(): the first free slot.
     let Some(slot) = users.iter().position(Option::is_none) else {
-        refuse(kq, fd, addr, users.len(), refused, buf);
+        refuse(kq, fd, addr, users.len(), refused);
         return true;
     };
     // EV_SET(&change, fd, EVFILT_READ, EV_ADD, 0, 0, NULL); kevent(changes).
@@ -280,14 +279,7 @@ fn accept_user(
 /// the client reads it. So: the line, then shutdown(SHUT_WR), which sends
 /// end of file after it; then we read and drop what the client sends, and
 /// close() once it has closed its side (nothing unread is left then).
-fn refuse(
-    kq: &Kqueue,
-    fd: c_int,
-    addr: SocketAddr,
-    room: usize,
-    refused: &mut VecDeque<Refused>,
-    buf: &mut [u8],
-) {
+fn refuse(kq: &Kqueue, fd: c_int, addr: SocketAddr, room: usize, refused: &mut VecDeque<Refused>) {
     // A new socket's send buffer is empty: the short line goes out whole.
     let _ = stepkit::write(fd, FULL_MSG);
     let _ = stepkit::shutdown_write(fd);
@@ -297,7 +289,7 @@ fn refuse(
     );
     // What it typed before we answered is here already: drop it. If it has
     // closed its side too, we are done.
-    if !drain(fd, buf) {
+    if !drain(fd) {
         stepkit::close(fd);
         stepkit::log!("step6: refused {addr} (fd {fd}) is gone: close({fd})");
         return;
@@ -328,17 +320,18 @@ fn refuse(
 
 /// A refused client sent something, or closed: drop the bytes, and when it
 /// has closed, close our side.
-fn drop_refused_input(kq: &Kqueue, refused: &mut VecDeque<Refused>, i: usize, buf: &mut [u8]) {
-    if !drain(refused[i].fd, buf) {
+fn drop_refused_input(kq: &Kqueue, refused: &mut VecDeque<Refused>, i: usize) {
+    if !drain(refused[i].fd) {
         drop_refused(kq, refused, i);
     }
 }
 
 /// Reads and drops whatever `fd` has to read. Returns whether the
 /// connection is still open (false: end of file, or an error).
-fn drain(fd: c_int, buf: &mut [u8]) -> bool {
+fn drain(fd: c_int) -> bool {
+    let mut buf = [0u8; 4096];
     loop {
-        match stepkit::read(fd, buf) {
+        match stepkit::read(fd, &mut buf) {
             Ok(0) => return false,
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
