@@ -412,8 +412,8 @@ fn refuse(kq: &Kqueue, fd: c_int, addr: SocketAddr, room: usize, refused: &mut V
     // What it typed before we answered is here already: drop it. If it has
     // closed its side too, we are done.
     if !drain(fd) {
-        stepkit::close(fd);
         stepkit::log!("step7: refused {addr} (fd {fd}) is gone: close({fd})");
+        stepkit::close(fd);
         return;
     }
     // Otherwise watch it until it closes, or until the tick finds it has
@@ -482,13 +482,13 @@ fn drop_refused(kq: &Kqueue, refused: &mut VecDeque<Refused>, i: usize) {
         ptr::null_mut(),
     );
     let _ = kq.kevent(&[change], &mut [], None);
-    stepkit::close(r.fd);
     stepkit::log!(
         "step7: refused {} (fd {}) is gone: close({})",
         r.addr,
         r.fd,
         r.fd
     );
+    stepkit::close(r.fd);
 }
 // ANCHOR_END: refuse
 

@@ -495,8 +495,8 @@ fn refuse(
     // What it typed before we answered is here already: drop it. If it has
     // closed its side too, we are done.
     if !drain(fd) {
-        changes.close(fd);
         stepkit::log!("step8: refused {addr} (fd {fd}) is gone: close({fd})");
+        changes.close(fd);
         return;
     }
     // Otherwise watch it until it closes, or until the tick finds it has
@@ -540,13 +540,13 @@ fn drop_refused(changes: &mut Changes, refused: &mut VecDeque<Refused>, i: usize
     let Some(r) = refused.remove(i) else {
         return;
     };
-    changes.close(r.fd);
     stepkit::log!(
         "step8: refused {} (fd {}) is gone: close({})",
         r.addr,
         r.fd,
         r.fd
     );
+    changes.close(r.fd);
 }
 // ANCHOR_END: refuse
 
@@ -795,8 +795,8 @@ fn conn_delete(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
         return;
     };
     let fd = user.fd;
-    changes.close(fd);
     stepkit::log!("step8: fd {fd}: close({fd}) and its knotes with it; slot #{slot} is free");
+    changes.close(fd);
 }
 // ANCHOR_END: conn_delete
 
