@@ -418,3 +418,38 @@ pub fn thread_cpu() -> std::time::Duration {
     assert_eq!(rc, 0);
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+/// A directory of its own under the system's temporary directory, removed
+/// (with everything in it) when dropped, also while panicking.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A fresh directory named after the test (`tag`) and this process.
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("kq-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {dir:?}: {e}"));
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Appends `bytes` to the file at `path` through a descriptor of its own
+/// (another writer, as far as a reader's descriptor is concerned).
+pub fn append(path: &std::path::Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {path:?} for appending: {e}"));
+    f.write_all(bytes)
+        .unwrap_or_else(|e| panic!("append to {path:?}: {e}"));
+}
