@@ -346,6 +346,28 @@ fn regular_file_at_its_end_reports_nothing() {
     );
 }
 
+/// NOTE_FILE_POLL (FreeBSD): a file is reported readable even at its end,
+/// with `data` 0, as poll(2) would say.
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+#[test]
+fn note_file_poll_reports_a_file_at_its_end() {
+    let dir = TempDir::new("read-file-poll");
+    let path = dir.path("file");
+    std::fs::write(&path, b"abc").expect("write the file");
+    let mut f = std::fs::File::open(&path).expect("open the file");
+    f.seek(SeekFrom::End(0)).expect("seek to the end");
+    let kq = new_kq();
+    let fd = f.as_raw_fd() as usize;
+    add(
+        &kq,
+        &[change(fd, EVFILT_READ, EV_ADD, NOTE_FILE_POLL, 0, 0)],
+    );
+    for call in 0..2 {
+        let ev = wait_for(&kq, fd, EVFILT_READ);
+        assert_eq!(ev.data, 0, "call {call}: at the end, got {ev:?}");
+    }
+}
+
 /// A reader at the end of a file is woken when another writer appends, with
 /// `data` = the bytes appended, in both modes; reading them to the end
 /// makes it quiet again (FreeBSD: the vnode's writes run the filter).
