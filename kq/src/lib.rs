@@ -154,8 +154,6 @@
 //! of user memory.
 
 #[cfg(target_os = "linux")]
-mod capi;
-#[cfg(target_os = "linux")]
 pub mod linux;
 mod safe;
 mod sys;

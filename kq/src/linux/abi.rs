@@ -18,7 +18,7 @@ pub use libc::timespec;
 /// One kernel event: a change to apply, or an event that happened.
 ///
 /// Laid out as in C (`ident`, `filter`, `flags`, `fflags`, `data`, `udata`),
-/// 32 bytes on 64-bit Linux, so C code and `kq/include/sys/event.h` agree.
+/// 32 bytes on 64-bit Linux, so C code and `kq-c/include/sys/event.h` agree.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct kevent {

@@ -1,8 +1,8 @@
 /*
  * <sys/event.h> for Linux: the kqueue(2) API of the kq crate.
  *
- * On Linux there is no kernel kqueue; libkq.a / libkq.so (built from the kq
- * crate, see examples/c/README.md) translate kqueue() and kevent() onto
+ * On Linux there is no kernel kqueue; libkq.a / libkq.so (built by the kq-c
+ * crate from the kq crate's translation, see examples/c/README.md) translate kqueue() and kevent() onto
  * epoll, timerfd, signalfd, eventfd, inotify and pidfds.  This header declares them with the
  * FreeBSD numbering (EVFILT_USER is -11, NOTE_MSECONDS exists) and the
  * 32-byte struct kevent of macOS and libkqueue (FreeBSD 12's ext[4] is left
@@ -10,7 +10,7 @@
  *
  * Only the filters and flags kq implements are defined, so "#ifdef
  * EVFILT_AIO" or "#ifdef NOTE_FORK" is a working feature test.  Every value here equals the Rust constant of the
- * same name in kq/src/linux/abi.rs; kq/tests/c_abi.rs compiles this header
+ * same name in kq/src/linux/abi.rs; kq-c/tests/c_abi.rs compiles this header
  * and checks that, and the struct's size and field offsets.
  *
  * On macOS and the BSDs do not use this file: the system <sys/event.h> and
