@@ -315,6 +315,18 @@ fn regular_file_is_readable_with_bytes_to_end_of_file() {
     assert_eq!(ev.data, 10, "offset 90, got {ev:?}");
 }
 
+/// A file holding `contents` in a directory of its own, opened for reading
+/// with the offset at its end.
+#[cfg(not(target_os = "macos"))]
+fn file_at_its_end(tag: &str, contents: &[u8]) -> (TempDir, std::path::PathBuf, std::fs::File) {
+    let dir = TempDir::new(tag);
+    let path = dir.path("file");
+    std::fs::write(&path, contents).expect("write the file");
+    let mut f = std::fs::File::open(&path).expect("open the file");
+    f.seek(SeekFrom::End(0)).expect("seek to the end");
+    (dir, path, f)
+}
+
 /// A regular file follows FreeBSD's vnode filter (`filt_vfsread`): `data`
 /// is the file size minus the descriptor's offset, and the knote is active
 /// only while that is not 0, so a reader at the end of the file gets
@@ -323,11 +335,7 @@ fn regular_file_is_readable_with_bytes_to_end_of_file() {
 #[cfg(not(target_os = "macos"))]
 #[test]
 fn regular_file_at_its_end_reports_nothing() {
-    let dir = TempDir::new("read-at-end");
-    let path = dir.path("file");
-    std::fs::write(&path, b"0123456789").expect("write the file");
-    let mut f = std::fs::File::open(&path).expect("open the file");
-    f.seek(SeekFrom::End(0)).expect("seek to the end");
+    let (_dir, _path, f) = file_at_its_end("read-at-end", b"0123456789");
     let kq = new_kq();
     let fd = f.as_raw_fd() as usize;
     add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
@@ -351,11 +359,7 @@ fn regular_file_at_its_end_reports_nothing() {
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
 #[test]
 fn note_file_poll_reports_a_file_at_its_end() {
-    let dir = TempDir::new("read-file-poll");
-    let path = dir.path("file");
-    std::fs::write(&path, b"abc").expect("write the file");
-    let mut f = std::fs::File::open(&path).expect("open the file");
-    f.seek(SeekFrom::End(0)).expect("seek to the end");
+    let (_dir, _path, f) = file_at_its_end("read-file-poll", b"abc");
     let kq = new_kq();
     let fd = f.as_raw_fd() as usize;
     add(
@@ -374,11 +378,7 @@ fn note_file_poll_reports_a_file_at_its_end() {
 #[cfg(not(target_os = "macos"))]
 #[rstest]
 fn regular_file_fires_again_when_another_writer_appends(#[values(0, EV_CLEAR)] mode: Flags) {
-    let dir = TempDir::new(&format!("read-append-{mode}"));
-    let path = dir.path("log");
-    std::fs::write(&path, b"old").expect("write the file");
-    let mut reader = std::fs::File::open(&path).expect("open the file");
-    reader.seek(SeekFrom::End(0)).expect("seek to the end");
+    let (_dir, path, mut reader) = file_at_its_end(&format!("read-append-{mode}"), b"old");
     let kq = new_kq();
     let fd = reader.as_raw_fd() as usize;
     add(&kq, &[change(fd, EVFILT_READ, EV_ADD | mode, 0, 0, 9)]);

@@ -211,14 +211,11 @@ pub(crate) fn note_socket_error(e: &mut FdEntry, fd: RawFd) {
 }
 
 impl Table {
-    /// EVFILT_READ / EVFILT_WRITE changes.
-    pub(crate) fn register_fd(
-        &mut self,
-        filter: FilterKind,
-        change: &mut kevent,
-    ) -> io::Result<()> {
-        // The descriptor is checked first, so EV_DELETE of a closed one is
-        // EBADF, as on FreeBSD.
+    /// The descriptor a change of a descriptor filter names, and what it
+    /// is now. Checked before the knote is looked up, so EV_DELETE of a
+    /// closed one is EBADF, as on FreeBSD; knotes recorded for a file the
+    /// number no longer names are dropped first.
+    pub(crate) fn descriptor_of(&mut self, change: &kevent) -> io::Result<(RawFd, libc::stat)> {
         let fd = match RawFd::try_from(change.ident) {
             Ok(fd) if fd >= 0 => fd,
             _ => return Err(os::err(libc::EBADF)),
@@ -226,16 +223,27 @@ impl Table {
         if fd == self.epfd {
             return Err(os::err(libc::EINVAL)); // a kqueue cannot watch itself
         }
-        let st = match os::fstat(fd) {
-            Ok(st) => st,
+        match os::fstat(fd) {
+            Ok(st) => {
+                self.forget_if_closed(fd, &st);
+                Ok((fd, st))
+            }
             Err(e) => {
                 // Closed: whatever we knew about this number is stale.
                 self.drop_fd(fd);
                 self.drop_vnode(fd);
-                return Err(e);
+                Err(e)
             }
-        };
-        self.forget_if_closed(fd, &st);
+        }
+    }
+
+    /// EVFILT_READ / EVFILT_WRITE changes.
+    pub(crate) fn register_fd(
+        &mut self,
+        filter: FilterKind,
+        change: &mut kevent,
+    ) -> io::Result<()> {
+        let (fd, st) = self.descriptor_of(change)?;
         let idx = fd as usize;
         if self.fds.len() <= idx {
             self.fds.resize_with(idx + 1, FdEntry::default);

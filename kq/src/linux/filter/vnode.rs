@@ -207,19 +207,7 @@ impl Table {
     }
 
     pub(crate) fn register_vnode(&mut self, change: &mut kevent) -> io::Result<()> {
-        let fd = match RawFd::try_from(change.ident) {
-            Ok(fd) if fd >= 0 => fd,
-            _ => return Err(os::err(libc::EBADF)),
-        };
-        let st = match os::fstat(fd) {
-            Ok(st) => st,
-            Err(e) => {
-                self.drop_fd(fd);
-                self.drop_vnode(fd);
-                return Err(e);
-            }
-        };
-        self.forget_if_closed(fd, &st);
+        let (fd, st) = self.descriptor_of(change)?;
         let r = KnoteRef::new(FilterKind::Vnode, fd as usize);
         if let Some(v) = self.vnodes.get_mut(&fd) {
             if change.flags & EV_DELETE != 0 {
