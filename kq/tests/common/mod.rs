@@ -196,6 +196,25 @@ pub fn assert_quiet(kq: &Kqueue, ident: usize, filter: Filter, within: Duration,
     }
 }
 
+/// Asserts that no event for (ident, filter) arrives within `within`, and
+/// that kevent() slept meanwhile: it used under a third of that time of
+/// CPU (a busy loop inside kevent() uses all of it).
+pub fn assert_quiet_and_asleep(
+    kq: &Kqueue,
+    ident: usize,
+    filter: Filter,
+    within: Duration,
+    why: &str,
+) {
+    let cpu = thread_cpu();
+    assert_quiet(kq, ident, filter, within, why);
+    let spent = thread_cpu() - cpu;
+    assert!(
+        spent < within / 3,
+        "{why}: waiting {within:?} used {spent:?} of CPU: kevent() spins"
+    );
+}
+
 /// Asserts that the queue reports nothing at all within `within`.
 pub fn assert_no_events(kq: &Kqueue, within: Duration, why: &str) {
     let evs = wait(kq, within);
