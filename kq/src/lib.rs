@@ -197,7 +197,9 @@
 //! plus one cheap syscall per returned event (`ioctl(FIONREAD)` and friends,
 //! for `data`), with no allocation per call (an event list longer than 256
 //! uses a buffer per thread, grown once) and no `epoll_ctl` unless
-//! something changed. What `kq` evaluates itself (regular files, level
+//! something changed. A call with changes makes one `epoll_ctl` more, which
+//! checks that the descriptor is still this kqueue (a number closed with
+//! `close()` and reused is `EBADF`, as on BSD). What `kq` evaluates itself (regular files, level
 //! knotes on an edge-triggered registration) costs one or two more
 //! syscalls per delivery, the check that its number was not closed
 //! included. A registered descriptor knote costs under 128 bytes
