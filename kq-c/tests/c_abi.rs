@@ -49,21 +49,54 @@ fn out_dir() -> PathBuf {
     dir
 }
 
-/// The directory with the `libkq.a` and `libkq.so` cargo built for this
-/// test run: next to the test executable (`target/<profile>/deps`).
+/// The directory with the `libkq.a` and `libkq.so` of this checkout.
+///
+/// `cargo test` does not build a library that is only a staticlib and a
+/// cdylib (nothing links it into the test), so the first call asks cargo
+/// to build kq-c's library now and to say where it put it: a library left
+/// behind by an older build is never used by mistake.
 #[cfg(target_os = "linux")]
 fn libkq_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let deps = exe.parent().expect("the test executable's directory");
-    for dir in [deps, deps.parent().unwrap_or(deps)] {
-        if dir.join("libkq.a").is_file() && dir.join("libkq.so").is_file() {
-            return dir.to_path_buf();
-        }
-    }
-    panic!(
-        "libkq.a and libkq.so not found next to {exe:?}: kq-c's Cargo.toml must keep \
-         crate-type = [\"staticlib\", \"cdylib\"]"
-    )
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "kq-c",
+                "--lib",
+                "--message-format=json-render-diagnostics",
+            ])
+            .args([
+                "--manifest-path",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"),
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cargo to build kq-c's library: {e}"));
+        assert!(
+            out.status.success(),
+            "cargo build -p kq-c --lib failed: {}",
+            out.status
+        );
+        let json = String::from_utf8_lossy(&out.stdout);
+        let lib = json
+            .split('"')
+            .rfind(|s| s.ends_with("/libkq.a"))
+            .unwrap_or_else(|| panic!("cargo build -p kq-c --lib reported no libkq.a"));
+        let dir = Path::new(lib)
+            .parent()
+            .expect("libkq.a has a directory")
+            .to_path_buf();
+        assert!(
+            dir.join("libkq.so").is_file(),
+            "libkq.so not found beside {lib}: kq-c's Cargo.toml must keep \
+             crate-type = [\"staticlib\", \"cdylib\"]"
+        );
+        dir
+    })
+    .clone()
 }
 
 /// A child that is killed and reaped when dropped, also while panicking.
