@@ -50,7 +50,7 @@ fn the_chapters_include_code_by_anchor() {
 }
 
 /// The C the book shows (the servers of `examples/c/`, the declarations of
-/// `kq/include/sys/event.h`) comes from those files by named anchor, like
+/// `kq-c/include/sys/event.h`) comes from those files by named anchor, like
 /// the Rust: no whole-file include, no copy under `book/generated/`.
 #[test]
 fn c_listings_come_from_the_c_sources_by_anchor() {
@@ -68,7 +68,7 @@ fn c_listings_come_from_the_c_sources_by_anchor() {
             }
             let name = chapter.file_name().unwrap_or_default().to_string_lossy();
             let from_a_source = inc.path.starts_with("../../examples/c/")
-                || inc.path.starts_with("../../kq/include/");
+                || inc.path.starts_with("../../kq-c/include/");
             match &inc.selector {
                 Selector::Anchor(anchor) if from_a_source => {
                     from_sources.push(format!("{}:{anchor}", inc.path))
@@ -79,7 +79,7 @@ fn c_listings_come_from_the_c_sources_by_anchor() {
     }
     assert!(
         wrong.is_empty(),
-        "C included other than by anchor from examples/c/ or kq/include/: {wrong:?}"
+        "C included other than by anchor from examples/c/ or kq-c/include/: {wrong:?}"
     );
     // Appendix B's eleven listings and the header's three.
     assert!(

@@ -233,7 +233,7 @@ fn is_source(path: &str) -> bool {
 /// Under a `generated` directory: derived by `book-gen` and checked for
 /// freshness, so including it whole is including it by name. (No source
 /// code is generated today; C listings come from `examples/c/` and
-/// `kq/include/` by anchor, like the Rust.)
+/// `kq-c/include/` by anchor, like the Rust.)
 fn is_generated(path: &str) -> bool {
     Path::new(path)
         .components()

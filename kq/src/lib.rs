@@ -7,8 +7,10 @@
 //! - on macOS and the BSDs it *is* the kernel's: `kqueue`, `kevent`, the
 //!   struct and the constants are re-exported from `libc`, nothing is
 //!   re-implemented;
-//! - on Linux it is a userspace translation onto epoll, timerfd, signalfd
-//!   and eventfd ([`linux`]), faithful to FreeBSD's kqueue(2) man page.
+//! - on Linux it is a userspace translation onto epoll, timerfd, signalfd,
+//!   eventfd, inotify and pidfds ([`linux`]), faithful to FreeBSD's
+//!   kqueue(2) man page. (The `kq-c` crate builds the same translation as
+//!   `libkq.a`/`libkq.so` for C programs.)
 //!
 //! Two layers, so a chapter can show either:
 //!
@@ -52,8 +54,10 @@
 //! | timers | `EVFILT_TIMER` | `timerfd` | a timerfd per timer |
 //! | signals | `EVFILT_SIGNAL` | `signalfd` (signal must be blocked) | one signalfd per signal for the process, its deliveries counted for every knote |
 //! | user events | `EVFILT_USER` | `eventfd` | a flag per knote and one eventfd per queue |
-//! | `close(fd)` | removes the fd's knotes (per descriptor number) | removes the entry when the last reference to the *open file* closes | knotes of a closed number are recognised at the next change on that number (another (st_dev, st_ino), or epoll no longer holding the file) and dropped |
-//! | regular files | always readable | `EPERM` | always readable, checked in userspace |
+//! | `close(fd)` | removes the fd's knotes (per descriptor number) | removes the entry when the last reference to the *open file* closes | before kq reports a knote it evaluated itself it checks that the number still names the knote's file; a number closed (and maybe reused) since has its knotes dropped, never reported |
+//! | regular files | readable while the offset is before the end (`data` = bytes left) | `EPERM` | the same, computed with `fstat` and `lseek`; inotify wakes the queue when the file changes |
+//! | files and directories | `EVFILT_VNODE` | inotify (by path) | an inotify watch on the file the descriptor holds (`/proc/self/fd/N`) |
+//! | processes | `EVFILT_PROC` | pidfd | a pidfd per process; the wait status without reaping |
 //!
 //! ## Where Linux differs (each is tested in `kq/tests`)
 //!
@@ -62,21 +66,29 @@
 //! registration's minus `EV_ADD` and the other actions; `EV_ERROR` entries
 //! carry exactly `EV_ERROR`), and error codes. What cannot match:
 //!
-//! 1. **A `dup()` keeps the file in epoll.** epoll follows open files, not
-//!    descriptor numbers: if a registered descriptor is closed while a
-//!    duplicate (a `dup()`, or a child after `fork()`) still holds the file,
-//!    epoll keeps the registration, and only that number could remove it.
-//!    `kq` drops such knotes as BSD does: the first time epoll reports the
-//!    orphaned file, `kq` builds a fresh epoll set holding only live
-//!    registrations and puts it behind the kqueue descriptor with `dup3()`,
-//!    so nothing is reported and `kevent()` does not spin. The cost is one
-//!    `epoll_ctl` per registration, once. If you `dup()` the *kqueue*
+//! 1. **A `dup()` keeps the file in epoll.** close() ends a descriptor's
+//!    knotes, as on BSD: kq checks the number before it reports anything it
+//!    evaluated itself, and epoll forgets a file when its last descriptor
+//!    closes. But epoll follows open files, not numbers: if a registered
+//!    descriptor is closed while a duplicate (a `dup()`, or a child after
+//!    `fork()`) still holds the file, epoll keeps reporting that file under
+//!    the old number, and only that number could remove it. The first time
+//!    such a report finds nothing true, `kq` builds a fresh epoll set
+//!    holding only live registrations and puts it behind the kqueue
+//!    descriptor with `dup3()` (one `epoll_ctl` per registration, once). If
+//!    the number was meanwhile reused by a file that has something to
+//!    report, the old knote reports *that* file, with the old udata, until
+//!    then or until a change names the number. If you `dup()` the *kqueue*
 //!    descriptor itself, the copy keeps the old set. `EV_DELETE` before
-//!    `close()` avoids all of it when descriptors are shared.
+//!    `close()` avoids all of it when descriptors are shared (or
+//!    `O_CLOEXEC` when they are shared with children).
 //! 2. **Reading the socket error clears it.** `EV_EOF`'s `fflags` come from
 //!    `getsockopt(SO_ERROR)`, which on Linux resets the error: after a reset,
 //!    `fflags` says `ECONNRESET` but the next `read()` returns 0 instead of
-//!    failing with `ECONNRESET`. BSD's filter only peeks.
+//!    failing with `ECONNRESET`. BSD's filter only peeks. Every kqueue
+//!    watching the socket gets the error (the first to read it keeps it for
+//!    the others), except one that looks only after all the others deleted
+//!    their knotes.
 //! 3. **Listeners.** `data` of a TCP listener is the real accept queue length
 //!    (`TCP_INFO`); for other families (AF_UNIX) Linux cannot tell, and
 //!    `data` is 1. A socket is recognised as a listener when it is
@@ -97,13 +109,16 @@
 //! 5. **`NOTE_LOWAT`** is honoured for reading on sockets: the knote's
 //!    epoll entry is edge-triggered and the filter compares `data` with the
 //!    mark, so nothing below it is reported and `kevent()` does not spin;
-//!    the socket's own `SO_RCVLOWAT` is left alone. On pipes and for
-//!    `EVFILT_WRITE` it is not applied: Linux has no way to make epoll wait
-//!    for a mark there.
+//!    the socket's own `SO_RCVLOWAT` is left alone. On pipes it is not
+//!    applied. For `EVFILT_WRITE` a mark above the buffer's size is never
+//!    met, as on BSD (the knote reports only `EV_EOF`); a mark the buffer
+//!    can reach is not applied: Linux has no way to make epoll wait for it.
 //! 6. **Signals.** signalfd sees only blocked signals: registering
 //!    `EVFILT_SIGNAL` blocks the signal *in the calling thread* (block it in
 //!    every thread, or register before spawning threads). While registered,
-//!    handlers do not run (BSD runs both). Linux merges repeats of a standard
+//!    handlers do not run (BSD runs both), and a signal whose default action
+//!    ends the process (SIGTERM, SIGHUP, ...) does not end it: it is only
+//!    reported (BSD still terminates). Linux merges repeats of a standard
 //!    signal that arrive before `kevent()` reads them, so `data` counts
 //!    deliveries rather than every `kill()`. `EV_DELETE` drops what is still
 //!    waiting and unblocks the signal if `kq` blocked it, once no knote in
@@ -112,49 +127,84 @@
 //!    all of them, so each kqueue reports it, as on BSD. The block is
 //!    inherited across `fork()` and `exec()`: a program started by a plain
 //!    C `fork`/`exec` begins with the signal blocked (Rust's `Command` and
-//!    most shells reset the mask).
+//!    most shells reset the mask). SIGKILL, SIGSTOP and numbers above
+//!    SIGRTMAX (64; FreeBSD has 128) are `EINVAL`.
 //! 7. **Closing a kqueue** does not wake a `kevent()` blocked on it in
 //!    another thread. The queue's bookkeeping is freed at once when a
-//!    [`Kqueue`] is dropped; after a raw `close()`, at the next `kqueue()`
-//!    or `kevent()` on that number.
+//!    [`Kqueue`] is dropped; after a raw `close()`, at the next `kqueue()`,
+//!    or at the next `kevent()` on that number (which is `EBADF` once the
+//!    number names anything else).
 //! 8. **A kqueue watched by a kqueue** reports `data` 0 (BSD: the number of
 //!    pending events). Datagram sockets report the size of the next datagram
 //!    (Linux's `FIONREAD`), not every byte queued.
 //! 9. **`fork()`**: the child inherits the epoll descriptor (BSD kqueues are
 //!    not inherited); do not use a kqueue in both processes.
-//! 10. **Regular files** are always readable, with `data` = bytes to the end
-//!     of the file (macOS behaves so; FreeBSD reports a file at its end only
-//!     with `NOTE_FILE_POLL`). `/dev/null` is always readable with `data` 0.
+//! 10. **Regular files** follow FreeBSD's vnode filter: `EVFILT_READ` is true
+//!     while the offset is before the end (or always, with
+//!     `NOTE_FILE_POLL`), `data` = the bytes left; `EVFILT_WRITE` is always
+//!     true with `data` 0. A quiet knote is looked at again when inotify
+//!     says the file changed (a write, an attribute, a close), not after a
+//!     `read()` of it (FreeBSD 14 also runs the filter on reads). Other
+//!     descriptors epoll refuses (`/dev/null`) are always readable and
+//!     writable with `data` 0. Where `kq` can only compare inodes (regular
+//!     files, directories, a descriptor whose knotes are all disabled), a
+//!     number closed and reopened on the *same* file is taken for the old
+//!     descriptor. inotify's limits apply: `EV_ADD` fails with `ENOSPC` at
+//!     `fs.inotify.max_user_watches`, `EMFILE` at `max_user_instances` (one
+//!     per kqueue that watches files); `/proc` must be mounted.
 //! 11. **Mixing trigger modes on one descriptor** (a level READ knote and an
 //!     `EV_CLEAR` WRITE knote) makes the shared epoll entry edge-triggered;
 //!     the level knote is then re-checked with `poll()` after each delivery,
-//!     one extra syscall.
+//!     one extra syscall (so is a stream socket epoll keeps calling readable
+//!     with nothing to read).
 //!     Any change to one knote of a descriptor (adding, modifying, or a
 //!     one-shot deletion of the other filter) re-arms the shared entry, so
 //!     an `EV_CLEAR` knote on it may be reported once more with nothing new
 //!     (BSD: only the changed knote is looked at again).
 //! 12. A knote for `EVFILT_USER` added with `NOTE_TRIGGER` in the same change
 //!     does not fire (FreeBSD); macOS fires it. Add first, then trigger.
-//! 13. **Smaller differences.** `NOTE_ABSTIME` timers are one-shot (FreeBSD
-//!     keeps a fired absolute timer registered); unknown timer `fflags` are
-//!     ignored (FreeBSD: `EINVAL`). `EV_RECEIPT` entries echo the change's
-//!     `fflags` (FreeBSD zeroes them for a new knote). `kevent()` with
-//!     changes but no room for events on a kqueue number closed with a raw
-//!     `close()` is not `EBADF` until the number is reused or the next
-//!     `kqueue()` call. A closed descriptor's knotes are dropped when the
-//!     number is next used in a change; a number reopened on the same file
-//!     while both its knotes were disabled cannot be told from the old one.
+//! 13. **`EVFILT_VNODE`** maps inotify's events onto FreeBSD's notes (see
+//!     `linux::filter::vnode`). inotify cannot tell a `truncate()` that grows
+//!     a file from a write (reported `NOTE_WRITE | NOTE_EXTEND`; FreeBSD:
+//!     `NOTE_ATTRIB`; one that shrinks it is `NOTE_ATTRIB` as on FreeBSD).
+//!     Two changes of one kind that inotify merges before `kq` reads them
+//!     (a `chmod()` then a `link()`) are reported as the later one.
+//!     `NOTE_REVOKE` is never reported: Linux has no `revoke()` and cannot
+//!     unmount a file system a descriptor holds. A directory removed with
+//!     `rmdir()` while a descriptor holds it is not reported (inotify says so
+//!     only when the last descriptor closes). FreeBSD 14's `NOTE_OPEN`,
+//!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` do not exist.
+//! 14. **`EVFILT_PROC`** reports `NOTE_EXIT` only: `NOTE_FORK`, `NOTE_EXEC`
+//!     and `NOTE_TRACK` are not defined (their bits are accepted and never
+//!     reported; Linux's process connector needs privileges). `data` is the
+//!     wait status: a child's is read without reaping it; for a process that
+//!     is not our child (or a child the program reaped before `kq` looked),
+//!     it comes from the kernel after the process was reaped (Linux 6.15 and
+//!     later) or from `/proc` while it is a zombie, and is 0 when neither
+//!     can be had. Needs Linux 5.3 (pidfds).
+//! 15. **Filters and flags that do not exist.** `EVFILT_AIO`,
+//!     `EVFILT_PROCDESC`, `EVFILT_FS`, `EVFILT_LIO`, `EVFILT_SENDFILE` and
+//!     `EVFILT_EMPTY` are not defined (`EINVAL` if their numbers are used),
+//!     nor are `EV_KEEPUDATA`, `EV_FORCEONESHOT`, `EV_DROP` and `EV_FLAG1`/
+//!     `EV_FLAG2` (their bits are not recognised: a modification replaces
+//!     udata). `struct kevent` is the 32-byte one of macOS and FreeBSD 11:
+//!     FreeBSD 12's `ext[4]` is not there, so code that sets it does not
+//!     compile.
 //!
 //! ## Cost
 //!
 //! In steady state a `kevent()` with an empty changelist is one `epoll_wait`
 //! plus one cheap syscall per returned event (`ioctl(FIONREAD)` and friends,
-//! for `data`), with no allocation per call and no `epoll_ctl` unless
-//! something changed. A registered descriptor knote costs under 128 bytes
+//! for `data`), with no allocation per call (an event list longer than 256
+//! uses a buffer per thread, grown once) and no `epoll_ctl` unless
+//! something changed. A call with changes makes one `epoll_ctl` more, which
+//! checks that the descriptor is still this kqueue (a number closed with
+//! `close()` and reused is `EBADF`, as on BSD). What `kq` evaluates itself (regular files, level
+//! knotes on an edge-triggered registration) costs one or two more
+//! syscalls per delivery, the check that its number was not closed
+//! included. A registered descriptor knote costs under 128 bytes
 //! of user memory.
 
-#[cfg(target_os = "linux")]
-mod capi;
 #[cfg(target_os = "linux")]
 pub mod linux;
 mod safe;

@@ -17,11 +17,22 @@ mod native {
     pub use libc::kevent;
     pub use libc::{kqueue, timespec};
     pub use libc::{
-        EVFILT_READ, EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_USER, EVFILT_WRITE, EV_ADD, EV_CLEAR,
-        EV_DELETE, EV_DISABLE, EV_DISPATCH, EV_ENABLE, EV_EOF, EV_ERROR, EV_ONESHOT, EV_RECEIPT,
+        EVFILT_PROC, EVFILT_READ, EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_USER, EVFILT_VNODE,
+        EVFILT_WRITE, EV_ADD, EV_CLEAR, EV_DELETE, EV_DISABLE, EV_DISPATCH, EV_ENABLE, EV_EOF,
+        EV_ERROR, EV_ONESHOT, EV_RECEIPT, NOTE_ATTRIB, NOTE_DELETE, NOTE_EXIT, NOTE_EXTEND,
         NOTE_FFAND, NOTE_FFCOPY, NOTE_FFCTRLMASK, NOTE_FFLAGSMASK, NOTE_FFNOP, NOTE_FFOR,
-        NOTE_LOWAT, NOTE_NSECONDS, NOTE_SECONDS, NOTE_TRIGGER, NOTE_USECONDS,
+        NOTE_LINK, NOTE_LOWAT, NOTE_NSECONDS, NOTE_RENAME, NOTE_REVOKE, NOTE_SECONDS, NOTE_TRIGGER,
+        NOTE_USECONDS, NOTE_WRITE,
     };
+
+    /// An absolute EVFILT_TIMER (FreeBSD, NetBSD; macOS calls its own
+    /// flag NOTE_ABSOLUTE, with another value).
+    #[cfg(any(target_os = "freebsd", target_os = "netbsd"))]
+    pub use libc::NOTE_ABSTIME;
+    /// EVFILT_READ on a file: active even at its end, as poll(2) says
+    /// (FreeBSD only).
+    #[cfg(target_os = "freebsd")]
+    pub use libc::NOTE_FILE_POLL;
 
     /// Milliseconds, the default unit of EVFILT_TIMER. FreeBSD and NetBSD
     /// name it; macOS has no flag for it (0 means milliseconds there too).

@@ -191,6 +191,43 @@ fn receipts_report_each_change_in_order_without_waiting() {
     );
 }
 
+/// A receipt carries the change as the filter left it: FreeBSD's
+/// `kqueue_register` zeroes the `fflags` of a change that creates a knote,
+/// and EVFILT_USER's touch keeps only the user bits (no NOTE_TRIGGER, no
+/// control bits). (XNU leaves them; this test is not built for macOS.)
+#[cfg(not(target_os = "macos"))]
+#[test]
+fn a_receipt_has_the_fflags_the_filter_left() {
+    let kq = new_kq();
+    let changes = [
+        change(1, EVFILT_TIMER, EV_ADD | EV_RECEIPT, NOTE_SECONDS, 60, 0),
+        change(2, EVFILT_USER, EV_ADD | EV_RECEIPT, NOTE_FFCOPY | 0x7, 0, 0),
+        change(
+            2,
+            EVFILT_USER,
+            EV_RECEIPT,
+            NOTE_TRIGGER | NOTE_FFOR | 0x30,
+            0,
+            0,
+        ),
+    ];
+    let mut out = [kevent_zeroed(); 4];
+    let n = kq
+        .kevent(&changes, &mut out, Some(Duration::ZERO))
+        .expect("kevent");
+    let got: Vec<(usize, u32, i64)> = out[..n]
+        .iter()
+        .map(Ev::from_kevent)
+        .map(|e| (e.ident, e.fflags, e.data))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, 0, 0), (2, 0, 0), (2, 0x30, 0)],
+        "receipts for {:?}",
+        show(&changes)
+    );
+}
+
 /// The same array may be both changelist and eventlist (the mio pattern).
 #[test]
 fn one_array_can_be_changelist_and_eventlist() {

@@ -17,6 +17,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use common::*;
+use rstest::rstest;
 
 /// A socketpair whose first end is moved to descriptor `number`, with
 /// `pending` bytes waiting to be read on it.
@@ -288,4 +289,101 @@ fn a_fifo_reopened_on_the_same_number_is_a_fresh_descriptor() {
         "reopened fifo, 2 bytes written, EV_ADD with udata 2: got {second:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A regular file of 100 bytes, opened for reading and moved to `number`.
+fn regular_file_at(dir: &TempDir, number: i32) -> OwnedFd {
+    let path = dir.path("file");
+    std::fs::write(&path, [b'r'; 100]).expect("write the file");
+    let f = std::fs::File::open(&path).expect("open the file");
+    move_to(OwnedFd::from(f), number)
+}
+
+/// A level-triggered READ knote on a regular file ends with close(): no
+/// event after it (kq re-checks such knotes itself on Linux), and none
+/// once the number is reused by a socket that has nothing to read.
+#[test]
+fn level_knote_on_a_regular_file_ends_with_close() {
+    let dir = TempDir::new("close-regular");
+    let kq = new_kq();
+    let n = 3011;
+    let f = regular_file_at(&dir, n);
+    add(&kq, &[change(n as usize, EVFILT_READ, EV_ADD, 0, 0, 7)]);
+    let ev = wait_for(&kq, n as usize, EVFILT_READ);
+    assert_eq!((ev.data, ev.udata), (100, 7), "registered: got {ev:?}");
+    drop(f); // close(n)
+    for round in 0..3 {
+        assert_no_events(&kq, QUIET, &format!("call {round} after close({n})"));
+    }
+    let (idle, _peer) = socketpair();
+    let _idle = move_to(OwnedFd::from(idle), n);
+    for round in 0..3 {
+        assert_no_events(
+            &kq,
+            QUIET,
+            &format!("call {round} after {n} was reused by an idle socket"),
+        );
+    }
+}
+
+/// How a READ knote on `n` ends up re-checked by kq itself on Linux rather
+/// than by epoll.
+#[derive(Debug, Clone, Copy)]
+enum Recheck {
+    /// A level READ knote beside an EV_CLEAR WRITE knote on one descriptor.
+    ClearNeighbour,
+    /// A level READ knote with NOTE_LOWAT.
+    LowWaterMark,
+    /// Two knotes of one descriptor ready, room for one event per call: the
+    /// other waits for the next call.
+    NoRoom,
+}
+
+/// Whatever re-checks a knote, close() ends it: once the number is closed
+/// and reused by a new socket with bytes to read, nothing is reported
+/// under that number (the old udata would point at freed memory in a C
+/// program).
+#[rstest]
+#[case::level_read_beside_an_edge_triggered_write(Recheck::ClearNeighbour, 3012)]
+#[case::note_lowat(Recheck::LowWaterMark, 3013)]
+#[case::event_that_did_not_fit(Recheck::NoRoom, 3014)]
+fn rechecked_knote_ends_with_close_even_if_the_number_is_reused(
+    #[case] how: Recheck,
+    #[case] n: i32,
+) {
+    let kq = new_kq();
+    let (a, _peer) = readable_at(n, b"12345");
+    let changes = match how {
+        Recheck::ClearNeighbour => vec![
+            change(n as usize, EVFILT_READ, EV_ADD, 0, 0, 1),
+            change(n as usize, EVFILT_WRITE, EV_ADD | EV_CLEAR, 0, 0, 2),
+        ],
+        Recheck::LowWaterMark => vec![change(n as usize, EVFILT_READ, EV_ADD, NOTE_LOWAT, 2, 1)],
+        Recheck::NoRoom => vec![
+            change(n as usize, EVFILT_READ, EV_ADD, 0, 0, 1),
+            change(n as usize, EVFILT_WRITE, EV_ADD, 0, 0, 2),
+        ],
+    };
+    add(&kq, &changes);
+    // One call with room for one event: the READ knote is delivered, and
+    // (on Linux) what is left of `n` waits in kq to be re-checked.
+    let mut one = [kevent_zeroed(); 1];
+    let got = kq
+        .kevent(&[], &mut one, Some(DEADLINE))
+        .expect("kevent() failed");
+    let seen: Vec<Ev> = one[..got].iter().map(Ev::from_kevent).collect();
+    assert!(
+        seen.iter().any(|e| e.is(n as usize, EVFILT_READ)),
+        "{how:?}: registered {:?}, expected the READ knote to fire, got {seen:?}",
+        show(&changes)
+    );
+    drop(a); // close(n)
+    let (_b, _peer2) = readable_at(n, b"new socket, never registered");
+    for round in 0..3 {
+        assert_no_events(
+            &kq,
+            QUIET,
+            &format!("{how:?}: call {round} after {n} was closed and reused by a readable socket"),
+        );
+    }
 }

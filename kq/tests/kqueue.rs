@@ -284,3 +284,46 @@ fn kqueues_are_independent() {
     );
     assert_eq!(poll(&a).len(), 1);
 }
+
+/// A kqueue can be watched for reading only: EVFILT_WRITE on a kqueue
+/// descriptor is EINVAL (FreeBSD `kqueue_kqfilter`).
+#[test]
+fn a_kqueue_cannot_be_watched_for_writing() {
+    let (inner, outer) = (new_kq(), new_kq());
+    let ifd = inner.as_raw_fd() as usize;
+    assert_eq!(
+        errno_of(&outer, change(ifd, EVFILT_WRITE, EV_ADD, 0, 0, 0)),
+        libc::EINVAL,
+        "EV_ADD of EVFILT_WRITE on a kqueue descriptor"
+    );
+}
+
+/// One kevent() call returns every ready event that fits in the event list,
+/// however many (FreeBSD fills the list up to `nevents`): 300 expired
+/// timers come back in one call with room for 400, and 280 of them with
+/// room for 280.
+#[test]
+fn one_call_returns_every_ready_event_that_fits() {
+    let kq = new_kq();
+    let timers: Vec<kevent> = (1..=300)
+        .map(|i| change(i, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0, 1, 0))
+        .collect();
+    add(&kq, &timers);
+    // Every 1 ms one-shot timer has expired well before this.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut room = vec![kevent_zeroed(); 400];
+    let n = kq
+        .kevent(&[], &mut room[..280], Some(Duration::ZERO))
+        .expect("kevent()");
+    assert_eq!(n, 280, "300 timers expired, room for 280");
+    let n = kq
+        .kevent(&[], &mut room, Some(Duration::ZERO))
+        .expect("kevent()");
+    assert_eq!(n, 20, "the 20 that did not fit come with the next call");
+    add(&kq, &timers);
+    std::thread::sleep(Duration::from_millis(100));
+    let n = kq
+        .kevent(&[], &mut room, Some(Duration::ZERO))
+        .expect("kevent()");
+    assert_eq!(n, 300, "300 timers expired again, room for 400");
+}

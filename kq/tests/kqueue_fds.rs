@@ -136,3 +136,67 @@ fn kevent_on_a_closed_kqueue_is_ebadf() {
     let err = std::io::Error::last_os_error().raw_os_error();
     assert_eq!((rc, err), (-1, Some(libc::EBADF)));
 }
+
+/// A kqueue number closed with a raw close() and reused by another file is
+/// not a kqueue any more: kevent() fails with EBADF for every change, of
+/// every filter, as on BSD (its old knotes are gone with it).
+#[test]
+fn kevent_on_a_kqueue_number_reused_by_another_file_is_ebadf() {
+    let _serial = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
+    // SAFETY: kqueue() has no preconditions.
+    let kq = unsafe { kqueue() };
+    assert!(kq >= 0, "kqueue(): {}", std::io::Error::last_os_error());
+    let setup = [change(1, EVFILT_USER, EV_ADD, 0, 0, 0)];
+    // SAFETY: one change, no eventlist.
+    let rc = unsafe {
+        kevent(
+            kq,
+            setup.as_ptr(),
+            1,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "EV_ADD of a user event: {}",
+        std::io::Error::last_os_error()
+    );
+    let (sock, _peer) = socketpair();
+    // SAFETY: closing our own kqueue, then putting the socket on its number
+    // (no other test of this binary opens descriptors while we hold the lock).
+    unsafe {
+        libc::close(kq);
+        assert_eq!(libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&sock), kq), kq);
+    }
+    let sfd = std::os::fd::AsRawFd::as_raw_fd(&sock) as usize;
+    let cases = [
+        change(1, EVFILT_USER, 0, NOTE_TRIGGER, 0, 0),
+        change(2, EVFILT_USER, EV_ADD, 0, 0, 0),
+        change(1, EVFILT_TIMER, EV_ADD, 0, 1000, 0),
+        change(sfd, EVFILT_READ, EV_ADD, 0, 0, 0),
+    ];
+    for ch in cases {
+        let mut out = [kevent_zeroed(); 1];
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        for nevents in [0, 1] {
+            // SAFETY: one change, room for `nevents` (0 or 1) events, a live
+            // timespec.
+            let rc = unsafe { kevent(kq, &ch, 1, out.as_mut_ptr(), nevents, &zero) };
+            let err = std::io::Error::last_os_error().raw_os_error();
+            assert_eq!(
+                (rc, err),
+                (-1, Some(libc::EBADF)),
+                "kevent() on number {kq} (a socket now) with {:?}, nevents {nevents}",
+                show(&[ch])
+            );
+        }
+    }
+    // SAFETY: closing the duplicate we made.
+    unsafe { libc::close(kq) };
+}

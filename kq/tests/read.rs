@@ -122,6 +122,114 @@ fn reset_sets_eof_with_the_socket_error() {
     drop(client);
 }
 
+/// A reset seen by two kqueues watching one socket gives both EV_EOF with
+/// `fflags` = the socket error (the error belongs to the socket, not to
+/// whichever queue looked first).
+#[test]
+fn a_reset_seen_by_two_kqueues_gives_both_the_socket_error() {
+    let (kq1, kq2) = (new_kq(), new_kq());
+    let (client, server) = tcp_pair();
+    let fd = client.as_raw_fd() as usize;
+    add(&kq1, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 1)]);
+    add(&kq2, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 2)]);
+    reset(server);
+    let first = wait_for(&kq1, fd, EVFILT_READ);
+    let second = wait_for(&kq2, fd, EVFILT_READ);
+    for ev in [first, second] {
+        assert!(
+            ev.has(EV_EOF) && ev.fflags == libc::ECONNRESET as u32,
+            "the peer reset the connection: expected EV_EOF with fflags ECONNRESET ({}) in \
+             both queues, got {first:?} and {second:?}",
+            libc::ECONNRESET
+        );
+    }
+    drop(client);
+}
+
+/// Sends `bytes` as urgent (out-of-band) data: the last byte becomes the
+/// urgent byte, as with `send(fd, bytes, len, MSG_OOB)` in C.
+fn send_urgent(stream: &TcpStream, bytes: &[u8]) {
+    // SAFETY: `bytes` is valid for reading bytes.len() bytes.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_OOB,
+        )
+    };
+    assert_eq!(
+        n,
+        bytes.len() as isize,
+        "send(MSG_OOB): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// One urgent byte (MSG_OOB) followed by ordinary bytes: the socket is
+/// reported readable with `data` = the ordinary bytes (the urgent byte is
+/// out of band), kevent() returns instead of spinning, and read() gets the
+/// bytes after the mark.
+#[test]
+fn an_urgent_byte_does_not_stop_the_ordinary_bytes_after_it() {
+    let (mut client, server) = tcp_pair();
+    send_urgent(&client, b"!");
+    client.write_all(b"hello").expect("write");
+    let kq = new_kq();
+    let fd = server.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    // kevent() must return: a hang fails the test instead of blocking it.
+    let (kq, ev, spent) = within(DEADLINE * 2, "kevent() after an urgent byte", move || {
+        let cpu = thread_cpu();
+        let ev = wait_for(&kq, fd, EVFILT_READ);
+        (kq, ev, thread_cpu() - cpu)
+    });
+    assert_eq!(
+        ev.data, 5,
+        "sent 1 urgent byte then \"hello\": expected data 5, got {ev:?}"
+    );
+    assert!(
+        spent < Duration::from_millis(500),
+        "kevent() used {spent:?} of CPU to report it"
+    );
+    let mut server = server;
+    let mut buf = [0u8; 16];
+    let n = server.read(&mut buf).expect("read");
+    assert_eq!(&buf[..n], b"hello", "the bytes after the urgent mark");
+    client.write_all(b"more").expect("write");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 4, "later bytes are reported too, got {ev:?}");
+}
+
+/// A lone urgent byte is not ordinary data: nothing is reported, and
+/// kevent() sleeps until its timeout without spinning; ordinary bytes sent
+/// afterwards are reported.
+#[test]
+fn a_lone_urgent_byte_reports_nothing_and_does_not_spin() {
+    let (mut client, server) = tcp_pair();
+    let kq = new_kq();
+    let fd = server.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    send_urgent(&client, b"#");
+    let kq = within(DEADLINE, "kevent() with a lone urgent byte", move || {
+        assert_quiet_and_asleep(
+            &kq,
+            fd,
+            EVFILT_READ,
+            Duration::from_millis(300),
+            "only an urgent byte arrived",
+        );
+        kq
+    });
+    client.write_all(b"abc").expect("write");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(
+        ev.data, 3,
+        "3 ordinary bytes after the urgent one, got {ev:?}"
+    );
+    drop(server);
+}
+
 /// Linux-only documented limitation (kq crate docs, "Reading the socket
 /// error clears it"): filling `fflags` reads SO_ERROR, which on Linux
 /// resets it, so after the EV_EOF the next read() returns 0 instead of
@@ -174,8 +282,9 @@ fn pipe_reports_bytes_then_eof_when_the_writer_closes() {
     assert!(ev.has(EV_EOF) && ev.data == 0, "drained, got {ev:?}");
 }
 
-/// A regular file is always readable: `data` is the bytes between the file
-/// offset and the end of the file.
+/// A regular file is readable while there are bytes between the file offset
+/// and the end of the file; `data` is that count, reported again (level)
+/// while it stays so.
 #[test]
 fn regular_file_is_readable_with_bytes_to_end_of_file() {
     let kq = new_kq();
@@ -201,22 +310,109 @@ fn regular_file_is_readable_with_bytes_to_end_of_file() {
     assert_eq!(ev.data, 10, "offset 90, got {ev:?}");
 }
 
-/// At its end a regular file is still readable with `data` 0 (macOS; the
-/// Linux translation does the same). FreeBSD reports a file at its end only
-/// with NOTE_FILE_POLL, so this test is not built there.
-#[cfg(not(target_os = "freebsd"))]
+/// A file holding `contents` in a directory of its own, opened for reading
+/// with the offset at its end.
+#[cfg(not(target_os = "macos"))]
+fn file_at_its_end(tag: &str, contents: &[u8]) -> (TempDir, std::path::PathBuf, std::fs::File) {
+    let dir = TempDir::new(tag);
+    let path = dir.path("file");
+    std::fs::write(&path, contents).expect("write the file");
+    let mut f = std::fs::File::open(&path).expect("open the file");
+    f.seek(SeekFrom::End(0)).expect("seek to the end");
+    (dir, path, f)
+}
+
+/// A regular file follows FreeBSD's vnode filter (`filt_vfsread`): `data`
+/// is the file size minus the descriptor's offset, and the knote is active
+/// only while that is not 0, so a reader at the end of the file gets
+/// nothing (no event with `data` 0, no spinning). macOS reports such a file
+/// readable with `data` 0; this test is not built there.
+#[cfg(not(target_os = "macos"))]
 #[test]
-fn regular_file_at_its_end_is_still_readable() {
+fn regular_file_at_its_end_reports_nothing() {
+    let (_dir, _path, f) = file_at_its_end("read-at-end", b"0123456789");
     let kq = new_kq();
-    let f = std::fs::File::open("/proc/self/exe")
-        .or_else(|_| std::fs::File::open(std::env::current_exe().expect("exe")))
-        .expect("open a regular file");
-    let mut f = f;
-    f.seek(SeekFrom::End(0)).expect("seek");
     let fd = f.as_raw_fd() as usize;
     add(&kq, &[change(fd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    assert_quiet_and_asleep(
+        &kq,
+        fd,
+        EVFILT_READ,
+        Duration::from_millis(200),
+        "the offset is at the end of the file",
+    );
+}
+
+/// NOTE_FILE_POLL (FreeBSD): a file is reported readable even at its end,
+/// with `data` 0, as poll(2) would say.
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+#[test]
+fn note_file_poll_reports_a_file_at_its_end() {
+    let (_dir, _path, f) = file_at_its_end("read-file-poll", b"abc");
+    let kq = new_kq();
+    let fd = f.as_raw_fd() as usize;
+    add(
+        &kq,
+        &[change(fd, EVFILT_READ, EV_ADD, NOTE_FILE_POLL, 0, 0)],
+    );
+    for call in 0..2 {
+        let ev = wait_for(&kq, fd, EVFILT_READ);
+        assert_eq!(ev.data, 0, "call {call}: at the end, got {ev:?}");
+    }
+}
+
+/// A reader at the end of a file is woken when another writer appends, with
+/// `data` = the bytes appended, in both modes; reading them to the end
+/// makes it quiet again (FreeBSD: the vnode's writes run the filter).
+#[cfg(not(target_os = "macos"))]
+#[rstest]
+fn regular_file_fires_again_when_another_writer_appends(#[values(0, EV_CLEAR)] mode: Flags) {
+    let (_dir, path, mut reader) = file_at_its_end(&format!("read-append-{mode}"), b"old");
+    let kq = new_kq();
+    let fd = reader.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD | mode, 0, 0, 9)]);
+    assert_quiet(&kq, fd, EVFILT_READ, QUIET, "at the end of the file");
+    append(&path, b"12345");
     let ev = wait_for(&kq, fd, EVFILT_READ);
-    assert_eq!(ev.data, 0, "at the end, got {ev:?}");
+    assert_eq!(
+        (ev.data, ev.udata),
+        (5, 9),
+        "another writer appended 5 bytes: got {ev:?}"
+    );
+    let mut five = [0u8; 5];
+    reader.read_exact(&mut five).expect("read the 5 bytes");
+    assert_quiet(&kq, fd, EVFILT_READ, QUIET, "read to the end again");
+    append(&path, b"abc");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 3, "3 more bytes appended: got {ev:?}");
+}
+
+/// The knote follows the open file, not its name: after the file is
+/// renamed, and after it is unlinked, appends through another descriptor
+/// still wake the reader.
+#[cfg(not(target_os = "macos"))]
+#[test]
+fn regular_file_knote_survives_rename_and_unlink() {
+    let dir = TempDir::new("read-rename");
+    let path = dir.path("a");
+    std::fs::write(&path, b"").expect("create the file");
+    let reader = std::fs::File::open(&path).expect("open the file");
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open the file for appending");
+    let kq = new_kq();
+    let fd = reader.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, 0)]);
+    assert_quiet(&kq, fd, EVFILT_READ, QUIET, "empty file");
+    std::fs::rename(&path, dir.path("b")).expect("rename");
+    writer.write_all(b"xy").expect("append");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 2, "renamed, then 2 bytes appended: got {ev:?}");
+    std::fs::remove_file(dir.path("b")).expect("unlink");
+    writer.write_all(b"z").expect("append");
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(ev.data, 3, "unlinked, then 1 more byte: got {ev:?}");
 }
 
 /// /dev/null is always readable with `data` 0 (kq crate docs, item 10).
@@ -247,18 +443,12 @@ fn note_lowat_waits_for_the_low_water_mark(#[values("unix", "tcp")] kind: &str) 
     let fd = a.fd() as usize;
     add(&kq, &[change(fd, EVFILT_READ, EV_ADD, NOTE_LOWAT, 10, 0)]);
     b.write_all(b"12345").expect("write");
-    let cpu = thread_cpu();
-    assert_quiet(
+    assert_quiet_and_asleep(
         &kq,
         fd,
         EVFILT_READ,
         Duration::from_millis(300),
         "5 bytes < mark 10",
-    );
-    let spent = thread_cpu() - cpu;
-    assert!(
-        spent < Duration::from_millis(100),
-        "waiting 300 ms below the mark used {spent:?} of CPU: kevent() spins"
     );
     let rcvlowat = getsockopt_int(a.fd(), libc::SOL_SOCKET, libc::SO_RCVLOWAT);
     assert_eq!(
@@ -342,18 +532,12 @@ fn socket_registered_before_connect_reports_only_after_it() {
     let sock = unsafe { TcpStream::from_raw_fd(fd) };
     let kq = new_kq();
     add(&kq, &[fd_change(fd, EVFILT_READ, EV_ADD)]);
-    let cpu = thread_cpu();
-    assert_quiet(
+    assert_quiet_and_asleep(
         &kq,
         fd as usize,
         EVFILT_READ,
         Duration::from_millis(200),
         "not connected yet",
-    );
-    let spent = thread_cpu() - cpu;
-    assert!(
-        spent < Duration::from_millis(100),
-        "waiting 200 ms on an unconnected socket used {spent:?} of CPU: kevent() spins"
     );
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

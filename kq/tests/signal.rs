@@ -312,3 +312,25 @@ fn wait_all(kq: &Kqueue, limit: std::time::Duration) -> Vec<Ev> {
         }
     }
 }
+
+/// Linux-only documented limitation (kq crate docs, "Signals"): a signal
+/// whose default action is to terminate the process (SIGHUP here; no
+/// handler installed), registered in a kqueue and raised, does not
+/// terminate it: kq blocks the signal so signalfd can see it, and a blocked
+/// signal's default action never runs. It is reported instead. On FreeBSD
+/// the filter only records the signal and its default action still runs,
+/// so the process would end.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_registered_signal_whose_default_is_to_terminate_does_not_on_linux() {
+    let kq = new_kq();
+    let sig = libc::SIGHUP;
+    add(&kq, &[change(sig as usize, EVFILT_SIGNAL, EV_ADD, 0, 0, 0)]);
+    raise(sig);
+    let ev = wait_for(&kq, sig as usize, EVFILT_SIGNAL);
+    assert_eq!(ev.data, 1, "SIGHUP raised once: got {ev:?}");
+    add(
+        &kq,
+        &[change(sig as usize, EVFILT_SIGNAL, EV_DELETE, 0, 0, 0)],
+    );
+}

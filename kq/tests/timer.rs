@@ -199,3 +199,69 @@ fn timers_are_identified_by_ident() {
     seen.sort();
     assert_eq!(seen, vec![1, 2, 3, 4, 5]);
 }
+
+/// Now on the realtime clock, in microseconds since the Epoch (what
+/// NOTE_ABSTIME | NOTE_USECONDS takes).
+#[cfg(not(target_os = "macos"))]
+fn epoch_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_micros() as i64
+}
+
+/// An absolute timer (NOTE_ABSTIME) keeps the flags it was registered with
+/// (FreeBSD adds no EV_CLEAR and no EV_ONESHOT), fires once its time has
+/// come with `data` 1, and stays registered: level-triggered it is
+/// reported again, with EV_CLEAR only once; EV_DELETE finds it either way.
+/// (macOS names the flag NOTE_ABSOLUTE and has no NOTE_ABSTIME.)
+#[cfg(not(target_os = "macos"))]
+#[rstest]
+fn an_absolute_timer_keeps_its_flags_and_stays_registered(#[values(0, EV_CLEAR)] mode: Flags) {
+    let kq = new_kq();
+    let at = epoch_us() + 50_000;
+    let fflags = NOTE_ABSTIME | NOTE_USECONDS;
+    add(
+        &kq,
+        &[change(1, EVFILT_TIMER, EV_ADD | mode, fflags, at, 4)],
+    );
+    let ev = wait_for(&kq, 1, EVFILT_TIMER);
+    assert!(
+        epoch_us() >= at,
+        "fired {} us before its time: {ev:?}",
+        at - epoch_us()
+    );
+    assert_eq!((ev.data, ev.udata), (1, 4), "got {ev:?}");
+    assert!(
+        !ev.has(EV_ONESHOT) && ev.has(EV_CLEAR) == (mode == EV_CLEAR),
+        "registered with EV_ADD | {mode:#x}: the returned flags must be those (no EV_ONESHOT, \
+         EV_CLEAR only if asked), got {:#x}",
+        ev.flags
+    );
+    if mode == EV_CLEAR {
+        assert_quiet(&kq, 1, EVFILT_TIMER, QUIET, "EV_CLEAR: reported once");
+    } else {
+        let again = wait_for(&kq, 1, EVFILT_TIMER);
+        assert_eq!(
+            again.data, 1,
+            "level-triggered: reported again, got {again:?}"
+        );
+    }
+    assert_eq!(
+        errno_of(&kq, change(1, EVFILT_TIMER, EV_DELETE, 0, 0, 0)),
+        0,
+        "a fired absolute timer is still registered"
+    );
+}
+
+/// Timer fflags other than the units and NOTE_ABSTIME are invalid
+/// (FreeBSD `filt_timervalidate`).
+#[cfg(not(target_os = "macos"))]
+#[test]
+fn unknown_timer_fflags_give_einval() {
+    let kq = new_kq();
+    assert_eq!(
+        errno_of(&kq, change(1, EVFILT_TIMER, EV_ADD, 0x100, 10, 0)),
+        libc::EINVAL
+    );
+}

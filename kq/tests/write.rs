@@ -178,6 +178,56 @@ fn write_reports_eof_when_the_peer_is_gone(#[case] kind: &str) {
     drop(keep);
 }
 
+/// NOTE_LOWAT above the size of the send buffer can never be met: the knote
+/// does not fire for room (FreeBSD `filt_sowrite` compares the free space
+/// with the mark), kevent() sleeps meanwhile, and the knote still reports
+/// EV_EOF when the peer goes.
+#[rstest]
+#[case::socketpair("unix")]
+#[case::tcp("tcp")]
+fn note_lowat_above_the_send_buffer_never_fires_for_room(#[case] kind: &str) {
+    let kq = new_kq();
+    // The peer goes: a socketpair's other end closes, a TCP peer resets
+    // (a FIN leaves our side able to send: no EOF for writing).
+    let (a, peer_goes): (Box<dyn AsRawFd>, Box<dyn FnOnce()>) = match kind {
+        "unix" => {
+            let (a, b) = socketpair();
+            (Box::new(a), Box::new(move || drop(b)))
+        }
+        _ => {
+            let (a, b) = tcp_pair();
+            (Box::new(a), Box::new(move || reset(b)))
+        }
+    };
+    let fd = a.as_raw_fd();
+    let sndbuf = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF) as i64;
+    let mark = 4 * sndbuf;
+    add(
+        &kq,
+        &[change(
+            fd as usize,
+            EVFILT_WRITE,
+            EV_ADD,
+            NOTE_LOWAT,
+            mark,
+            0,
+        )],
+    );
+    assert_quiet_and_asleep(
+        &kq,
+        fd as usize,
+        EVFILT_WRITE,
+        std::time::Duration::from_millis(300),
+        &format!("{kind}: mark {mark} > SO_SNDBUF {sndbuf}"),
+    );
+    peer_goes();
+    let ev = wait_for(&kq, fd as usize, EVFILT_WRITE);
+    assert!(
+        ev.has(EV_EOF),
+        "{kind}: the peer is gone: expected EV_EOF, got {ev:?}"
+    );
+}
+
 /// A WRITE knote for a pipe whose reader is gone is refused with EPIPE
 /// (FreeBSD `pipe_kqfilter`); the read end can still be watched.
 #[test]

@@ -18,7 +18,7 @@ pub use libc::timespec;
 /// One kernel event: a change to apply, or an event that happened.
 ///
 /// Laid out as in C (`ident`, `filter`, `flags`, `fflags`, `data`, `udata`),
-/// 32 bytes on 64-bit Linux, so C code and `kq/include/sys/event.h` agree.
+/// 32 bytes on 64-bit Linux, so C code and `kq-c/include/sys/event.h` agree.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct kevent {
@@ -38,6 +38,8 @@ pub struct kevent {
 
 pub const EVFILT_READ: Filter = -1;
 pub const EVFILT_WRITE: Filter = -2;
+pub const EVFILT_VNODE: Filter = -4;
+pub const EVFILT_PROC: Filter = -5;
 pub const EVFILT_SIGNAL: Filter = -6;
 pub const EVFILT_TIMER: Filter = -7;
 pub const EVFILT_USER: Filter = -11;
@@ -55,6 +57,7 @@ pub const EV_ERROR: Flags = 0x4000;
 pub const EV_EOF: Flags = 0x8000;
 
 pub const NOTE_LOWAT: u32 = 0x0001;
+pub const NOTE_FILE_POLL: u32 = 0x0002;
 
 pub const NOTE_FFNOP: u32 = 0x0000_0000;
 pub const NOTE_FFAND: u32 = 0x4000_0000;
@@ -69,3 +72,13 @@ pub const NOTE_MSECONDS: u32 = 0x0002;
 pub const NOTE_USECONDS: u32 = 0x0004;
 pub const NOTE_NSECONDS: u32 = 0x0008;
 pub const NOTE_ABSTIME: u32 = 0x0010;
+
+pub const NOTE_DELETE: u32 = 0x0001;
+pub const NOTE_WRITE: u32 = 0x0002;
+pub const NOTE_EXTEND: u32 = 0x0004;
+pub const NOTE_ATTRIB: u32 = 0x0008;
+pub const NOTE_LINK: u32 = 0x0010;
+pub const NOTE_RENAME: u32 = 0x0020;
+pub const NOTE_REVOKE: u32 = 0x0040;
+
+pub const NOTE_EXIT: u32 = 0x8000_0000;

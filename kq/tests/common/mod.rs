@@ -196,6 +196,25 @@ pub fn assert_quiet(kq: &Kqueue, ident: usize, filter: Filter, within: Duration,
     }
 }
 
+/// Asserts that no event for (ident, filter) arrives within `within`, and
+/// that kevent() slept meanwhile: it used under a third of that time of
+/// CPU (a busy loop inside kevent() uses all of it).
+pub fn assert_quiet_and_asleep(
+    kq: &Kqueue,
+    ident: usize,
+    filter: Filter,
+    within: Duration,
+    why: &str,
+) {
+    let cpu = thread_cpu();
+    assert_quiet(kq, ident, filter, within, why);
+    let spent = thread_cpu() - cpu;
+    assert!(
+        spent < within / 3,
+        "{why}: waiting {within:?} used {spent:?} of CPU: kevent() spins"
+    );
+}
+
 /// Asserts that the queue reports nothing at all within `within`.
 pub fn assert_no_events(kq: &Kqueue, within: Duration, why: &str) {
     let evs = wait(kq, within);
@@ -417,4 +436,39 @@ pub fn thread_cpu() -> std::time::Duration {
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0);
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A directory of its own under the system's temporary directory, removed
+/// (with everything in it) when dropped, also while panicking.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A fresh directory named after the test (`tag`) and this process.
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("kq-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {dir:?}: {e}"));
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Appends `bytes` to the file at `path` through a descriptor of its own
+/// (another writer, as far as a reader's descriptor is concerned).
+pub fn append(path: &std::path::Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {path:?} for appending: {e}"));
+    f.write_all(bytes)
+        .unwrap_or_else(|e| panic!("append to {path:?}: {e}"));
 }

@@ -1,6 +1,6 @@
 //! kq from C.
 //!
-//! On Linux: `kq/include/sys/event.h` says what the Rust side says (every
+//! On Linux: `kq-c/include/sys/event.h` says what the Rust side says (every
 //! constant, the struct's layout, `EV_SET`), and `libkq.a`/`libkq.so` link
 //! from C and C++. On every Unix: the C programs in `examples/c` compile
 //! with `examples/c/cc-kq.sh` and the echo and chat servers pass the same
@@ -29,13 +29,13 @@ const RUN_DEADLINE: Duration = Duration::from_secs(20);
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("kq/ has a parent directory")
+        .expect("kq-c/ has a parent directory")
         .to_path_buf()
 }
 
 #[cfg(target_os = "linux")]
 fn include_dir() -> PathBuf {
-    workspace_root().join("kq/include")
+    workspace_root().join("kq-c/include")
 }
 
 fn example(name: &str) -> PathBuf {
@@ -49,21 +49,54 @@ fn out_dir() -> PathBuf {
     dir
 }
 
-/// The directory with the `libkq.a` and `libkq.so` cargo built for this
-/// test run: next to the test executable (`target/<profile>/deps`).
+/// The directory with the `libkq.a` and `libkq.so` of this checkout.
+///
+/// `cargo test` does not build a library that is only a staticlib and a
+/// cdylib (nothing links it into the test), so the first call asks cargo
+/// to build kq-c's library now and to say where it put it: a library left
+/// behind by an older build is never used by mistake.
 #[cfg(target_os = "linux")]
 fn libkq_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let deps = exe.parent().expect("the test executable's directory");
-    for dir in [deps, deps.parent().unwrap_or(deps)] {
-        if dir.join("libkq.a").is_file() && dir.join("libkq.so").is_file() {
-            return dir.to_path_buf();
-        }
-    }
-    panic!(
-        "libkq.a and libkq.so not found next to {exe:?}: kq's Cargo.toml must keep \
-         crate-type = [\"rlib\", \"staticlib\", \"cdylib\"]"
-    )
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "kq-c",
+                "--lib",
+                "--message-format=json-render-diagnostics",
+            ])
+            .args([
+                "--manifest-path",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"),
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cargo to build kq-c's library: {e}"));
+        assert!(
+            out.status.success(),
+            "cargo build -p kq-c --lib failed: {}",
+            out.status
+        );
+        let json = String::from_utf8_lossy(&out.stdout);
+        let lib = json
+            .split('"')
+            .rfind(|s| s.ends_with("/libkq.a"))
+            .unwrap_or_else(|| panic!("cargo build -p kq-c --lib reported no libkq.a"));
+        let dir = Path::new(lib)
+            .parent()
+            .expect("libkq.a has a directory")
+            .to_path_buf();
+        assert!(
+            dir.join("libkq.so").is_file(),
+            "libkq.so not found beside {lib}: kq-c's Cargo.toml must keep \
+             crate-type = [\"staticlib\", \"cdylib\"]"
+        );
+        dir
+    })
+    .clone()
 }
 
 /// A child that is killed and reaped when dropped, also while panicking.
@@ -177,7 +210,7 @@ fn example_program(name: &'static str) -> PathBuf {
 
 // ---------------------------------------------------------------------------
 // The header agrees with the Rust side (Linux only: elsewhere the system's
-// <sys/event.h> is used and kq/include is not).
+// <sys/event.h> is used and kq-c/include is not).
 
 #[cfg(target_os = "linux")]
 mod header {
@@ -189,13 +222,15 @@ mod header {
     /// Rust value.
     macro_rules! rust_constants {
         ($($name:ident),* $(,)?) => {
-            &[$((stringify!($name), kq::$name as i64)),*]
+            &[$((stringify!($name), kq_rust::$name as i64)),*]
         };
     }
 
     const RUST_CONSTANTS: &[(&str, i64)] = rust_constants![
         EVFILT_READ,
         EVFILT_WRITE,
+        EVFILT_VNODE,
+        EVFILT_PROC,
         EVFILT_SIGNAL,
         EVFILT_TIMER,
         EVFILT_USER,
@@ -211,6 +246,15 @@ mod header {
         EV_ERROR,
         EV_EOF,
         NOTE_LOWAT,
+        NOTE_FILE_POLL,
+        NOTE_DELETE,
+        NOTE_WRITE,
+        NOTE_EXTEND,
+        NOTE_ATTRIB,
+        NOTE_LINK,
+        NOTE_RENAME,
+        NOTE_REVOKE,
+        NOTE_EXIT,
         NOTE_FFNOP,
         NOTE_FFAND,
         NOTE_FFOR,
@@ -245,7 +289,7 @@ mod header {
     /// The constants the Linux ABI module declares (`pub const NAME: ...`), so a
     /// constant added there without a line in the header is caught.
     fn abi_rs_constant_names() -> BTreeSet<String> {
-        read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/linux/abi.rs"))
+        read(&workspace_root().join("kq/src/linux/abi.rs"))
             .lines()
             .filter_map(|line| line.trim_start().strip_prefix("pub const "))
             .filter_map(|rest| rest.split(':').next())
@@ -297,7 +341,7 @@ mod header {
         let in_abi_rs = abi_rs_constant_names();
         assert!(
             in_header == in_abi_rs,
-            "kq/include/sys/event.h and kq/src/linux/abi.rs define different constants\n\
+            "kq-c/include/sys/event.h and kq/src/linux/abi.rs define different constants\n\
              only in the header: {:?}\nonly in abi.rs: {:?}",
             in_header.difference(&in_abi_rs).collect::<Vec<_>>(),
             in_abi_rs.difference(&in_header).collect::<Vec<_>>()
@@ -394,44 +438,44 @@ main(void)
         let exe = compile_header_probe("layout", source, &["-std=c11", "-Wall", "-Werror"]);
         let from_c = name_values(&run_ok(&exe, &[]));
 
-        let ev = kq::kevent_zeroed();
+        let ev = kq_rust::kevent_zeroed();
         let mut rust: BTreeMap<String, i64> = BTreeMap::new();
-        rust.insert("size".into(), size_of::<kq::kevent>() as i64);
-        rust.insert("align".into(), align_of::<kq::kevent>() as i64);
+        rust.insert("size".into(), size_of::<kq_rust::kevent>() as i64);
+        rust.insert("align".into(), align_of::<kq_rust::kevent>() as i64);
         let fields: [(&str, usize, usize, bool); 6] = [
             (
                 "ident",
-                offset_of!(kq::kevent, ident),
+                offset_of!(kq_rust::kevent, ident),
                 size_of_val(&ev.ident),
                 ev.ident.signed(),
             ),
             (
                 "filter",
-                offset_of!(kq::kevent, filter),
+                offset_of!(kq_rust::kevent, filter),
                 size_of_val(&ev.filter),
                 ev.filter.signed(),
             ),
             (
                 "flags",
-                offset_of!(kq::kevent, flags),
+                offset_of!(kq_rust::kevent, flags),
                 size_of_val(&ev.flags),
                 ev.flags.signed(),
             ),
             (
                 "fflags",
-                offset_of!(kq::kevent, fflags),
+                offset_of!(kq_rust::kevent, fflags),
                 size_of_val(&ev.fflags),
                 ev.fflags.signed(),
             ),
             (
                 "data",
-                offset_of!(kq::kevent, data),
+                offset_of!(kq_rust::kevent, data),
                 size_of_val(&ev.data),
                 ev.data.signed(),
             ),
             (
                 "udata",
-                offset_of!(kq::kevent, udata),
+                offset_of!(kq_rust::kevent, udata),
                 size_of_val(&ev.udata),
                 ev.udata.signed(),
             ),
@@ -443,11 +487,11 @@ main(void)
         }
         assert_eq!(
             from_c, rust,
-            "struct kevent differs: left is C (kq/include/sys/event.h), right is Rust"
+            "struct kevent differs: left is C (kq-c/include/sys/event.h), right is Rust"
         );
     }
 
-    /// EV_SET sets all six fields to the values `kq::ev_set` gives and evaluates each argument exactly once.
+    /// EV_SET sets all six fields to the values `kq_rust::ev_set` gives and evaluates each argument exactly once.
     #[test]
     fn ev_set_fills_all_six_fields_and_evaluates_each_argument_once() {
         // Fields start as 0xa5 garbage, so a field EV_SET forgot shows up; the
@@ -487,13 +531,13 @@ main(void)
         let exe = compile_header_probe("ev_set", source, &["-std=c99", "-Wall", "-Werror"]);
         let from_c = name_values(&run_ok(&exe, &[]));
 
-        let mut ev = kq::kevent_zeroed();
-        kq::ev_set(
+        let mut ev = kq_rust::kevent_zeroed();
+        kq_rust::ev_set(
             &mut ev,
             7,
-            kq::EVFILT_USER,
-            kq::EV_ADD | kq::EV_CLEAR,
-            kq::NOTE_TRIGGER | kq::NOTE_FFCOPY | 0x123,
+            kq_rust::EVFILT_USER,
+            kq_rust::EV_ADD | kq_rust::EV_CLEAR,
+            kq_rust::NOTE_TRIGGER | kq_rust::NOTE_FFCOPY | 0x123,
             -5,
             std::ptr::null_mut(),
         );
@@ -513,7 +557,7 @@ main(void)
         .collect();
         assert_eq!(
             from_c, expected,
-            "EV_SET in C (left) differs from kq::ev_set (right)"
+            "EV_SET in C (left) differs from kq_rust::ev_set (right)"
         );
     }
 
@@ -529,9 +573,12 @@ int
 main(void)
 {
 	static const long long all[] = {
-		EVFILT_READ, EVFILT_WRITE, EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_USER,
+		EVFILT_READ, EVFILT_WRITE, EVFILT_VNODE, EVFILT_PROC,
+		EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_USER,
 		EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_ONESHOT, EV_CLEAR,
 		EV_RECEIPT, EV_DISPATCH, EV_SYSFLAGS, EV_ERROR, EV_EOF, NOTE_LOWAT,
+		NOTE_FILE_POLL, NOTE_DELETE, NOTE_WRITE, NOTE_EXTEND, NOTE_ATTRIB,
+		NOTE_LINK, NOTE_RENAME, NOTE_REVOKE, NOTE_EXIT,
 		NOTE_FFNOP, NOTE_FFAND, NOTE_FFOR, NOTE_FFCOPY, NOTE_FFCTRLMASK,
 		NOTE_FFLAGSMASK, NOTE_TRIGGER, NOTE_SECONDS, NOTE_MSECONDS,
 		NOTE_USECONDS, NOTE_NSECONDS, NOTE_ABSTIME
@@ -601,7 +648,7 @@ main(void)
         }
     }
 
-    /// libkq.so exports kqueue and kevent: `cc prog.c -I kq/include -L DIR -lkq` links and runs.
+    /// libkq.so exports kqueue and kevent: `cc prog.c -I kq-c/include -L DIR -lkq` links and runs.
     #[test]
     fn shared_library_links_with_dash_lkq_and_runs() {
         let dir = out_dir();
@@ -773,6 +820,157 @@ fn c_threads_program_passes_all_its_checks() {
         out.status.success() && oks == 4 && !stdout.contains("FAIL"),
         "expected 4 \"ok:\" lines and exit 0, got {} ({oks} ok)\nstdout:\n{stdout}stderr:\n{}",
         out.status,
+        text(&out.stderr)
+    );
+}
+
+/// Lines a child writes to one of its pipes, as they come.
+fn lines_of(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (up to RUN_DEADLINE) for a line containing `want`; panics with
+/// what came instead.
+fn expect_line(rx: &std::sync::mpsc::Receiver<String>, want: &str, after: &str) {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while let Some(left) = RUN_DEADLINE.checked_sub(start.elapsed()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(want) => return,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("{after}: expected a line with {want:?}, got {seen:?}");
+}
+
+/// examples/c/kqtail.c follows a file as another writer appends to it (EVFILT_READ on a regular file), keeps following it through a rename and an unlink (EVFILT_VNODE), and stops when the --pid process exits, printing its exit status (EVFILT_PROC).
+#[test]
+fn c_kqtail_follows_a_file_through_rename_and_unlink_until_a_process_exits() {
+    use std::io::Write;
+    let exe = example_program("kqtail");
+    let dir = out_dir().join(format!("kqtail.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
+    let log = dir.join("log");
+    std::fs::write(&log, "already there\n").expect("write the log");
+    let append = |path: &Path, text: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("open {path:?}: {e}"));
+        f.write_all(text.as_bytes()).expect("append");
+    };
+    // The process kqtail waits for: it exits with status 3 when told to.
+    let mut watched = KillOnDrop(
+        Command::new("sh")
+            .args(["-c", "read line; exit 3"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("sh"),
+    );
+    let pid = watched.0.id().to_string();
+    let mut tail = KillOnDrop(
+        Command::new(&exe)
+            .args(["--pid", &pid])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{exe:?}: {e}")),
+    );
+    let out = lines_of(tail.0.stdout.take().expect("piped stdout"));
+    let err = lines_of(tail.0.stderr.take().expect("piped stderr"));
+    expect_line(&err, "following", "started");
+
+    append(&log, "one\n");
+    expect_line(&out, "one", "appended \"one\"");
+    std::fs::rename(&log, dir.join("log.1")).expect("rename");
+    expect_line(&err, "renamed", "renamed the log");
+    append(&dir.join("log.1"), "two\n");
+    expect_line(&out, "two", "appended \"two\" under the new name");
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("log.1"))
+        .expect("open the log");
+    std::fs::remove_file(dir.join("log.1")).expect("unlink");
+    expect_line(&err, "deleted", "unlinked the log");
+    writer.write_all(b"three\n").expect("append");
+    expect_line(&out, "three", "appended \"three\" after the unlink");
+
+    writeln!(watched.0.stdin.take().expect("piped stdin")).expect("tell it to exit");
+    expect_line(
+        &err,
+        &format!("process {pid} exited with status 3"),
+        "the --pid process exited",
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = tail.0.try_wait().expect("wait for kqtail") {
+            break status;
+        }
+        assert!(start.elapsed() < RUN_DEADLINE, "kqtail did not exit");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "kqtail exited with {status}");
+    let rest: Vec<String> = out.try_iter().collect();
+    assert!(
+        rest.iter().all(|l| !l.contains("already there")),
+        "kqtail starts at the end of the file, but printed {rest:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// kqtail exits with status 2 and a usage message for bad arguments, and
+/// with status 1 for a file it cannot open or a process that does not
+/// exist.
+#[test]
+fn c_kqtail_rejects_bad_arguments_and_missing_things() {
+    let exe = example_program("kqtail");
+    let cases: [(&[&str], i32); 5] = [
+        (&[], 2),
+        (&["--pid"], 2),
+        (&["--pid", "x", "f"], 2),
+        (&["--bogus", "f"], 2),
+        (&["/nonexistent/kqtail-test-file"], 1),
+    ];
+    for (args, code) in cases {
+        let out = run(Command::new(&exe).args(args), RUN_DEADLINE);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "kqtail {args:?}: stderr {:?}",
+            text(&out.stderr)
+        );
+        assert!(!out.stderr.is_empty(), "kqtail {args:?}: no message");
+    }
+    // A pid that does not exist: a child that was reaped.
+    let mut gone = Command::new("true").spawn().expect("true");
+    gone.wait().expect("reap");
+    let file = out_dir().join(format!("kqtail-esrch.{}", std::process::id()));
+    std::fs::write(&file, "").expect("write");
+    let out = run(
+        Command::new(&exe)
+            .args(["--pid", &gone.id().to_string()])
+            .arg(&file),
+        RUN_DEADLINE,
+    );
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "kqtail --pid (a reaped pid): stderr {:?}",
         text(&out.stderr)
     );
 }

@@ -1,16 +1,16 @@
 /*
  * <sys/event.h> for Linux: the kqueue(2) API of the kq crate.
  *
- * On Linux there is no kernel kqueue; libkq.a / libkq.so (built from the kq
- * crate, see examples/c/README.md) translate kqueue() and kevent() onto
- * epoll, timerfd, signalfd and eventfd.  This header declares them with the
+ * On Linux there is no kernel kqueue; libkq.a / libkq.so (built by the kq-c
+ * crate from the kq crate's translation, see examples/c/README.md) translate kqueue() and kevent() onto
+ * epoll, timerfd, signalfd, eventfd, inotify and pidfds.  This header declares them with the
  * FreeBSD numbering (EVFILT_USER is -11, NOTE_MSECONDS exists) and the
  * 32-byte struct kevent of macOS and libkqueue (FreeBSD 12's ext[4] is left
  * out: nothing here uses it).
  *
- * Only the filters kq implements are defined, so "#ifdef EVFILT_VNODE" is a
- * working feature test.  Every value here equals the Rust constant of the
- * same name in kq/src/linux/abi.rs; kq/tests/c_abi.rs compiles this header
+ * Only the filters and flags kq implements are defined, so "#ifdef
+ * EVFILT_AIO" or "#ifdef NOTE_FORK" is a working feature test.  Every value here equals the Rust constant of the
+ * same name in kq/src/linux/abi.rs; kq-c/tests/c_abi.rs compiles this header
  * and checks that, and the struct's size and field offsets.
  *
  * On macOS and the BSDs do not use this file: the system <sys/event.h> and
@@ -66,6 +66,8 @@ struct kevent {
 /* Filters (struct kevent.filter). */
 #define EVFILT_READ		(-1)	/* readable, or a listener has connections */
 #define EVFILT_WRITE		(-2)	/* writable */
+#define EVFILT_VNODE		(-4)	/* a file or directory changed */
+#define EVFILT_PROC		(-5)	/* a process exited */
 #define EVFILT_SIGNAL		(-6)	/* signal delivered (counts, never handles) */
 #define EVFILT_TIMER		(-7)	/* timer expired */
 #define EVFILT_USER		(-11)	/* triggered by a kevent() call */
@@ -89,6 +91,20 @@ struct kevent {
 
 /* EVFILT_READ / EVFILT_WRITE: data holds the low-water mark. */
 #define NOTE_LOWAT	0x0001
+/* EVFILT_READ on a file: also report it at its end (as poll(2) does). */
+#define NOTE_FILE_POLL	0x0002
+
+/* EVFILT_VNODE: what to watch for (fflags in), what happened (fflags out). */
+#define NOTE_DELETE	0x0001		/* unlinked */
+#define NOTE_WRITE	0x0002		/* written */
+#define NOTE_EXTEND	0x0004		/* grew */
+#define NOTE_ATTRIB	0x0008		/* attributes changed */
+#define NOTE_LINK	0x0010		/* link count changed */
+#define NOTE_RENAME	0x0020		/* renamed */
+#define NOTE_REVOKE	0x0040		/* access revoked (unmounted) */
+
+/* EVFILT_PROC: the process exited; data holds its wait status. */
+#define NOTE_EXIT	0x80000000
 
 /* EVFILT_USER: what to do with fflags, and how to fire. */
 #define NOTE_FFNOP	0x00000000	/* ignore the input fflags */

@@ -1,0 +1,166 @@
+//! EVFILT_PROC (FreeBSD `filt_procattach` / `filt_proc`): a pidfd per
+//! process, which polls readable when the process exits, whether it is our
+//! child or not.
+//!
+//! On exit FreeBSD reports NOTE_EXIT (if the knote asked for it) with
+//! `data` = the wait status, flags EV_EOF | EV_ONESHOT, and the knote is
+//! gone; a knote that did not ask for NOTE_EXIT is dropped silently
+//! (EV_DROP). NOTE_FORK, NOTE_EXEC and NOTE_TRACK have no Linux source kq
+//! can use (the process connector needs privileges): those bits are kept
+//! but never reported.
+//!
+//! The wait status: a child's is read without reaping it (waitid with
+//! WNOWAIT), so the program can still waitpid() it. A process that is not
+//! our child: the status the kernel keeps once it was reaped
+//! (PIDFD_GET_INFO, Linux 6.15 and later), or, while it is a zombie, its
+//! /proc/PID/stat; `data` is 0 when neither can be had.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use libc::c_int;
+
+use crate::linux::abi::*;
+use crate::linux::filter::FilterKind;
+use crate::linux::knote::{Knote, KnoteRef, Table};
+use crate::linux::os;
+use crate::linux::queue::{set_registered, Out, Token};
+
+pub(crate) struct Proc {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    /// The pidfd is in the epoll set (the knote is enabled).
+    pub(crate) registered: bool,
+    pub(crate) knote: Knote,
+}
+
+impl Proc {
+    pub(crate) fn fd(&self) -> RawFd {
+        self.pidfd.as_raw_fd()
+    }
+}
+
+/// Whether a pidfd says its process has exited.
+fn exited(pidfd: RawFd) -> bool {
+    os::poll(pidfd) & libc::EPOLLIN as u32 != 0
+}
+
+/// The wait status of an exited process (see the module docs), 0 when it
+/// cannot be had.
+fn exit_status(pid: libc::pid_t, pidfd: RawFd) -> i64 {
+    if let Ok(Some(status)) = os::child_status(pidfd) {
+        return status.into();
+    }
+    if let Some(status) = os::pidfd_exit_status(pidfd) {
+        return status.into();
+    }
+    // A zombie not reaped yet: its /proc entry still has the status. It is
+    // ours if the process still exists after the read (a pid is not reused
+    // before its zombie is reaped).
+    if let Some(status) = zombie_status(pid) {
+        if os::pidfd_alive(pidfd) {
+            return status.into();
+        }
+    }
+    // Reaped in the meantime: the kernel may keep the status now.
+    os::pidfd_exit_status(pidfd).map_or(0, i64::from)
+}
+
+/// The `exit_code` field (the 52nd) of /proc/PID/stat: the wait status of
+/// a process that has exited (Linux 3.5 and later).
+fn zombie_status(pid: libc::pid_t) -> Option<c_int> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // count the fields after its closing parenthesis, from field 3.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(52 - 3)?.parse().ok()
+}
+
+impl Table {
+    pub(crate) fn register_proc(&mut self, change: &mut kevent) -> io::Result<()> {
+        let ident = change.ident;
+        if let Some(p) = self.procs.get_mut(&ident) {
+            if change.flags & EV_DELETE != 0 {
+                self.delete_proc(ident);
+                return Ok(());
+            }
+            p.knote.modify(change);
+        } else {
+            if change.flags & EV_ADD == 0 {
+                return Err(os::err(libc::ENOENT));
+            }
+            let pid = match libc::pid_t::try_from(ident) {
+                Ok(pid) if pid > 0 => pid,
+                _ => return Err(os::err(libc::ESRCH)),
+            };
+            // FreeBSD: EV_CLEAR is implied.
+            let knote = Knote::new(change, EV_CLEAR);
+            change.fflags = 0;
+            let pidfd = os::pidfd_open(pid)?;
+            if knote.sfflags & NOTE_EXIT == 0 && exited(pidfd.as_raw_fd()) {
+                // Without NOTE_EXIT FreeBSD looks among live processes
+                // only: a zombie is not found.
+                return Err(os::err(libc::ESRCH));
+            }
+            self.proc_by_fd.insert(pidfd.as_raw_fd(), ident);
+            self.procs.insert(
+                ident,
+                Proc {
+                    pid,
+                    pidfd,
+                    registered: false,
+                    knote,
+                },
+            );
+        }
+        self.arm_proc_checked(ident)
+    }
+
+    fn arm_proc_checked(&mut self, ident: usize) -> io::Result<()> {
+        let epfd = self.epfd;
+        let Some(p) = self.procs.get_mut(&ident) else {
+            return Ok(());
+        };
+        let want = !p.knote.disabled;
+        let fd = p.fd();
+        set_registered(epfd, fd, Token::Proc(fd), &mut p.registered, want)
+    }
+
+    /// The pidfd wakes the queue exactly while the knote is enabled (an
+    /// exit meanwhile is reported on EV_ENABLE: the pidfd stays readable).
+    pub(crate) fn arm_proc(&mut self, ident: usize) {
+        let _ = self.arm_proc_checked(ident);
+    }
+
+    pub(crate) fn delete_proc(&mut self, ident: usize) {
+        self.unqueue(KnoteRef::new(FilterKind::Proc, ident));
+        if let Some(p) = self.procs.remove(&ident) {
+            self.proc_by_fd.remove(&p.fd());
+            // Closing the pidfd also takes it out of the epoll set.
+        }
+    }
+
+    pub(crate) fn deliver_proc(&mut self, ident: usize, out: &mut Out) {
+        let Some(p) = self.procs.get(&ident) else {
+            return;
+        };
+        if p.knote.disabled || p.knote.queued || !exited(p.fd()) {
+            return;
+        }
+        let r = KnoteRef::new(FilterKind::Proc, ident);
+        if !out.room() {
+            self.queue(r);
+            return;
+        }
+        let k = p.knote;
+        let fflags = k.sfflags & NOTE_EXIT;
+        if fflags == 0 {
+            // Nothing it asked for happened: FreeBSD drops it (EV_DROP).
+            self.delete_proc(ident);
+            return;
+        }
+        let data = exit_status(p.pid, p.fd());
+        out.push(k.event(ident, FilterKind::Proc, EV_EOF | EV_ONESHOT, fflags, data));
+        self.after_delivery(r, k.flags | EV_ONESHOT, false);
+    }
+}

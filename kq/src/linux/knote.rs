@@ -1,0 +1,322 @@
+//! Knotes: what every registration keeps, the table of a queue's knotes,
+//! and a knote's life from EV_ADD to delivery and EV_DELETE.
+//!
+//! The rules here are FreeBSD's `kqueue_register` and `knote_process`:
+//! EV_ADD creates or modifies (never duplicates), a modification replaces
+//! udata and the filter's parameters, EV_ENABLE/EV_DISABLE toggle a knote
+//! without losing what happened meanwhile, EV_ONESHOT deletes a knote once
+//! delivered, EV_DISPATCH disables it, and a level-triggered knote whose
+//! condition kq must check itself goes back into the `pending` queue after
+//! each delivery. Each filter's own part lives in its module
+//! (`super::filter::*`); this one only dispatches.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use libc::c_void;
+
+use super::abi::*;
+use super::fd::FdEntry;
+use super::filter::proc::Proc;
+use super::filter::signal::Signal;
+use super::filter::timer::Timer;
+use super::filter::user::User;
+use super::filter::vnode::{Inotify, Vnode};
+use super::filter::FilterKind;
+use super::os;
+use super::queue::Out;
+
+/// What every knote stores: the registration, as FreeBSD keeps it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Knote {
+    /// Returned unchanged with every event; replaced by every modification.
+    pub(crate) udata: usize,
+    /// The registration's `data` (`kn_sdata`): a timer period, a low-water
+    /// mark, EVFILT_USER's data.
+    pub(crate) sdata: i64,
+    /// The registration's `fflags` (`kn_sfflags`).
+    pub(crate) sfflags: u32,
+    /// Flags returned with events: the registration's minus the actions,
+    /// plus what the filter implies (EV_CLEAR for timers).
+    pub(crate) flags: Flags,
+    pub(crate) disabled: bool,
+    /// Waiting in `Table::pending`.
+    pub(crate) queued: bool,
+}
+
+impl Knote {
+    pub(crate) fn new(change: &kevent, implied: Flags) -> Knote {
+        Knote {
+            udata: change.udata as usize,
+            sdata: change.data as i64,
+            sfflags: change.fflags,
+            flags: (change.flags & !(EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE)) | implied,
+            disabled: change.flags & EV_DISABLE != 0,
+            queued: false,
+        }
+    }
+
+    /// A change to an existing knote: FreeBSD replaces udata and the
+    /// filter's parameters on every modification, and applies enable or
+    /// disable; the trigger-mode bits chosen at EV_ADD stay.
+    pub(crate) fn modify(&mut self, change: &kevent) {
+        self.udata = change.udata as usize;
+        self.sdata = change.data as i64;
+        self.sfflags = change.fflags;
+        self.apply_enable(change);
+    }
+
+    pub(crate) fn apply_enable(&mut self, change: &kevent) {
+        if change.flags & EV_ENABLE != 0 {
+            self.disabled = false;
+        } else if change.flags & EV_DISABLE != 0 {
+            self.disabled = true;
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn event(
+        &self,
+        ident: usize,
+        filter: FilterKind,
+        extra: Flags,
+        fflags: u32,
+        data: i64,
+    ) -> kevent {
+        kevent {
+            ident,
+            filter: filter.raw(),
+            flags: self.flags | extra,
+            fflags,
+            data: data as Data,
+            udata: self.udata as *mut c_void,
+        }
+    }
+}
+
+/// A knote by name: (filter, ident), the key FreeBSD uses too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KnoteRef {
+    pub(crate) filter: FilterKind,
+    pub(crate) ident: usize,
+}
+
+impl KnoteRef {
+    pub(crate) fn new(filter: FilterKind, ident: usize) -> KnoteRef {
+        KnoteRef { filter, ident }
+    }
+}
+
+/// A queue's knotes, and what the translation holds for them.
+pub(crate) struct Table {
+    /// The kqueue descriptor: the caller's epoll set (not ours to close).
+    pub(crate) epfd: RawFd,
+    /// Our eventfd in the epoll set, readable exactly while `pending` is
+    /// not empty, so a blocked kevent() (in any thread) or an outer kqueue
+    /// notices knotes that are ready in userspace.
+    pub(crate) wake: OwnedFd,
+    pub(crate) wake_armed: bool,
+    /// Flips on every kevent() call: when set, epoll's events are taken
+    /// before the userspace queue (fairness; see `Kq::scan`).
+    pub(crate) epoll_turn: bool,
+    /// Knotes to look at in userspace, in order (each at most once).
+    pub(crate) pending: VecDeque<KnoteRef>,
+    /// EVFILT_READ and EVFILT_WRITE, indexed by descriptor number (numbers
+    /// are small and dense).
+    pub(crate) fds: Vec<FdEntry>,
+    /// EVFILT_VNODE, by descriptor number.
+    pub(crate) vnodes: HashMap<RawFd, Vnode>,
+    /// The queue's inotify instance, made for the first knote that needs
+    /// it (a vnode, or a regular file read).
+    pub(crate) inotify: Option<Inotify>,
+    pub(crate) timers: HashMap<usize, Timer>,
+    pub(crate) timer_by_fd: HashMap<RawFd, usize>,
+    pub(crate) signals: HashMap<usize, Signal>,
+    pub(crate) signal_by_fd: HashMap<RawFd, usize>,
+    pub(crate) procs: HashMap<usize, Proc>,
+    pub(crate) proc_by_fd: HashMap<RawFd, usize>,
+    pub(crate) users: HashMap<usize, User>,
+}
+
+impl Table {
+    pub(crate) fn new(epfd: RawFd, wake: OwnedFd) -> Table {
+        Table {
+            epfd,
+            wake,
+            wake_armed: false,
+            epoll_turn: false,
+            pending: VecDeque::new(),
+            fds: Vec::new(),
+            vnodes: HashMap::new(),
+            inotify: None,
+            timers: HashMap::new(),
+            timer_by_fd: HashMap::new(),
+            signals: HashMap::new(),
+            signal_by_fd: HashMap::new(),
+            procs: HashMap::new(),
+            proc_by_fd: HashMap::new(),
+            users: HashMap::new(),
+        }
+    }
+
+    // --- the changelist ---------------------------------------------------
+
+    /// Applies one change (FreeBSD `kqueue_register`). Like FreeBSD it may
+    /// rewrite the change, which becomes the EV_ERROR / EV_RECEIPT entry:
+    /// the `fflags` of a change that creates a knote are zeroed.
+    pub(crate) fn register(&mut self, change: &mut kevent) -> io::Result<()> {
+        if change.flags & (EV_ENABLE | EV_DISABLE) == EV_ENABLE | EV_DISABLE {
+            return Err(os::err(libc::EINVAL));
+        }
+        match FilterKind::from_raw(change.filter)? {
+            filter @ (FilterKind::Read | FilterKind::Write) => self.register_fd(filter, change),
+            FilterKind::Vnode => self.register_vnode(change),
+            FilterKind::Proc => self.register_proc(change),
+            FilterKind::Signal => self.register_signal(change),
+            FilterKind::Timer => self.register_timer(change),
+            FilterKind::User => self.register_user(change),
+        }
+    }
+
+    pub(crate) fn knote_mut(&mut self, r: KnoteRef) -> Option<&mut Knote> {
+        match r.filter {
+            FilterKind::Read | FilterKind::Write => {
+                self.fds.get_mut(r.ident)?.knote(r.filter).as_mut()
+            }
+            FilterKind::Vnode => self
+                .vnodes
+                .get_mut(&(r.ident as RawFd))
+                .map(|v| &mut v.knote),
+            FilterKind::Proc => self.procs.get_mut(&r.ident).map(|p| &mut p.knote),
+            FilterKind::Signal => self.signals.get_mut(&r.ident).map(|s| &mut s.knote),
+            FilterKind::Timer => self.timers.get_mut(&r.ident).map(|t| &mut t.knote),
+            FilterKind::User => self.users.get_mut(&r.ident).map(|u| &mut u.knote),
+        }
+    }
+
+    /// Deletes a knote known to exist (EV_ONESHOT after delivery).
+    fn delete(&mut self, r: KnoteRef) {
+        self.unqueue(r);
+        match r.filter {
+            FilterKind::Read | FilterKind::Write => {
+                self.delete_fd_knote(r.filter, r.ident as RawFd)
+            }
+            FilterKind::Vnode => self.delete_vnode(r.ident as RawFd),
+            FilterKind::Proc => self.delete_proc(r.ident),
+            FilterKind::Signal => self.delete_signal(r.ident),
+            FilterKind::Timer => self.delete_timer(r.ident),
+            FilterKind::User => self.delete_user(r.ident),
+        }
+    }
+
+    /// Disables a knote (EV_DISPATCH after delivery): its source of events
+    /// stops waking the queue until EV_ENABLE.
+    fn disable(&mut self, r: KnoteRef) {
+        if let Some(k) = self.knote_mut(r) {
+            k.disabled = true;
+        }
+        self.unqueue(r);
+        match r.filter {
+            FilterKind::Read | FilterKind::Write => {
+                let _ = self.update_fd(r.ident as RawFd);
+            }
+            FilterKind::Proc => self.arm_proc(r.ident),
+            FilterKind::Signal => self.arm_signal(r.ident),
+            FilterKind::Timer => self.arm_timer(r.ident),
+            // Nothing to stop: what happens meanwhile is kept for EV_ENABLE.
+            FilterKind::Vnode | FilterKind::User => {}
+        }
+    }
+
+    // --- the pending queue --------------------------------------------------
+
+    /// Puts an enabled knote in the pending queue (once).
+    pub(crate) fn queue(&mut self, r: KnoteRef) {
+        if let Some(k) = self.knote_mut(r) {
+            if !k.disabled && !k.queued {
+                k.queued = true;
+                self.pending.push_back(r);
+            }
+        }
+    }
+
+    pub(crate) fn unqueue(&mut self, r: KnoteRef) {
+        if let Some(k) = self.knote_mut(r) {
+            if !std::mem::take(&mut k.queued) {
+                return;
+            }
+        }
+        self.pending.retain(|p| *p != r);
+    }
+
+    /// Keeps the wake eventfd readable exactly while knotes are pending, so
+    /// waiters (in this or another thread, or an outer kqueue) notice them.
+    pub(crate) fn sync_wake(&mut self) {
+        let want = !self.pending.is_empty();
+        if want == self.wake_armed {
+            return;
+        }
+        if want {
+            os::eventfd_signal(self.wake.as_raw_fd());
+        } else {
+            os::read_counter(self.wake.as_raw_fd());
+        }
+        self.wake_armed = want;
+    }
+
+    /// Delivers the knotes waiting in userspace, each at most once per call.
+    pub(crate) fn deliver_pending(&mut self, out: &mut Out) {
+        for _ in 0..self.pending.len() {
+            if !out.room() {
+                return;
+            }
+            let Some(r) = self.pending.pop_front() else {
+                return;
+            };
+            match self.knote_mut(r) {
+                Some(k) => k.queued = false,
+                None => continue,
+            }
+            match r.filter {
+                FilterKind::Read | FilterKind::Write => {
+                    self.deliver_queued_fd(r.filter, r.ident as RawFd, out)
+                }
+                FilterKind::Vnode => self.deliver_vnode(r.ident as RawFd, out),
+                FilterKind::Proc => self.deliver_proc(r.ident, out),
+                FilterKind::Signal => self.deliver_signal(r.ident, out),
+                FilterKind::Timer => self.deliver_timer(r.ident, out),
+                FilterKind::User => self.deliver_user(r.ident, out),
+            }
+        }
+    }
+
+    /// After a knote was delivered: EV_ONESHOT deletes it, EV_DISPATCH
+    /// disables it, and a level knote kq watches itself (`requeue`) goes
+    /// back in the queue to be looked at again on the next call.
+    pub(crate) fn after_delivery(&mut self, r: KnoteRef, flags: Flags, requeue: bool) {
+        if flags & EV_ONESHOT != 0 {
+            self.delete(r);
+        } else if flags & EV_DISPATCH != 0 {
+            self.disable(r);
+        } else if requeue {
+            self.queue(r);
+        }
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        // Closing a kqueue removes its knotes: what they hold outside this
+        // table (process-wide signal state, shared socket errors) is
+        // released as EV_DELETE would. The descriptors are OwnedFds and
+        // close themselves.
+        let signals: Vec<usize> = self.signals.keys().copied().collect();
+        for ident in signals {
+            self.delete_signal(ident);
+        }
+        for e in &mut self.fds {
+            e.release();
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Where the Linux translation cannot match FreeBSD, as the `kq` crate docs
+//! list it ("Where Linux differs"): each difference here is pinned by a
+//! test, so the list stays true. (The others are tested beside the
+//! behaviour they qualify, in the filter's own test file.)
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+
+/// Crate docs, item 1: a registered number closed while a dup() keeps its
+/// file open, then reused by another file that has data, is reported under
+/// the old knote (its udata) until a change names the number or an event
+/// finds nothing true. epoll keys its entry by the old file, which only
+/// that number could remove. (FreeBSD: nothing is reported.)
+#[test]
+fn a_number_closed_while_duplicated_and_reused_is_reported_on_linux() {
+    let kq = new_kq();
+    let n = 3015;
+    let (a, mut a_peer) = socketpair();
+    let a = move_to(OwnedFd::from(a), n);
+    add(&kq, &[change(n as usize, EVFILT_READ, EV_ADD, 0, 0, 7)]);
+    let dup = a.try_clone().expect("dup");
+    drop(a); // close(n); the socket lives on through `dup`
+    send(&mut a_peer, b"old");
+    let (b, mut b_peer) = socketpair();
+    send(&mut b_peer, b"new!");
+    let _b = move_to(OwnedFd::from(b), n);
+    let ev = wait_for(&kq, n as usize, EVFILT_READ);
+    assert_eq!(
+        (ev.data, ev.udata),
+        (4, 7),
+        "the old file's readiness, the new file's data, the old udata: got {ev:?}"
+    );
+    // A change naming the number ends it (the queue's epoll set is rebuilt
+    // without the old file at the first event with nothing true).
+    assert_eq!(
+        errno_of(&kq, fd_change(n, EVFILT_READ, EV_DELETE)),
+        libc::ENOENT,
+        "EV_DELETE finds the number reused"
+    );
+    drop(dup);
+}
+
+/// Crate docs, "Filters and flags that do not exist": EVFILT_AIO,
+/// EVFILT_PROCDESC, EVFILT_FS, EVFILT_LIO, EVFILT_SENDFILE and EVFILT_EMPTY
+/// (FreeBSD's -3, -8 to -10, -12, -13) are EINVAL.
+#[test]
+fn filters_kq_does_not_have_are_einval_on_linux() {
+    let kq = new_kq();
+    let (a, _b) = socketpair();
+    for filter in [-3, -8, -9, -10, -12, -13] {
+        assert_eq!(
+            errno_of(&kq, change(a.as_raw_fd() as usize, filter, EV_ADD, 0, 0, 0)),
+            libc::EINVAL,
+            "filter {filter}"
+        );
+    }
+}
+
+/// Crate docs, "Filters and flags that do not exist": EV_KEEPUDATA (0x200
+/// on FreeBSD) is not recognised, so a modification replaces udata anyway.
+#[test]
+fn ev_keepudata_is_not_recognised_on_linux() {
+    const EV_KEEPUDATA: Flags = 0x0200;
+    let kq = new_kq();
+    add(&kq, &[change(1, EVFILT_USER, EV_ADD, 0, 0, 1)]);
+    add(
+        &kq,
+        &[change(1, EVFILT_USER, EV_KEEPUDATA, NOTE_TRIGGER, 0, 2)],
+    );
+    let ev = wait_for(&kq, 1, EVFILT_USER);
+    assert_eq!(ev.udata, 2, "udata replaced: got {ev:?}");
+}
+
+/// Crate docs, "Signals": SIGKILL and SIGSTOP cannot be watched (no
+/// signalfd sees them), nor signals above SIGRTMAX (FreeBSD has 128): EINVAL.
+#[test]
+fn signals_linux_cannot_catch_are_einval_on_linux() {
+    let kq = new_kq();
+    let above = libc::SIGRTMAX() as usize + 1;
+    for sig in [libc::SIGKILL as usize, libc::SIGSTOP as usize, above] {
+        assert_eq!(
+            errno_of(&kq, change(sig, EVFILT_SIGNAL, EV_ADD, 0, 0, 0)),
+            libc::EINVAL,
+            "signal {sig}"
+        );
+    }
+}
+
+/// Crate docs, "EVFILT_VNODE": a truncate() that grows a file looks like a
+/// write to inotify and is reported NOTE_WRITE | NOTE_EXTEND (FreeBSD:
+/// NOTE_ATTRIB); one that shrinks it is NOTE_ATTRIB, as on FreeBSD.
+#[test]
+fn truncating_a_file_is_reported_by_its_size_on_linux() {
+    let dir = TempDir::new("limits-truncate");
+    std::fs::write(dir.path("f"), b"0123456789").expect("write the file");
+    let f = std::fs::File::open(dir.path("f")).expect("open");
+    let fd = f.as_raw_fd() as usize;
+    let kq = new_kq();
+    let notes = NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB;
+    add(
+        &kq,
+        &[change(fd, EVFILT_VNODE, EV_ADD | EV_CLEAR, notes, 0, 0)],
+    );
+    let w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path("f"))
+        .expect("open for writing");
+    w.set_len(4).expect("shrink");
+    assert_eq!(
+        wait_for(&kq, fd, EVFILT_VNODE).fflags,
+        NOTE_ATTRIB,
+        "shrunk"
+    );
+    w.set_len(100).expect("grow");
+    assert_eq!(
+        wait_for(&kq, fd, EVFILT_VNODE).fflags,
+        NOTE_WRITE | NOTE_EXTEND,
+        "grown"
+    );
+}
+
+/// Crate docs, "EVFILT_VNODE": rmdir() of a directory a descriptor holds is
+/// not reported (inotify says it only when the last descriptor closes;
+/// FreeBSD reports NOTE_DELETE at once).
+#[test]
+fn rmdir_of_a_watched_directory_is_not_reported_on_linux() {
+    let dir = TempDir::new("limits-rmdir");
+    let sub = dir.path("sub");
+    std::fs::create_dir(&sub).expect("mkdir");
+    let d = std::fs::File::open(&sub).expect("open the directory");
+    let fd = d.as_raw_fd() as usize;
+    let kq = new_kq();
+    add(
+        &kq,
+        &[change(
+            fd,
+            EVFILT_VNODE,
+            EV_ADD | EV_CLEAR,
+            NOTE_DELETE,
+            0,
+            0,
+        )],
+    );
+    std::fs::remove_dir(&sub).expect("rmdir");
+    assert_quiet(&kq, fd, EVFILT_VNODE, QUIET, "rmdir() while open");
+}
+
+/// Crate docs, "Regular files": an EV_CLEAR READ knote on a file fires
+/// when the file changes, not after each read() (FreeBSD 14 runs the filter
+/// on reads too, so a partial read reports the rest again).
+#[test]
+fn a_clear_read_knote_on_a_file_waits_for_a_change_on_linux() {
+    use std::io::Read;
+    let dir = TempDir::new("limits-clear-file");
+    std::fs::write(dir.path("f"), b"0123456789").expect("write the file");
+    let mut f = std::fs::File::open(dir.path("f")).expect("open");
+    let fd = f.as_raw_fd() as usize;
+    let kq = new_kq();
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, 0)]);
+    assert_eq!(wait_for(&kq, fd, EVFILT_READ).data, 10);
+    let mut four = [0u8; 4];
+    f.read_exact(&mut four).expect("read 4 bytes");
+    assert_quiet(&kq, fd, EVFILT_READ, QUIET, "a read is not a change");
+    // Any change of the file runs the filter again: 6 bytes are left.
+    std::fs::set_permissions(dir.path("f"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert_eq!(wait_for(&kq, fd, EVFILT_READ).data, 6);
+}
+
+/// Crate docs, "EVFILT_PROC": NOTE_FORK and NOTE_EXEC (FreeBSD's
+/// 0x40000000, 0x20000000) have no Linux source kq can use: accepted, never
+/// reported; a knote with NOTE_EXIT beside them still reports the exit.
+#[test]
+fn note_fork_and_note_exec_are_never_reported_on_linux() {
+    const NOTE_FORK: u32 = 0x4000_0000;
+    const NOTE_EXEC: u32 = 0x2000_0000;
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "sleep 0.2; /bin/true; exit 5"])
+        .spawn()
+        .expect("sh");
+    let pid = child.id() as usize;
+    let kq = new_kq();
+    add(
+        &kq,
+        &[change(
+            pid,
+            EVFILT_PROC,
+            EV_ADD,
+            NOTE_EXIT | NOTE_FORK | NOTE_EXEC,
+            0,
+            0,
+        )],
+    );
+    let ev = wait_for(&kq, pid, EVFILT_PROC);
+    assert_eq!(
+        (ev.fflags, ev.data),
+        (NOTE_EXIT, 5 << 8),
+        "the child forked and exited: only the exit is reported, got {ev:?}"
+    );
+    child.wait().expect("reap");
+}
