@@ -20,18 +20,20 @@ use std::hint::black_box;
 use std::ptr;
 use std::time::{Duration, Instant};
 
-use kq::{ev_set, kevent, kevent_zeroed, Kqueue, EVFILT_TIMER, EV_ADD, EV_DELETE, EV_ONESHOT};
+use kq::{
+    ev_set, kevent, kevent_zeroed, Flags, Kqueue, EVFILT_TIMER, EV_ADD, EV_DELETE, EV_ONESHOT,
+};
 
 /// The idle timeout the timers are set to: long, so none fires meanwhile.
 const TIMEOUT_MS: i64 = 60_000;
 
-fn timer(ident: usize, flags: u16) -> kevent {
+fn timer(ident: usize, flags: Flags) -> kevent {
     let mut ev = kevent_zeroed();
     ev_set(
         &mut ev,
         ident,
         EVFILT_TIMER,
-        flags as _,
+        flags,
         0,
         TIMEOUT_MS as _,
         ptr::null_mut(),
