@@ -6,7 +6,7 @@
 #     title, its content, no failed request and no JavaScript error;
 #   - searching for EV_DELETE works: the search index contains it, and the
 #     search UI (index.html?search=EV_DELETE) lists results;
-#   - screenshots of the introduction, step 3 and step 4 are saved under
+#   - screenshots of the introduction and steps 3, 4, 6, 7 and 8 are saved under
 #     <target dir>/book-screenshots/ for a person to look at.
 #
 # Builds the book first (cargo test -p book --test build renders it into
@@ -149,7 +149,10 @@ for e in js_errors(err):
 # Screenshots for a person to look at.
 for name, page in [("introduction", "introduction.html"),
                    ("step3", "step3-the-echo-loop.html"),
-                   ("step4", "step4-close-vs-ev-delete.html")]:
+                   ("step4", "step4-close-vs-ev-delete.html"),
+                   ("step6", "step6-never-block.html"),
+                   ("step7", "step7-time-and-signals.html"),
+                   ("step8", "step8-at-the-limits.html")]:
     path = os.path.join(shots, name + ".png")
     chromium("--window-size=1280,2000", "--virtual-time-budget=3000",
              "--hide-scrollbars", "--screenshot=" + path, base + page)

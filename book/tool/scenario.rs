@@ -17,20 +17,30 @@
 //!
 //! | command | what happens |
 //! |---|---|
+//! | `ulimit N` | (before a `start`) the next run's program may open descriptors numbered below N only (RLIMIT_NOFILE, as `ulimit -n N` in a shell); its terminal shows `$ ulimit -n N` first |
 //! | `start [ARGS...]` | a new run: the step's binary is started as a server with ARGS and `--port 0`, and the run waits for its `listening on` line; its terminal shows `$ cargo run -p stepN` (plus ` -- ARGS`) |
 //! | `start-stdin [ARGS...]` | a new run of a program that reads standard input (a pipe) instead of listening |
 //! | `show COMMAND` | the program's terminal shows `$ COMMAND` instead (say what a reader would type) |
+//! | `hide TEXT` | the program's lines containing TEXT are left out of its terminal, and its command is shown piped through `grep -v 'TEXT'` (for lines whose number varies from run to run, such as one per `read()` of a flood) |
 //! | `stdin LINE` | LINE and a newline go into the program's standard input |
 //! | `close-stdin` | its standard input ends |
 //! | `exit` | wait for the program to exit by itself |
 //! | `await TEXT` | wait until the program has printed one more line containing TEXT: the n-th `await` of a TEXT waits for its n-th line |
+//! | `interrupt` | Ctrl-C in the program's terminal: it is sent SIGINT, and its terminal shows `^C` there (then `exit` waits for it to end) |
 //! | `connect T` | terminal T runs `nc 127.0.0.1 8080` and connects |
 //! | `type T LINE` | T types LINE (shown) and it is sent with a newline |
 //! | `expect T LINE` | T receives exactly LINE and a newline (shown) |
+//! | `expect-many T N LINE` | T receives LINE and a newline N times over; shown once, then `[... N-1 more lines like it]` |
+//! | `flood T N LINE` | terminal T runs `yes 'LINE' \| head -n N \| nc 127.0.0.1 8080 > /dev/null`: it connects, sends LINE N times, and reads (and drops) whatever it receives until it leaves |
+//! | `suspend T` | T presses Ctrl-Z: `nc` is stopped and reads nothing more (shown as `^Z` and the shell's `Stopped` line) |
+//! | `resume T` | T types `fg`: `nc` runs and reads again |
 //! | `closed T` | the server closes T's connection: T reads EOF; the reader presses Ctrl-C (Linux's `nc` waits for it) |
 //! | `leave T` | T presses Ctrl-C: `nc` exits and the connection closes |
 //! | `save server FILE` | write the program's terminal (the command, everything it printed so far, and `^C` unless it exited) to `book/generated/transcripts/FILE` |
 //! | `save T FILE` | write terminal T's session there |
+//!
+//! Every client terminal reads what arrives as soon as it arrives, as `nc`
+//! does (into a buffer that `expect` takes from), except while suspended.
 //!
 //! A FILE starts with the step's name (`step3-server.txt`), so every
 //! transcript says whose it is. A run ends at the next `start` or at the
@@ -60,11 +70,15 @@ pub struct Command {
 /// What a scenario line asks for (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// The descriptor limit of the next `start`.
+    Ulimit(u64),
     Start {
         args: Vec<String>,
         stdin: bool,
     },
     Show(String),
+    Hide(String),
+    Interrupt,
     Stdin(String),
     CloseStdin,
     Exit,
@@ -72,6 +86,10 @@ pub enum Action {
     Connect(String),
     Type(String, String),
     Expect(String, String),
+    ExpectMany(String, usize, String),
+    Flood(String, usize, String),
+    Suspend(String),
+    Resume(String),
     Closed(String),
     Leave(String),
     /// `None`: the program's own terminal.
@@ -86,6 +104,8 @@ pub const FILE: &str = "transcripts.txt";
 pub fn parse(step: &str, text: &str) -> Result<Vec<Command>, String> {
     let mut out = Vec::new();
     let mut started = false;
+    // A `ulimit` waiting for its `start`.
+    let mut limit_pending = false;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let trimmed = raw.trim();
@@ -117,20 +137,54 @@ pub fn parse(step: &str, text: &str) -> Result<Vec<Command>, String> {
                 Ok(rest.to_string())
             }
         };
+        // `T N LINE`: a terminal, a count of at least 1, then the rest.
+        let terminal_count_and = |what: &str| -> Result<(String, usize, String), String> {
+            let (t, rest) = terminal_and(what)?;
+            let (n, text) = rest
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| err(format!("`{word}` needs a terminal, a count and {what}")))?;
+            let n = n.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                err(format!(
+                    "`{word}`: the count must be a number of at least 1, not `{n}`"
+                ))
+            })?;
+            Ok((t, n, text.trim().to_string()))
+        };
         let action = match word {
+            "ulimit" => {
+                let n = rest
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n >= 4)
+                    .ok_or_else(|| {
+                        err(format!(
+                            "`ulimit` needs a descriptor limit of at least 4, not `{rest}`"
+                        ))
+                    })?;
+                limit_pending = true;
+                Action::Ulimit(n)
+            }
             "start" | "start-stdin" => {
                 started = true;
+                limit_pending = false;
                 Action::Start {
                     args: rest.split_whitespace().map(str::to_string).collect(),
                     stdin: word == "start-stdin",
                 }
             }
-            _ if !started => {
+            _ if !started && !limit_pending => {
                 return Err(err(format!(
                     "`{word}` before any `start`: a scenario begins by starting the step"
                 )))
             }
+            _ if limit_pending => {
+                return Err(err(format!(
+                    "`{word}` after `ulimit`: a `ulimit` is for the `start` that follows it"
+                )))
+            }
             "show" => Action::Show(need_rest("the command to show")?),
+            "hide" => Action::Hide(need_rest("the text of the lines to leave out")?),
+            "interrupt" => Action::Interrupt,
             "stdin" => Action::Stdin(need_rest("a line")?),
             "close-stdin" => Action::CloseStdin,
             "exit" => Action::Exit,
@@ -144,6 +198,16 @@ pub fn parse(step: &str, text: &str) -> Result<Vec<Command>, String> {
                 let (t, l) = terminal_and("a line")?;
                 Action::Expect(t, l)
             }
+            "expect-many" => {
+                let (t, n, l) = terminal_count_and("a line")?;
+                Action::ExpectMany(t, n, l)
+            }
+            "flood" => {
+                let (t, n, l) = terminal_count_and("a line")?;
+                Action::Flood(t, n, l)
+            }
+            "suspend" => Action::Suspend(terminal()?),
+            "resume" => Action::Resume(terminal()?),
             "closed" => Action::Closed(terminal()?),
             "leave" => Action::Leave(terminal()?),
             "save" => {
@@ -166,6 +230,9 @@ pub fn parse(step: &str, text: &str) -> Result<Vec<Command>, String> {
             }
         };
         out.push(Command { line, action });
+    }
+    if limit_pending {
+        return Err(format!("{FILE}: the last `ulimit` has no `start` after it"));
     }
     if out.is_empty() {
         return Err(format!(
@@ -216,6 +283,14 @@ start-stdin
 stdin hello
 close-stdin
 exit
+ulimit 14
+start
+hide relayed
+flood t5 1000 all work and no play
+expect-many t2 1000 all work and no play
+suspend t4
+resume t4
+interrupt
 ";
         let actions: Vec<Action> = parse("step5", text)
             .expect("valid scenario")
@@ -245,6 +320,17 @@ exit
                 Action::Stdin("hello".into()),
                 Action::CloseStdin,
                 Action::Exit,
+                Action::Ulimit(14),
+                Action::Start {
+                    args: vec![],
+                    stdin: false
+                },
+                Action::Hide("relayed".into()),
+                Action::Flood("t5".into(), 1000, "all work and no play".into()),
+                Action::ExpectMany("t2".into(), 1000, "all work and no play".into()),
+                Action::Suspend("t4".into()),
+                Action::Resume("t4".into()),
+                Action::Interrupt,
             ]
         );
     }
@@ -274,6 +360,23 @@ exit
             ("start\nsave server step30.txt\n", "must be named"),
             ("start\nconnect A\n", "nothing is saved"),
             ("# only a comment\n", "no commands"),
+            (
+                "ulimit x\nstart\n",
+                "txt:1: `ulimit` needs a descriptor limit",
+            ),
+            ("ulimit 14\nconnect A\n", "txt:2: `connect` after `ulimit`"),
+            (
+                "start\nsave server step3.txt\nulimit 14\n",
+                "the last `ulimit` has no `start`",
+            ),
+            (
+                "start\nflood A 0 x\n",
+                "txt:2: `flood`: the count must be a number of at least 1",
+            ),
+            (
+                "start\nexpect-many A 3\n",
+                "`expect-many` needs a terminal, a count and a line",
+            ),
         ] {
             let e = parse("step3", text).expect_err(text);
             assert!(e.contains(want), "{text:?}: expected {want:?} in {e:?}");

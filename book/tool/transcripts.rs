@@ -18,11 +18,12 @@
 //! number is one lower. The chapters say so.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -66,8 +67,15 @@ impl Proc {
     /// Starts `bin args...` through `sh` so that stderr goes into the same
     /// pipe as stdout (`2>&1`): the order of the lines is the order the
     /// program wrote them, as in a terminal.
-    fn spawn(bin: &Path, args: &[&str], stdin: Stdio) -> Result<Proc, String> {
-        let mut child = Command::new("sh")
+    /// With `limit`, the program may open descriptors below that number
+    /// only (`ulimit -n`).
+    fn spawn(bin: &Path, args: &[&str], stdin: Stdio, limit: Option<u64>) -> Result<Proc, String> {
+        let mut cmd = Command::new("sh");
+        // Only stdin, stdout and stderr, whatever this process inherited
+        // (the descriptor numbers in the transcripts depend on it), and
+        // the limit, as `ulimit -n` would set it.
+        harness::start_clean(&mut cmd, limit);
+        let mut child = cmd
             .arg("-c")
             .arg("exec \"$0\" \"$@\" 2>&1")
             .arg(bin)
@@ -129,6 +137,25 @@ impl Proc {
         }
     }
 
+    /// Ctrl-C: what the program printed so far, then `^C`, then SIGINT
+    /// (its terminal shows them in that order).
+    fn interrupt(&mut self) -> Result<(), String> {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
+            self.log.push(line);
+        }
+        self.log.push("^C".to_string());
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .map_err(|e| format!("kill -INT {pid}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill -INT {pid}: {status}"))
+        }
+    }
+
     /// Reads the rest of the output until the program exits.
     fn wait_exit(&mut self) -> Result<(), String> {
         let until = Instant::now() + DEADLINE;
@@ -171,22 +198,65 @@ impl Drop for Proc {
     }
 }
 
+/// What a client's reader thread has read, and whether it may read on.
+#[derive(Default)]
+struct Inbox {
+    /// Bytes read and not yet taken by an `expect`.
+    data: Vec<u8>,
+    /// The server closed the connection (or it failed: `error`).
+    closed: bool,
+    error: Option<String>,
+    /// Ctrl-Z: the reader stops reading.
+    suspended: bool,
+    /// The reader has seen `suspended` and reads nothing more.
+    paused: bool,
+    /// Drop what arrives (`> /dev/null`).
+    discard: bool,
+}
+
+/// An inbox and the condition variable its reader signals on.
+type Shared = Arc<(Mutex<Inbox>, Condvar)>;
+
 /// A scripted `nc`: what it sends is "typed", what it receives is printed,
-/// and both go into its terminal.
+/// and both go into its terminal. Like `nc` it reads whatever arrives as
+/// soon as it arrives (a thread does, into an inbox), unless suspended.
 struct Client {
     stream: TcpStream,
+    inbox: Shared,
 }
 
 impl Client {
     fn connect(addr: SocketAddr, terminal: &mut Vec<String>) -> Result<Client, String> {
+        let c = Client::open(addr, false)?;
+        terminal.push(format!("$ nc 127.0.0.1 {SHOWN_PORT}"));
+        Ok(c)
+    }
+
+    /// Connects and starts the reader thread (which drops what it reads
+    /// when `discard`).
+    fn open(addr: SocketAddr, discard: bool) -> Result<Client, String> {
         let stream = TcpStream::connect_timeout(&addr, DEADLINE)
             .map_err(|e| format!("connect {addr}: {e}"))?;
         stream
-            .set_read_timeout(Some(DEADLINE))
-            .and_then(|()| stream.set_write_timeout(Some(DEADLINE)))
+            .set_write_timeout(Some(DEADLINE))
             .map_err(|e| format!("socket timeouts: {e}"))?;
-        terminal.push(format!("$ nc 127.0.0.1 {SHOWN_PORT}"));
-        Ok(Client { stream })
+        let reader = stream
+            .try_clone()
+            .map_err(|e| format!("cloning the socket: {e}"))?;
+        // Short reads, so a suspension is noticed at once.
+        reader
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .map_err(|e| format!("socket timeouts: {e}"))?;
+        let inbox: Shared = Arc::new((
+            Mutex::new(Inbox {
+                discard,
+                ..Inbox::default()
+            }),
+            Condvar::new(),
+        ));
+        let shared = Arc::clone(&inbox);
+        thread::spawn(move || read_into(reader, &shared));
+        Ok(Client { stream, inbox })
     }
 
     fn port(&self) -> u16 {
@@ -201,17 +271,88 @@ impl Client {
             .map_err(|e| format!("sending {line:?}: {e}"))
     }
 
-    /// Reads exactly `want` (plus its newline) and shows it.
-    fn expect_line(&mut self, want: &str, terminal: &mut Vec<String>) -> Result<(), String> {
-        let mut buf = vec![0u8; want.len() + 1];
-        self.stream
-            .read_exact(&mut buf)
-            .map_err(|e| format!("waiting for {want:?}: {e}"))?;
-        let got = String::from_utf8_lossy(&buf).into_owned();
-        if got != format!("{want}\n") {
-            return Err(format!("expected {want:?} and a newline, got {got:?}"));
+    /// Waits until the inbox holds `n` bytes (or the connection ended),
+    /// then runs `take` on it.
+    fn take<T>(
+        &self,
+        n: usize,
+        what: &str,
+        take: impl FnOnce(&mut Inbox) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let (lock, ready) = &*self.inbox;
+        let until = Instant::now() + DEADLINE;
+        let mut inbox = lock.lock().map_err(|_| "a reader thread panicked")?;
+        if inbox.suspended {
+            return Err(format!(
+                "waiting for {what}: the terminal is suspended (`resume` it first)"
+            ));
         }
+        while inbox.data.len() < n && !inbox.closed {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "waiting for {what}: {} of {n} bytes arrived within {DEADLINE:?}",
+                    inbox.data.len()
+                ));
+            }
+            inbox = ready
+                .wait_timeout(inbox, left)
+                .map_err(|_| "a reader thread panicked")?
+                .0;
+        }
+        take(&mut inbox)
+    }
+
+    /// Receives exactly `want` (plus its newline) and shows it.
+    fn expect_line(&mut self, want: &str, terminal: &mut Vec<String>) -> Result<(), String> {
+        self.expect_many(1, want, terminal)
+    }
+
+    /// Receives `want` (plus its newline) `n` times; shows it once, and
+    /// how many more lines like it scrolled by.
+    fn expect_many(
+        &mut self,
+        n: usize,
+        want: &str,
+        terminal: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let line = format!("{want}\n");
+        let total = line.len() * n;
+        let what = if n == 1 {
+            format!("{want:?}")
+        } else {
+            format!("{n} lines of {want:?}")
+        };
+        self.take(total, &what, |inbox| {
+            if let Some(e) = &inbox.error {
+                return Err(format!("waiting for {what}: {e}"));
+            }
+            let got = &inbox.data[..total.min(inbox.data.len())];
+            if let Some(i) = (0..n).find(|&i| {
+                let piece =
+                    &got[(i * line.len()).min(got.len())..((i + 1) * line.len()).min(got.len())];
+                piece != line.as_bytes()
+            }) {
+                let at = i * line.len();
+                let piece = &got[at.min(got.len())..(at + line.len()).min(got.len())];
+                return Err(format!(
+                    "expected {what}; line {} is {:?}{}",
+                    i + 1,
+                    String::from_utf8_lossy(piece),
+                    if inbox.closed {
+                        ", then the server closed the connection"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            inbox.data.drain(..total);
+            Ok(())
+        })?;
         terminal.push(want.to_string());
+        if n > 1 {
+            terminal.push(format!("[... {} more lines like it]", n - 1));
+        }
         Ok(())
     }
 
@@ -219,18 +360,57 @@ impl Client {
     /// but OpenBSD netcat (Debian's and Ubuntu's `nc`) waits for its own
     /// input to end too, so the transcript shows the Ctrl-C a Linux reader
     /// has to type (harmless at a macOS prompt). The chapters say both.
-    fn closed_by_server(mut self, terminal: &mut Vec<String>) -> Result<(), String> {
-        let mut rest = Vec::new();
-        self.stream
-            .read_to_end(&mut rest)
-            .map_err(|e| format!("waiting for EOF: {e}"))?;
-        if !rest.is_empty() {
-            return Err(format!(
-                "expected EOF, got {:?}",
-                String::from_utf8_lossy(&rest)
-            ));
-        }
+    fn closed_by_server(self, terminal: &mut Vec<String>) -> Result<(), String> {
+        self.take(usize::MAX, "end of file", |inbox| {
+            if let Some(e) = &inbox.error {
+                return Err(format!("waiting for EOF: {e}"));
+            }
+            if !inbox.data.is_empty() {
+                return Err(format!(
+                    "expected EOF, got {:?}",
+                    String::from_utf8_lossy(&inbox.data)
+                ));
+            }
+            Ok(())
+        })?;
         terminal.push("^C".to_string());
+        Ok(())
+    }
+
+    /// Ctrl-Z: `nc` stops, and reads nothing more until `fg`.
+    fn suspend(&mut self, terminal: &mut Vec<String>) -> Result<(), String> {
+        let (lock, ready) = &*self.inbox;
+        let mut inbox = lock.lock().map_err(|_| "a reader thread panicked")?;
+        inbox.suspended = true;
+        let until = Instant::now() + DEADLINE;
+        while !inbox.paused && !inbox.closed {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("the reader did not stop".into());
+            }
+            inbox = ready
+                .wait_timeout(inbox, left)
+                .map_err(|_| "a reader thread panicked")?
+                .0;
+        }
+        terminal.push("^Z".to_string());
+        terminal.push(format!(
+            "[1]+  Stopped                 nc 127.0.0.1 {SHOWN_PORT}"
+        ));
+        Ok(())
+    }
+
+    /// `fg`: `nc` runs and reads again.
+    fn resume(&mut self, terminal: &mut Vec<String>) -> Result<(), String> {
+        let (lock, ready) = &*self.inbox;
+        let mut inbox = lock.lock().map_err(|_| "a reader thread panicked")?;
+        if !inbox.suspended {
+            return Err("`resume` of a terminal that is not suspended".into());
+        }
+        inbox.suspended = false;
+        ready.notify_all();
+        terminal.push("$ fg".to_string());
+        terminal.push(format!("nc 127.0.0.1 {SHOWN_PORT}"));
         Ok(())
     }
 
@@ -239,6 +419,73 @@ impl Client {
         terminal.push("^C".to_string());
         let _ = self.stream.shutdown(Shutdown::Both);
     }
+}
+
+/// A client's reader thread: reads what arrives into the inbox until the
+/// connection ends, pausing while the client is suspended.
+fn read_into(mut stream: TcpStream, shared: &Shared) {
+    let (lock, ready) = &**shared;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        {
+            let Ok(mut inbox) = lock.lock() else { return };
+            while inbox.suspended {
+                inbox.paused = true;
+                ready.notify_all();
+                inbox = match ready.wait(inbox) {
+                    Ok(i) => i,
+                    Err(_) => return,
+                };
+            }
+            inbox.paused = false;
+        }
+        let got = stream.read(&mut buf);
+        let Ok(mut inbox) = lock.lock() else { return };
+        match got {
+            Ok(0) => inbox.closed = true,
+            Ok(n) => {
+                if !inbox.discard {
+                    inbox.data.extend_from_slice(&buf[..n]);
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                inbox.closed = true;
+                inbox.error = Some(e.to_string());
+            }
+        }
+        ready.notify_all();
+        if inbox.closed {
+            return;
+        }
+    }
+}
+
+/// `yes 'LINE' | head -n N | nc 127.0.0.1 8080 > /dev/null`: a client
+/// that sends LINE N times (from a thread, as the pipe would) and drops
+/// what it receives.
+fn flood(
+    addr: SocketAddr,
+    n: usize,
+    line: &str,
+    terminal: &mut Vec<String>,
+) -> Result<Client, String> {
+    let client = Client::open(addr, true)?;
+    let mut out = client
+        .stream
+        .try_clone()
+        .map_err(|e| format!("cloning the socket: {e}"))?;
+    out.set_write_timeout(None)
+        .map_err(|e| format!("socket timeouts: {e}"))?;
+    let bytes = format!("{line}\n").repeat(n).into_bytes();
+    thread::spawn(move || {
+        let _ = out.write_all(&bytes);
+    });
+    terminal.push(format!(
+        "$ yes '{line}' | head -n {n} | nc 127.0.0.1 {SHOWN_PORT} > /dev/null"
+    ));
+    Ok(client)
 }
 
 /// Replaces ports and paths that change from run to run.
@@ -369,6 +616,10 @@ pub fn all(root: &Path, steps: &[Step], bins: &Bins) -> Result<Vec<Generated>, S
 struct Run {
     proc: Proc,
     shown: String,
+    /// What the program's terminal shows before its command (`ulimit -n`).
+    preamble: Vec<String>,
+    /// Lines containing any of these are left out of its terminal.
+    hidden: Vec<String>,
     /// Set for a server; a stdin program has none.
     addr: Option<SocketAddr>,
     norm: Normaliser,
@@ -381,7 +632,13 @@ struct Run {
 }
 
 impl Run {
-    fn start(step: &str, bin: &Path, args: &[String], stdin: bool) -> Result<Run, String> {
+    fn start(
+        step: &str,
+        bin: &Path,
+        args: &[String],
+        stdin: bool,
+        limit: Option<u64>,
+    ) -> Result<Run, String> {
         let mut shown = format!("cargo run -p {step}");
         if !args.is_empty() {
             shown = format!("{shown} -- {}", args.join(" "));
@@ -391,7 +648,7 @@ impl Run {
             all_args.extend(["--port", "0"]);
         }
         let input = if stdin { Stdio::piped() } else { Stdio::null() };
-        let mut proc = Proc::spawn(bin, &all_args, input)?;
+        let mut proc = Proc::spawn(bin, &all_args, input, limit)?;
         let stdin = proc.child.stdin.take();
         let addr = if stdin.is_none() {
             Some(proc.listening()?)
@@ -401,6 +658,11 @@ impl Run {
         Ok(Run {
             proc,
             shown,
+            preamble: limit
+                .map(|n| format!("$ ulimit -n {n}"))
+                .into_iter()
+                .collect(),
+            hidden: Vec::new(),
             norm: Normaliser::new(addr),
             addr,
             stdin,
@@ -429,8 +691,12 @@ impl Run {
 
     fn act(&mut self, action: &Action) -> Result<Option<(String, Vec<String>)>, String> {
         match action {
-            Action::Start { .. } => unreachable!("a run is started by `play`"),
+            Action::Start { .. } | Action::Ulimit(_) => {
+                unreachable!("a run is started by `play`")
+            }
             Action::Show(command) => self.shown = command.clone(),
+            Action::Hide(text) => self.hidden.push(text.clone()),
+            Action::Interrupt => self.proc.interrupt()?,
             Action::Stdin(line) => {
                 let stdin = self.stdin.as_mut().ok_or("`stdin` needs `start-stdin`")?;
                 stdin
@@ -470,6 +736,28 @@ impl Run {
                 let (c, terminal) = self.client(t)?;
                 c.expect_line(line, terminal)?;
             }
+            Action::ExpectMany(t, n, line) => {
+                let (c, terminal) = self.client(t)?;
+                c.expect_many(*n, line, terminal)?;
+            }
+            Action::Flood(t, n, line) => {
+                if self.clients.contains_key(t) {
+                    return Err(format!("terminal {t} is connected already"));
+                }
+                let addr = self.addr.ok_or("`flood` needs a server (`start`)")?;
+                let terminal = self.terminals.entry(t.clone()).or_default();
+                let c = flood(addr, *n, line, terminal)?;
+                self.norm.client(c.port());
+                self.clients.insert(t.clone(), c);
+            }
+            Action::Suspend(t) => {
+                let (c, terminal) = self.client(t)?;
+                c.suspend(terminal)?;
+            }
+            Action::Resume(t) => {
+                let (c, terminal) = self.client(t)?;
+                c.resume(terminal)?;
+            }
             Action::Closed(t) => {
                 let (c, terminal) = self.take_client(t)?;
                 c.closed_by_server(terminal)?;
@@ -479,14 +767,16 @@ impl Run {
                 c.leave(terminal);
             }
             Action::Save(None, file) => {
-                let mut lines = vec![format!("$ {}", self.shown)];
+                let mut lines = self.preamble.clone();
+                lines.push(format!("$ {}{}", self.shown, grep_v(&self.hidden)));
                 lines.extend(
                     self.proc
                         .log
                         .iter()
+                        .filter(|l| !self.hidden.iter().any(|h| l.contains(h.as_str())))
                         .map(|l| round_timing(&self.norm.apply(l))),
                 );
-                if !self.exited {
+                if !self.exited && self.proc.log.last().map(String::as_str) != Some("^C") {
                     lines.push("^C".to_string());
                 }
                 return Ok(Some((file.clone(), lines)));
@@ -508,12 +798,18 @@ impl Run {
 fn play(step: &str, bin: &Path, commands: &[scenario::Command]) -> Result<Vec<Generated>, String> {
     let mut out: Vec<Generated> = Vec::new();
     let mut run: Option<Run> = None;
+    let mut limit = None;
     for c in commands {
         let at = |e: String| format!("line {}: {e}", c.line);
-        if let Action::Start { args, stdin } = &c.action {
+        if let Action::Ulimit(n) = &c.action {
             // The previous run's program is stopped (dropped) first.
             drop(run.take());
-            run = Some(Run::start(step, bin, args, *stdin).map_err(at)?);
+            limit = Some(*n);
+            continue;
+        }
+        if let Action::Start { args, stdin } = &c.action {
+            drop(run.take());
+            run = Some(Run::start(step, bin, args, *stdin, limit.take()).map_err(at)?);
             continue;
         }
         let r = run.as_mut().ok_or_else(|| at("no `start` yet".into()))?;
@@ -526,6 +822,16 @@ fn play(step: &str, bin: &Path, commands: &[scenario::Command]) -> Result<Vec<Ge
         }
     }
     Ok(out)
+}
+
+/// ` 2>&1 | grep -v 'TEXT'` for the hidden texts (nothing for none): the
+/// command that shows what the transcript shows.
+fn grep_v(hidden: &[String]) -> String {
+    if hidden.is_empty() {
+        return String::new();
+    }
+    let patterns: Vec<String> = hidden.iter().map(|h| format!("-e '{h}'")).collect();
+    format!(" 2>&1 | grep -v {}", patterns.join(" "))
 }
 
 /// `timeout T ms: 0 events after E ms`: E is the clock, T is the lesson.
@@ -586,7 +892,7 @@ fn harness(bins: &Bins) -> Result<Vec<Generated>, String> {
     let mut out = Vec::new();
     for (name, args, shown) in runs {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut p = Proc::spawn(&bins.harness, &args, Stdio::null())?;
+        let mut p = Proc::spawn(&bins.harness, &args, Stdio::null(), None)?;
         p.wait_exit()?;
         let mut lines = vec![format!("$ {shown}")];
         let mut log = p.log.clone();

@@ -29,5 +29,5 @@ pub mod text;
 pub use client::{Client, Closed, DEFAULT_TIMEOUT};
 pub use failure::{Failure, Result};
 pub use server::{
-    open_fds, parse_listening_line, Frozen, Launch, Server, Target, DEFAULT_MAX_USERS,
+    open_fds, parse_listening_line, start_clean, Frozen, Launch, Server, Target, DEFAULT_MAX_USERS,
 };

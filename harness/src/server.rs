@@ -452,7 +452,11 @@ impl Drop for Server {
 ///
 /// With `fd_limit`, the server runs with at most that many descriptors
 /// (RLIMIT_NOFILE, soft and hard, so it cannot raise it again).
-fn start_clean(cmd: &mut Command, fd_limit: Option<u64>) {
+///
+/// Public for other tools that start step programs (the book's transcript
+/// runner), so their descriptor numbers do not depend on what the tool
+/// itself inherited.
+pub fn start_clean(cmd: &mut Command, fd_limit: Option<u64>) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and only
     // calls prctl() (Linux), syscall(), fcntl() and setrlimit(), which are

@@ -83,7 +83,11 @@ fn main() {
                     let (client, peer) = match stepkit::accept(listener) {
                         Ok(accepted) => accepted,
                         // Gone before we got to it (the BSDs say ECONNABORTED),
-                        // or out of descriptors: nothing to greet.
+                        // or out of descriptors (EMFILE). That one is not
+                        // harmless: the connection stays in the listen queue,
+                        // the listener stays readable, and the next kevent()
+                        // brings us back here at once, for ever: a spin at
+                        // 100% CPU. Step 8 stops watching the listener.
                         Err(e) => {
                             eprintln!("step2: accept: {e}");
                             continue;

@@ -31,6 +31,16 @@ fn passes_listen_check(#[case] check: &str) -> harness::Result {
     checks::run(Stage::Listen, check, &server.target())
 }
 
+/// The port stage: `--port P` is honoured, and `--port 0` gets a free
+/// port, so two servers can run at once.
+#[rstest]
+#[case::listens_on_the_port_it_is_given("listens_on_the_port_it_is_given")]
+#[case::gets_a_free_port_for_port_0("gets_a_free_port_for_port_0")]
+fn passes_port_check(#[case] check: &str) -> harness::Result {
+    let server = Stage::Port.spawn("step2", env!("CARGO_BIN_EXE_step2"), &[])?;
+    checks::run(Stage::Port, check, &server.target())
+}
+
 /// The greet stage, one check per case: each client gets exactly one line
 /// and then EOF, several clients at once and in sequence.
 #[rstest]
@@ -42,19 +52,22 @@ fn passes_greet_check(#[case] check: &str) -> harness::Result {
     checks::run(Stage::Greet, check, &server.target())
 }
 
-/// The cases above name every check the harness has for the listen and
-/// greet stages, so a check added to the harness cannot go untested here.
+/// The cases above name every check the harness has for the listen, port
+/// and greet stages, so a check added to the harness cannot go untested
+/// here.
 #[test]
-fn runs_every_listen_and_greet_check() {
+fn runs_every_check_of_its_stages() {
     let ours = [
         "accepts_a_connection",
         "accepts_several_connections_at_once",
         "survives_clients_that_vanish",
+        "listens_on_the_port_it_is_given",
+        "gets_a_free_port_for_port_0",
         "greets_a_client_with_one_line_then_closes",
         "greets_clients_in_sequence",
         "greets_clients_connecting_at_once",
     ];
-    for stage in [Stage::Listen, Stage::Greet] {
+    for stage in [Stage::Listen, Stage::Port, Stage::Greet] {
         for check in stage.checks() {
             assert!(
                 ours.contains(&check.name),

@@ -1,4 +1,5 @@
-//! Step 3 over TCP: the harness's listen and echo stages, then what is
+//! Step 3 over TCP: the harness's listen, port, echo and urgent-echo
+//! stages, then what is
 //! particular to this step (how much comes back, how many clients, what the
 //! server says on stderr). Each test starts its own server on a free port;
 //! the harness kills it when the test ends, also on failure.
@@ -30,6 +31,16 @@ fn passes_listen_check(#[case] check: &str) -> harness::Result {
     checks::run(Stage::Listen, check, &server.target())
 }
 
+/// The port stage: `--port P` is honoured, and `--port 0` gets a free
+/// port, so two servers can run at once.
+#[rstest]
+#[case::listens_on_the_port_it_is_given("listens_on_the_port_it_is_given")]
+#[case::gets_a_free_port_for_port_0("gets_a_free_port_for_port_0")]
+fn passes_port_check(#[case] check: &str) -> harness::Result {
+    let server = Stage::Port.spawn("step3", env!("CARGO_BIN_EXE_step3"), &[])?;
+    checks::run(Stage::Port, check, &server.target())
+}
+
 /// The echo stage, one check per case: a line, lines in order, 100
 /// interleaving clients, 1 MiB and every byte value, half-close, a reset
 /// client, 1000 connect/disconnect cycles without leaking descriptors.
@@ -49,14 +60,27 @@ fn passes_echo_check(#[case] check: &str) -> harness::Result {
     checks::run(Stage::Echo, check, &server.target())
 }
 
-/// The cases above name every check the harness has for the listen and
-/// echo stages, so a check added to the harness cannot go untested here.
+/// The urgent-echo stage: one urgent (MSG_OOB) byte neither stops the
+/// echo of what follows nor makes the server spin.
+#[rstest]
+#[case::echoes_the_bytes_after_an_urgent_byte("echoes_the_bytes_after_an_urgent_byte")]
+#[case::stays_idle_after_an_urgent_byte("stays_idle_after_an_urgent_byte")]
+fn passes_urgent_echo_check(#[case] check: &str) -> harness::Result {
+    let server = step3()?;
+    checks::run(Stage::UrgentEcho, check, &server.target())
+}
+
+/// The cases above name every check the harness has for the listen, port,
+/// echo and urgent-echo stages, so a check added to the harness cannot go
+/// untested here.
 #[test]
-fn runs_every_listen_and_echo_check() {
+fn runs_every_check_of_its_stages() {
     let ours = [
         "accepts_a_connection",
         "accepts_several_connections_at_once",
         "survives_clients_that_vanish",
+        "listens_on_the_port_it_is_given",
+        "gets_a_free_port_for_port_0",
         "echoes_a_line",
         "echoes_each_line_back_in_order",
         "echoes_100_interleaving_clients",
@@ -65,8 +89,10 @@ fn runs_every_listen_and_echo_check() {
         "echoes_the_rest_after_half_close",
         "keeps_serving_after_a_client_resets",
         "survives_1000_connect_disconnect_cycles_without_leaking",
+        "echoes_the_bytes_after_an_urgent_byte",
+        "stays_idle_after_an_urgent_byte",
     ];
-    for stage in [Stage::Listen, Stage::Echo] {
+    for stage in [Stage::Listen, Stage::Port, Stage::Echo, Stage::UrgentEcho] {
         for check in stage.checks() {
             assert!(
                 ours.contains(&check.name),

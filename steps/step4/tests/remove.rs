@@ -43,6 +43,23 @@ fn passes_the_echo_checks(#[values("delete", "close")] mode: &str) -> harness::R
     assert_no_removal_error(&server)
 }
 
+/// The port stage: `--port P` is honoured, and `--port 0` gets a free
+/// port, so two servers can run at once.
+#[test]
+fn passes_the_port_checks() -> harness::Result {
+    let server = Stage::Port.spawn("step4", env!("CARGO_BIN_EXE_step4"), &[])?;
+    checks::run_stage(Stage::Port, &server.target())
+}
+
+/// The urgent-echo stage, however clients are removed: one urgent
+/// (MSG_OOB) byte neither stops the echo of what follows nor makes the
+/// server spin.
+#[rstest]
+fn passes_the_urgent_echo_checks(#[values("delete", "close")] mode: &str) -> harness::Result {
+    let server = step4(&["--remove", mode])?;
+    checks::run_stage(Stage::UrgentEcho, &server.target())
+}
+
 /// 2000 clients come and go (half of them echo a byte first): no
 /// descriptor is left behind and no removal fails.
 #[rstest]

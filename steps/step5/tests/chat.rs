@@ -1,4 +1,5 @@
-//! Step 5 over TCP: the harness's listen and chat stages, then what is
+//! Step 5 over TCP: the harness's listen, port, chat and urgent-chat
+//! stages, then what is
 //! particular to this step: the room size, the log of joins and leaves,
 //! slots, and the stall that blocking writes cause (documented, not
 //! hidden). Each test starts its own server on a free port; the harness
@@ -33,6 +34,16 @@ fn passes_listen_check(#[case] check: &str) -> harness::Result {
     checks::run(Stage::Listen, check, &server.target())
 }
 
+/// The port stage: `--port P` is honoured, and `--port 0` gets a free
+/// port, so two servers can run at once.
+#[rstest]
+#[case::listens_on_the_port_it_is_given("listens_on_the_port_it_is_given")]
+#[case::gets_a_free_port_for_port_0("gets_a_free_port_for_port_0")]
+fn passes_port_check(#[case] check: &str) -> harness::Result {
+    let server = Stage::Port.spawn("step5", env!("CARGO_BIN_EXE_step5"), &[])?;
+    checks::run(Stage::Port, check, &server.target())
+}
+
 /// The chat stage, one check per case, in a room of 10 (NUSERS): each
 /// message reaches exactly the others; user 11 is told the room is full;
 /// a freed slot is reused; a reset user is removed quietly; 64 KiB and
@@ -52,14 +63,27 @@ fn passes_chat_check(#[case] check: &str) -> harness::Result {
     checks::run(Stage::Chat, check, &server.target())
 }
 
-/// The cases above name every check the harness has for the listen and
-/// chat stages, so a check added to the harness cannot go untested here.
+/// The urgent-chat stage: one urgent (MSG_OOB) byte neither stops the
+/// relay of what follows nor makes the server spin.
+#[rstest]
+#[case::relays_the_bytes_after_an_urgent_byte("relays_the_bytes_after_an_urgent_byte")]
+#[case::stays_idle_after_an_urgent_byte("stays_idle_after_an_urgent_byte")]
+fn passes_urgent_chat_check(#[case] check: &str) -> harness::Result {
+    let server = step5(&[])?;
+    checks::run(Stage::UrgentChat, check, &server.target())
+}
+
+/// The cases above name every check the harness has for the listen, port,
+/// chat and urgent-chat stages, so a check added to the harness cannot go
+/// untested here.
 #[test]
-fn runs_every_listen_and_chat_check() {
+fn runs_every_check_of_its_stages() {
     let ours = [
         "accepts_a_connection",
         "accepts_several_connections_at_once",
         "survives_clients_that_vanish",
+        "listens_on_the_port_it_is_given",
+        "gets_a_free_port_for_port_0",
         "relays_each_message_to_every_other_user",
         "refuses_a_client_when_the_room_is_full",
         "gives_a_freed_slot_to_the_next_client",
@@ -67,8 +91,10 @@ fn runs_every_listen_and_chat_check() {
         "relays_64_kib_whole",
         "relays_binary_bytes_unchanged",
         "survives_500_join_leave_cycles_without_leaking",
+        "relays_the_bytes_after_an_urgent_byte",
+        "stays_idle_after_an_urgent_byte",
     ];
-    for stage in [Stage::Listen, Stage::Chat] {
+    for stage in [Stage::Listen, Stage::Port, Stage::Chat, Stage::UrgentChat] {
         for check in stage.checks() {
             assert!(
                 ours.contains(&check.name),

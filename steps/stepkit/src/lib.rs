@@ -435,6 +435,28 @@ pub fn set_nonblocking(fd: c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// `shutdown(fd, SHUT_WR)`: we write nothing more. The peer reads end of
+/// file once it has read everything written before; the connection stays
+/// open the other way, so the peer may still send, and we may still read.
+pub fn shutdown_write(fd: c_int) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor number; no memory is passed.
+    check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
+}
+
+/// `signal(sig, SIG_IGN)`: the signal no longer does what it does by
+/// default (for SIGINT and SIGTERM: end the process). A step that takes
+/// signals as kqueue events (`EVFILT_SIGNAL`) ignores them first: on the
+/// BSDs and macOS the filter only records a signal, and does not stop it.
+pub fn ignore_signal(sig: c_int) -> io::Result<()> {
+    // SAFETY: SIG_IGN installs no handler, so none of our code ever runs
+    // in a signal context; `sig` is checked by the kernel (EINVAL).
+    if unsafe { libc::signal(sig, libc::SIG_IGN) } == libc::SIG_ERR {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// `close()`. Errors are ignored: there is nothing a server can do about
 /// them, and the descriptor is gone either way.
 pub fn close(fd: c_int) {

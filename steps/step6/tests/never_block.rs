@@ -1,0 +1,226 @@
+//! Step 6's lesson over TCP: nothing waits for a user who does not read.
+//! What the harness's never-block stage checks from outside, seen from
+//! the server's log too: the write knote added when a queue starts and
+//! deleted when it drains, `--max-queue` and its default, every message
+//! size, and refused clients closed once they close (at most 16 waiting).
+
+use std::time::Duration;
+
+use harness::checks::chat::Room;
+use harness::checks::{self, payload, settle, Stage};
+use harness::{Client, Server};
+use rstest::rstest;
+
+/// How long any single wait in these tests may take.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// The receive buffer of a user who does not read: small, so the kernel
+/// soon stops taking bytes for them and the server's queue comes into play.
+const SMALL_RCVBUF: usize = 4096;
+
+fn step6(args: &[&str]) -> harness::Result<Server> {
+    Server::spawn("step6", env!("CARGO_BIN_EXE_step6"), args)
+}
+
+/// Joins users 1 and 2 (who read), then user 3 with a small receive
+/// buffer (who will not, for a while).
+fn room_with_a_slow_user(server: &Server) -> harness::Result<Room> {
+    let mut room = Room::new(&server.target());
+    room.join()?;
+    room.join()?;
+    room.join_with(&|t| Client::connect_with_receive_buffer(t, SMALL_RCVBUF))?;
+    Ok(room)
+}
+
+/// User 3 does not read while user 1 sends 1 MiB: user 2 gets all of it
+/// at once, a line from user 2 reaches user 1 at once, and the server
+/// logs that user 3's bytes wait in a queue (EV_ADD EVFILT_WRITE). Then
+/// user 3 reads: every byte, in order, the line last, and the log says
+/// the queue drained (EV_DELETE EVFILT_WRITE).
+#[test]
+fn queues_for_a_user_who_does_not_read_and_delivers_it_all_later() -> harness::Result {
+    let server = step6(&[])?;
+    let mut room = room_with_a_slow_user(&server)?;
+    let flood = payload(1 << 20, 6);
+    room.users[0].set_timeout(Duration::from_secs(10));
+    room.users[0].send(&flood)?;
+    room.users[1].set_timeout(Duration::from_secs(10));
+    room.users[1].expect_bytes(&flood)?;
+    server.wait_for_stderr(
+        ") is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
+        DEADLINE,
+    )?;
+    expect_about_user_3(&server, "is not keeping up")?;
+    room.users[1].send_line("user 3 is asleep, but we are not")?;
+    room.users[0].expect_line("user 3 is asleep, but we are not")?;
+    let slow = &mut room.users[2];
+    slow.set_timeout(Duration::from_secs(10));
+    slow.expect_bytes(&flood)?;
+    slow.expect_line("user 3 is asleep, but we are not")?;
+    server.wait_for_stderr(
+        ") caught up: their queue is empty; EV_DELETE EVFILT_WRITE",
+        DEADLINE,
+    )?;
+    expect_about_user_3(&server, "caught up")?;
+    room.say(2, b"good morning\n")?;
+    room.expect_quiet()
+}
+
+/// With `--max-queue 100000`, user 3 (who does not read) is disconnected
+/// once more than 100000 bytes wait for them, the log says so, and users 1
+/// and 2 notice nothing: user 2 gets all of user 1's 1 MiB, and they talk on.
+#[test]
+fn drops_a_user_over_max_queue_and_logs_it() -> harness::Result {
+    let server = step6(&["--max-queue", "100000"])?;
+    let mut room = room_with_a_slow_user(&server)?;
+    let peer = room.users[2].local_addr();
+    let flood = payload(1 << 20, 7);
+    room.users[0].set_timeout(Duration::from_secs(10));
+    room.users[0].send(&flood)?;
+    room.users[1].set_timeout(Duration::from_secs(10));
+    room.users[1].expect_bytes(&flood)?;
+    server.wait_for_stderr(&format!("step6: user #2 ({peer}) dropped: "), DEADLINE)?;
+    server.wait_for_stderr("more than --max-queue 100000\n", DEADLINE)?;
+    server.wait_for_stderr("slot #2 is free", DEADLINE)?;
+    let mut dropped = room.users.remove(2);
+    let (got, _) = dropped.read_until_closed()?;
+    if !flood.starts_with(&got) {
+        return Err(dropped.fail(format!(
+            "user 3 was dropped; what it received before the end should be the start of user 1's bytes, but {} bytes arrived that are not",
+            got.len()
+        )));
+    }
+    room.say(0, b"is user 3 gone?\n")?;
+    room.say(1, b"yes\n")?;
+    room.expect_quiet()
+}
+
+/// `--max-queue` is what the server holds for a user who does not read,
+/// given or not: the harness's drop check passes with 100000 and with no
+/// flag at all (then 4 MiB, the default).
+#[rstest]
+#[case::given(Some(100_000))]
+#[case::the_default_4_mib(None)]
+fn honours_max_queue(#[case] max_queue: Option<usize>) -> harness::Result {
+    let flag = max_queue.map(|n| n.to_string());
+    let args: Vec<&str> = match &flag {
+        Some(n) => vec!["--max-queue", n],
+        None => vec![],
+    };
+    let server = step6(&args)?;
+    let target = server.target().with_max_queue(max_queue.unwrap_or(4 << 20));
+    checks::run(
+        Stage::NeverBlock,
+        "drops_a_user_whose_queue_passes_max_queue",
+        &target,
+    )
+}
+
+/// Users who read get every message whole, from 1 byte to 4 MiB (as much
+/// as the default `--max-queue`), whatever the socket takes per write().
+#[test]
+fn relays_every_size_whole_to_users_who_read() -> harness::Result {
+    let server = step6(&[])?;
+    let mut room = Room::new(&server.target());
+    for _ in 0..3 {
+        room.join()?;
+    }
+    for u in &mut room.users {
+        u.set_timeout(Duration::from_secs(20));
+    }
+    for (i, size) in [
+        1,
+        2,
+        4095,
+        4096,
+        4097,
+        16383,
+        16384,
+        16385,
+        65536,
+        1 << 20,
+        4 << 20,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        room.say(i % 3, &payload(size, size as u64))?;
+    }
+    room.expect_quiet()
+}
+
+/// A refused client gets the line and end of file, and the server closes
+/// its socket only once the client has closed its own side; the log says
+/// both, and no descriptor is left behind.
+#[test]
+fn closes_a_refused_client_once_it_closes() -> harness::Result {
+    let server = step6(&["--max-users", "1"])?;
+    let mut room = Room::new(&server.target().with_max_users(1));
+    room.join()?;
+    let before = server.open_fds();
+    let mut extra = server.client()?.named("user 2 (one too many)");
+    let peer = extra.local_addr();
+    extra.expect_line("server is full, try again later")?;
+    extra.expect_eof()?;
+    server.wait_for_stderr(&format!("step6: refused {peer} (fd "), DEADLINE)?;
+    server.wait_for_stderr("the room is full (1 user), shutdown(SHUT_WR)\n", DEADLINE)?;
+    drop(extra);
+    server.wait_for_stderr(&format!("step6: refused {peer} (fd "), DEADLINE)?;
+    server.wait_for_stderr(") is gone: close(", DEADLINE)?;
+    if let Some(before) = before {
+        let after = settle(DEADLINE, || server.open_fds().filter(|&n| n <= before));
+        if after.is_none() {
+            return Err(server.target().fail(format!(
+                "the server had {before} descriptors open before the refusal, and {:?} after the refused client closed",
+                server.open_fds()
+            )));
+        }
+    }
+    room.users[0].send_line("still mine")?;
+    room.users[0].expect_silence(Duration::from_millis(100))
+}
+
+/// Refused clients that never close hold a descriptor each, but at most
+/// 16 of them: the 17th makes the server close the first.
+#[test]
+fn lets_at_most_16_refused_clients_wait() -> harness::Result {
+    let server = step6(&["--max-users", "1"])?;
+    let mut room = Room::new(&server.target().with_max_users(1));
+    room.join()?;
+    let before = server.open_fds();
+    let mut refused = Vec::new();
+    for i in 0..17 {
+        let mut c = server.client()?.named(format!("refused client {}", i + 1));
+        c.expect_line("server is full, try again later")?;
+        c.expect_eof()?;
+        refused.push(c);
+    }
+    let first = refused[0].local_addr();
+    server.wait_for_stderr(&format!("step6: refused {first} (fd "), DEADLINE)?;
+    server.wait_for_stderr(") is gone: close(", DEADLINE)?;
+    if let Some(before) = before {
+        let want = before + 16;
+        if settle(DEADLINE, || server.open_fds().filter(|&n| n == want)).is_none() {
+            return Err(server.target().fail(format!(
+                "with 17 refused clients still connected, the server should hold 16 of them ({want} descriptors open), but it has {:?}",
+                server.open_fds()
+            )));
+        }
+    }
+    room.users[0].send_line("still mine")?;
+    room.users[0].expect_silence(Duration::from_millis(100))
+}
+
+/// The log line containing `what` is about user 3 (slot #2), and no other
+/// user's queue was ever mentioned.
+fn expect_about_user_3(server: &Server, what: &str) -> harness::Result {
+    let stderr = server.stderr();
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(what)).collect();
+    if lines.len() == 1 && lines[0].starts_with("step6: user #2 (fd ") {
+        Ok(())
+    } else {
+        Err(server.target().fail(format!(
+            "expected one log line saying user #2 {what}, about user 3 who does not read; found {lines:?}"
+        )))
+    }
+}

@@ -1,0 +1,226 @@
+//! Step 8's lesson over TCP: at the descriptor limit the listener is
+//! disabled and enabled again, each said once; and with the changes
+//! batched, a descriptor closed and reused in one batch, a busy room and a
+//! shutdown all go without a failed change.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::checks::chat::{Attempt, Room};
+use harness::checks::{self, payload, settle, Stage};
+use harness::{Client, Failure, Server};
+
+/// How long any single wait in these tests may take.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// What the server says when it stops accepting, and when it resumes.
+const PAUSED: &str = "out of descriptors; EV_DISABLE the listener until one is closed";
+const RESUMED: &str = "a descriptor is free; EV_ENABLE the listener";
+
+fn step8(args: &[&str]) -> harness::Result<Server> {
+    Server::spawn("step8", env!("CARGO_BIN_EXE_step8"), args)
+}
+
+/// How many lines of the server's stderr contain `what`.
+fn count(server: &Server, what: &str) -> usize {
+    server.stderr().lines().filter(|l| l.contains(what)).count()
+}
+
+/// Fails unless the server said `paused` and `resumed` as often as given.
+fn expect_said(server: &Server, paused: usize, resumed: usize, when: &str) -> harness::Result {
+    let (p, r) = (count(server, PAUSED), count(server, RESUMED));
+    if (p, r) == (paused, resumed) {
+        return Ok(());
+    }
+    Err(server.target().fail(format!(
+        "{when}: expected the server to have said {paused} time(s) that it stops accepting and {resumed} time(s) that it resumes; it said so {p} and {r} time(s)"
+    )))
+}
+
+/// At 32 descriptors: users join until one is not heard (the server is
+/// out of descriptors); by then the server said once that it disabled the
+/// listener, and, with two more clients waiting, still once. One user
+/// leaves: it says once that it enables the listener, accepts the client
+/// who waited longest (who is heard), and, out of descriptors again,
+/// disables the listener once more.
+#[test]
+fn says_once_that_it_stops_accepting_and_once_that_it_resumes() -> harness::Result {
+    let server = Stage::Limits.spawn("step8", env!("CARGO_BIN_EXE_step8"), &[])?;
+    let mut room = Room::new(&server.target());
+    let mut waiting = Vec::new();
+    while waiting.len() < 3 {
+        if room.users.len() > 64 {
+            return Err(server
+                .target()
+                .fail("65 users joined a server limited to 32 descriptors"));
+        }
+        let wait = if waiting.is_empty() {
+            Duration::from_secs(1)
+        } else {
+            Duration::ZERO
+        };
+        match room.attempt(&Client::connect, wait)? {
+            Attempt::In if waiting.is_empty() => {}
+            Attempt::Unheard(w) => waiting.push(*w),
+            _ => {
+                return Err(server.target().fail(
+                    "a client got in (or was refused) while the server was out of descriptors",
+                ))
+            }
+        }
+    }
+    server.wait_for_stderr(PAUSED, DEADLINE)?;
+    std::thread::sleep(Duration::from_millis(300));
+    expect_said(&server, 1, 0, "out of descriptors, with 3 clients waiting")?;
+    drop(room.users.pop());
+    let first = waiting.remove(0);
+    match room.admit(first, DEADLINE)? {
+        Attempt::In => {}
+        _ => {
+            return Err(server
+                .target()
+                .fail("a user left, but the client who waited longest was not heard"))
+        }
+    }
+    settle(DEADLINE, || (count(&server, PAUSED) == 2).then_some(()));
+    expect_said(
+        &server,
+        2,
+        1,
+        "a user left, the longest-waiting client got in, 2 still wait",
+    )?;
+    let last = room.users.len() - 1;
+    room.say(last, b"I waited my turn\n")
+}
+
+/// A user leaves and a newcomer connects while the server is stopped, so
+/// one batch holds both: the leaver's end of file, then the listener. The
+/// leaver's number is closed, the newcomer gets the same number in the
+/// same batch, and its registration, gathered in the changelist, works:
+/// it is heard, and no change failed.
+#[test]
+fn serves_a_newcomer_given_a_leavers_number_in_the_same_batch() -> harness::Result {
+    let server = step8(&[])?;
+    let mut room = Room::new(&server.target());
+    for _ in 0..3 {
+        room.join()?;
+    }
+    let frozen = server.freeze()?;
+    drop(room.users.pop());
+    std::thread::sleep(Duration::from_millis(50));
+    let mut newcomer = Client::connect(&server.target())?.named("user 4");
+    server.wait_for_accept_queue(1)?;
+    drop(frozen);
+    let peer = newcomer.local_addr();
+    server.wait_for_stderr(&format!("step8: user #2 joined from {peer} (fd "), DEADLINE)?;
+    let stderr = server.stderr();
+    let closed = stderr
+        .lines()
+        .find(|l| l.ends_with("slot #2 is free"))
+        .and_then(|l| l.strip_prefix("step8: fd "))
+        .and_then(|l| l.split(':').next())
+        .map(str::to_string);
+    let joined = stderr
+        .lines()
+        .find(|l| l.contains(&format!("joined from {peer} (fd ")))
+        .and_then(|l| l.rsplit("(fd ").next())
+        .map(|l| l.trim_end_matches(')').to_string());
+    if closed.is_none() || closed != joined {
+        return Err(server.target().fail(format!(
+            "expected user 4 to get the number user 3 left (closed {closed:?}, joined with {joined:?})"
+        )));
+    }
+    newcomer.send_line("same number, new user")?;
+    for u in &mut room.users {
+        u.expect_line("same number, new user")?;
+    }
+    room.users.push(newcomer);
+    room.say(0, b"welcome\n")?;
+    no_failed_change(&server)
+}
+
+/// 500 users join and leave (the harness's leak check), each join one
+/// EV_ADD and each leave a close() with nothing in the changelist for it:
+/// no change fails.
+#[test]
+fn fails_no_change_in_500_join_leave_cycles() -> harness::Result {
+    let server = step8(&[])?;
+    checks::run(
+        Stage::Chat,
+        "survives_500_join_leave_cycles_without_leaking",
+        &server.target(),
+    )?;
+    no_failed_change(&server)
+}
+
+/// SIGTERM with output queued for a user who never reads: the others get
+/// the goodbye line and end of file at once, and while the server still
+/// waits for that user it holds none of the others' descriptors and no
+/// listener: it closed them itself. Then it exits with status 0, and no
+/// change failed on the way.
+#[test]
+fn closes_every_connection_itself_then_exits_0() -> harness::Result {
+    let server = step8(&[])?;
+    server.wait_for_stderr("step8: the room has 10 slots", DEADLINE)?;
+    let baseline = server.open_fds();
+    let mut room = Room::new(&server.target());
+    for _ in 0..3 {
+        room.join()?;
+    }
+    room.join_with(&|t| Client::connect_with_receive_buffer(t, 4096))?;
+    let queued = payload(256 * 1024, 9);
+    room.users[0].send(&queued)?;
+    for u in &mut room.users[1..3] {
+        u.expect_bytes(&queued)?;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .map_err(|e| Failure::new(format!("cannot run kill: {e}")))?;
+    if !status.success() {
+        return Err(Failure::new(format!("kill -TERM failed: {status}")));
+    }
+    let signalled = Instant::now();
+    for u in &mut room.users[..3] {
+        u.expect_line("server is shutting down, goodbye")?;
+        u.expect_eof()?;
+    }
+    if let Some(baseline) = baseline {
+        let seen = settle(Duration::from_millis(1500), || {
+            server.open_fds().filter(|&n| n == baseline)
+        });
+        if seen.is_none() {
+            return Err(server.target().fail(format!(
+                "while waiting for user 4 the server should hold {baseline} descriptors (its own, less the listener, plus user 4's); it holds {:?}",
+                server.open_fds()
+            )));
+        }
+    }
+    let status = settle(DEADLINE, || server.exit_status())
+        .ok_or_else(|| server.target().fail("still running 5 s after SIGTERM"))?;
+    if !status.success() || signalled.elapsed() >= DEADLINE {
+        return Err(server.target().fail(format!(
+            "expected status 0 within 5 s of SIGTERM, got {status} after {:?}",
+            signalled.elapsed()
+        )));
+    }
+    server.wait_for_stderr("step8: every connection is closed: exit(0)\n", DEADLINE)?;
+    no_failed_change(&server)
+}
+
+/// The server's log has no line about a failed change (an EV_ERROR entry).
+fn no_failed_change(server: &Server) -> harness::Result {
+    let stderr = server.stderr();
+    let failed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("knote failed"))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(server.target().fail(format!(
+            "no change should fail, but the server logged:\n{}",
+            failed.join("\n")
+        )))
+    }
+}
