@@ -19,6 +19,13 @@
 #                                 data (the measurement itself is the bench's:
 #                                 cargo run --release -p bench -- --idle)
 #   README.md                     the table of steps, between its markers
+#   steps/stepN/src/exercise.rs   each step's starter, the learner's file:
+#                                 src/main.rs with its `// LESSON:` regions
+#                                 cut to the todo!()s of steps/stepN/hints.md
+#
+# A starter someone has edited (a learner's work: it is neither the
+# committed file nor one this script wrote) is kept, not overwritten, and
+# the script says so; `cargo learn reset N` restores the starter.
 #
 # The steps are whatever steps/step<N> folders exist (book-gen discovers
 # them); this script keeps no list of its own. The step servers run on
@@ -45,11 +52,42 @@ if [ -z "$harness" ]; then
   exit 1
 fi
 
+# Starters with a learner's edits in them: put aside now, put back after
+# book-gen. A starter is ours to rewrite when it is the committed one (git)
+# or the last one this script wrote (its checksum is in .learn/, which git
+# ignores).
+written=.learn/generated-starters
+mkdir -p .learn
+touch "$written"
+kept=()
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for starter in steps/step*/src/exercise.rs; do
+  [ -f "$starter" ] || continue
+  if git diff --quiet HEAD -- "$starter" 2>/dev/null ||
+    grep -qxF "$(cksum <"$starter")" "$written"; then
+    continue
+  fi
+  mkdir -p "$scratch/$(dirname "$starter")"
+  cp "$starter" "$scratch/$starter"
+  kept+=("$starter")
+done
+
 cargo run -q -p book --bin book-gen -- --bins "$(dirname "$harness")"
+
+: >"$written"
+for starter in steps/step*/src/exercise.rs; do
+  cksum <"$starter" >>"$written"
+done
+for starter in ${kept[@]+"${kept[@]}"}; do
+  cp "$scratch/$starter" "$starter"
+  step=$(basename "$(dirname "$(dirname "$starter")")")
+  echo "generate.sh: kept $starter: it has edits (a learner's?); 'cargo learn reset ${step#step}' replaces it with the starter" >&2
+done
 
 if [ "$check" = 1 ]; then
   # Untracked new files count as changes too, so use status, not diff alone.
-  generated=(book/generated README.md)
+  generated=(book/generated README.md steps/*/src/exercise.rs)
   if [ -n "$(git status --porcelain -- "${generated[@]}")" ]; then
     echo "generate.sh: generated files were stale; the differences:" >&2
     git status --porcelain -- "${generated[@]}" >&2

@@ -23,10 +23,12 @@
 
 pub mod extract;
 pub mod generated;
+pub mod hints;
 pub mod includes;
 pub mod plot;
 pub mod readme;
 pub mod scenario;
 pub mod stages;
+pub mod starter;
 pub mod steps;
 pub mod transcripts;
