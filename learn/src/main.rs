@@ -64,6 +64,12 @@ struct Ctx {
 }
 
 fn main() -> ExitCode {
+    // `cargo learn | head` ends quietly, as a C tool does, instead of
+    // panicking on the closed pipe (Rust ignores SIGPIPE by default).
+    // SAFETY: restoring the default action of a signal, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     if matches!(args.as_slice(), ["help" | "--help" | "-h"]) {
