@@ -22,6 +22,9 @@
 #   steps/stepN/src/exercise.rs   each step's starter, the learner's file:
 #                                 src/main.rs with its `// LESSON:` regions
 #                                 cut to the todo!()s of steps/stepN/hints.md
+#   book/generated/transcripts/stepN-your-turn.txt
+#                                 what `cargo learn check N` says of the
+#                                 starter: the first failure a learner sees
 #
 # A starter someone has edited (a learner's work: it is neither the
 # committed file nor one this script wrote) is kept, not overwritten, and
@@ -79,6 +82,28 @@ cargo run -q -p book --bin book-gen -- --bins "$(dirname "$harness")"
 for starter in steps/step*/src/exercise.rs; do
   cksum <"$starter" >>"$written"
 done
+
+# What a learner's first `cargo learn check N` says, for each chapter's
+# "Your turn": run on the starters as generated (a starter with a
+# learner's edits is put back only afterwards, and its transcript is kept).
+# Thread ids and ports are normalised, so a second run writes the same bytes.
+for step in $(cargo run -q -p book --bin book-gen -- --list-steps); do
+  starter=steps/$step/src/exercise.rs
+  case " ${kept[*]-} " in *" $starter "*) continue ;; esac
+  n=${step#step}
+  rc=0
+  out=$(NO_COLOR=1 cargo learn check "$n" 2>&1) || rc=$?
+  if [ "$rc" != 1 ]; then
+    printf '%s\n' "$out" >&2
+    echo "generate.sh: $starter should fail its step's tests (cargo learn check $n exits 1); it exited with $rc" >&2
+    exit 1
+  fi
+  printf '$ cargo learn check %s\n%s\n' "$n" "$out" |
+    sed -E -e "s/thread '([^']*)' \([0-9]+\) panicked/thread '\1' panicked/" \
+      -e 's/127\.0\.0\.1:[0-9]+/127.0.0.1:50000/g' \
+      >"book/generated/transcripts/$step-your-turn.txt"
+done
+
 for starter in ${kept[@]+"${kept[@]}"}; do
   cp "$scratch/$starter" "$starter"
   step=$(basename "$(dirname "$(dirname "$starter")")")

@@ -28,7 +28,7 @@ use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use std::{fs, thread};
 
 use exercise::Exercise;
@@ -314,17 +314,15 @@ impl Ctx {
                 ex.file()
             ))
         );
-        let started = Instant::now();
         let outcome = self.run(ex);
         let mut state = State::load(&self.root);
         self.remember(ex, &outcome, &mut state);
         let _ = state.save();
-        let took = started.elapsed().as_secs();
         let n = ex.number();
         match &outcome {
             Outcome::Passed { tests } => {
                 println!(
-                    "{} all {tests} of step {n}'s tests pass against your file ({took} s).",
+                    "{} all {tests} of step {n}'s tests pass against your file.",
                     s.good("Passing:")
                 );
                 let next = self.exercises.iter().find(|e| e.number() > n);
@@ -349,7 +347,7 @@ impl Ctx {
                 first,
             } => {
                 println!(
-                    "{} {failed} of {} tests fail ({took} s). The first:\n",
+                    "{} {failed} of {} tests fail. The first:\n",
                     s.bad("Failing:"),
                     passed + failed
                 );
