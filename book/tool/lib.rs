@@ -25,6 +25,7 @@ pub mod extract;
 pub mod generated;
 pub mod hints;
 pub mod includes;
+pub mod listings;
 pub mod plot;
 pub mod readme;
 pub mod scenario;
