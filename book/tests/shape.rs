@@ -304,6 +304,34 @@ fn every_step_chapter_has_the_same_sections() {
     }
 }
 
+/// Every exercise solution (`steps/stepN/exercises/*.diff`) is shown by a
+/// chapter (Appendix C), so none lingers unseen and none is missing.
+#[test]
+fn every_exercise_solution_is_shown() {
+    let mut all_chapters = String::new();
+    for chapter in book::includes::markdown_files(&common::src()).expect("list chapters") {
+        all_chapters.push_str(&fs::read_to_string(chapter).expect("read chapter"));
+    }
+    let mut unshown = Vec::new();
+    let mut solutions = 0;
+    for step in steps() {
+        let dir = common::root().join(step.file("exercises"));
+        for diff in common::files_with_ext_if_any(&dir, "diff") {
+            solutions += 1;
+            let name = diff.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            let wanted = format!("../../steps/{}/exercises/{name}", step.name);
+            if !all_chapters.contains(&wanted) {
+                unshown.push(wanted);
+            }
+        }
+    }
+    assert!(solutions > 0, "no steps/stepN/exercises/*.diff at all");
+    assert!(
+        unshown.is_empty(),
+        "exercise solutions no chapter includes (show them in book/src/appendix-c-solutions.md): {unshown:?}"
+    );
+}
+
 /// Every step chapter hides its hints: exercises have `<details>` blocks.
 #[test]
 fn every_step_chapter_hides_its_hints() {

@@ -6,6 +6,9 @@
 //! markers (`// LESSON: ...`, [`crate::starter`]) are left out, as mdBook
 //! leaves out `ANCHOR` lines.
 //!
+//! The same markers are left out of the diffs the book shows (the
+//! exercises' solutions, against a step's `src/main.rs`).
+//!
 //! `cargo test -p book` runs this as a preprocessor after mdBook's own
 //! (`book/tests/common`). A plain `mdbook build` has not got it: its
 //! listings keep their indentation and markers, and are otherwise the same.
@@ -22,17 +25,21 @@ pub fn tidy(markdown: &str) -> String {
             None => {
                 if let Some(info) = bare.strip_prefix("```") {
                     let lang = info.split(',').next().unwrap_or("").trim();
-                    if lang == "rust" || lang == "c" {
+                    if lang == "rust" || lang == "c" || lang == "diff" {
                         out.push_str(line);
-                        block = Some((String::new(), Vec::new()));
+                        block = Some((lang.to_string(), Vec::new()));
                         continue;
                     }
                 }
                 out.push_str(line);
             }
-            Some((_, lines)) => {
+            Some((lang, lines)) => {
                 if bare.trim_start().starts_with("```") {
-                    out.push_str(&tidy_code(lines));
+                    if lang == "diff" {
+                        out.push_str(&tidy_diff(lines));
+                    } else {
+                        out.push_str(&tidy_code(lines));
+                    }
                     out.push_str(line);
                     block = None;
                 } else {
@@ -43,6 +50,22 @@ pub fn tidy(markdown: &str) -> String {
     }
     if let Some((_, lines)) = block {
         out.push_str(&tidy_code(&lines));
+    }
+    out
+}
+
+/// A diff (an exercise's solution, against a step's `src/main.rs`): lesson
+/// markers out, whether context, added or removed. Nothing is dedented: a
+/// diff's first column is its own.
+fn tidy_diff(lines: &[&str]) -> String {
+    let mut out = String::new();
+    for l in lines {
+        let body = l.get(1..).unwrap_or("");
+        let marker = matches!(l.chars().next(), Some(' ' | '+' | '-')) && starter::is_marker(body);
+        if !marker {
+            out.push_str(l);
+            out.push('\n');
+        }
     }
     out
 }
