@@ -92,15 +92,24 @@ for step in $(cargo run -q -p book --bin book-gen -- --list-steps); do
   case " ${kept[*]-} " in *" $starter "*) continue ;; esac
   n=${step#step}
   rc=0
-  out=$(NO_COLOR=1 cargo learn check "$n" 2>&1) || rc=$?
+  out=$(NO_COLOR=1 cargo learn check "$n" 2>"$scratch/learn-stderr") || rc=$?
   if [ "$rc" != 1 ]; then
     printf '%s\n' "$out" >&2
+    cat "$scratch/learn-stderr" >&2
     echo "generate.sh: $starter should fail its step's tests (cargo learn check $n exits 1); it exited with $rc" >&2
     exit 1
   fi
+  # What the harness saw of a server that panicked (refused, reset, exited
+  # while being checked) depends on when it died: of the [harness] lines,
+  # only the check's own (its name and what it proves) is kept.
   printf '$ cargo learn check %s\n%s\n' "$n" "$out" |
     sed -E -e "s/thread '([^']*)' \([0-9]+\) panicked/thread '\1' panicked/" \
-      -e 's/127\.0\.0\.1:[0-9]+/127.0.0.1:50000/g' \
+      -e 's/127\.0\.0\.1:[0-9]+/127.0.0.1:50000/g' |
+    awk '/^ *\[harness\] / && !/^ *\[harness\] [a-z]+\/[a-z0-9_]+: / {
+           if (!elided) { sub(/\[harness\].*/, "[harness] ..."); print; elided = 1 }
+           next
+         }
+         { elided = 0; print }' \
       >"book/generated/transcripts/$step-your-turn.txt"
 done
 

@@ -314,6 +314,17 @@ impl Ctx {
                 ex.file()
             ))
         );
+        if State::load(&self.root)
+            .get(&format!("result.{}", ex.step.name))
+            .is_none()
+        {
+            // On stderr: what a run prints on stdout does not depend on
+            // what was run before (the book shows it).
+            eprintln!(
+                "{}",
+                s.dim("(the first check of a step builds it first: that can take a minute)")
+            );
+        }
         let outcome = self.run(ex);
         let mut state = State::load(&self.root);
         self.remember(ex, &outcome, &mut state);
@@ -505,11 +516,17 @@ impl Ctx {
             println!("  {line}");
         }
         println!();
+        // The same command gives the next hint: with the part named when it
+        // was named (it may not be the todo!() the learner is at).
+        let again = match part {
+            Some(p) => format!("cargo learn hint {n} {p}"),
+            None => format!("cargo learn hint {n}"),
+        };
         if index + 1 < total {
             println!(
                 "{}",
                 s.dim(&format!(
-                    "`cargo learn hint {n}` again for hint {} of {total}{}.",
+                    "`{again}` again for hint {} of {total}{}.",
                     index + 2,
                     if index + 2 == total {
                         " (nearly the answer)"

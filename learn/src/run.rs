@@ -78,8 +78,10 @@ pub struct Todo {
     pub message: String,
 }
 
-/// The most lines of a failure shown.
+/// The most lines of a failure shown, and how many of them from its start
+/// (the rest from its end).
 const MAX_LINES: usize = 16;
+const HEAD_LINES: usize = 6;
 
 /// Runs `cargo test -p STEP --features exercise` in `root` and reads the
 /// outcome; `order` is the step's tests in the order a failure is picked.
@@ -275,16 +277,45 @@ fn failure(name: String, output: &[String]) -> Failure {
                 "] note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
             )
     };
-    let mut lines: Vec<String> = output
-        .iter()
+    // A test that runs a whole stage of checks reports each failed check
+    // in a section of its own, every line prefixed once more with
+    // `[harness] `, sections apart by a bare `[harness]` line. Show the
+    // first failed check (most often the others failed the same way).
+    let nested = output.iter().any(|l| l.starts_with("[harness] ["));
+    let mut shown: Vec<&str> = Vec::new();
+    let mut more_checks = 0;
+    for line in output {
+        if nested && line.trim() == "[harness]" {
+            more_checks += 1;
+            continue;
+        }
+        if more_checks > 0 {
+            continue;
+        }
+        let line = match line.strip_prefix("[harness] ") {
+            Some(rest) if nested && rest.starts_with('[') => rest,
+            _ => line.as_str(),
+        };
+        shown.push(line);
+    }
+    let mut lines: Vec<String> = shown
+        .into_iter()
         .filter(|l| !noise(l))
         .map(|l| l.trim_end().to_string())
         .collect();
     if lines.len() > MAX_LINES {
-        let more = lines.len() - MAX_LINES;
-        lines.truncate(MAX_LINES);
+        // The first lines say what was checked and expected, the last ones
+        // what the server said (its stderr tail): keep both ends.
+        let cut = lines.len() - MAX_LINES;
+        let tail = lines.split_off(lines.len() - (MAX_LINES - HEAD_LINES));
+        lines.truncate(HEAD_LINES);
+        lines.push(format!("... ({cut} lines more)"));
+        lines.extend(tail);
+    }
+    if more_checks > 0 {
+        let s = if more_checks == 1 { "" } else { "s" };
         lines.push(format!(
-            "... ({more} more lines: cargo test -p STEP --features exercise shows them all)"
+            "... (and {more_checks} more failed check{s} of the same test)"
         ));
     }
     Failure { name, lines, todo }
@@ -401,6 +432,33 @@ test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; 
                 "plain assertion"
             ]
         );
+    }
+
+    /// A test that ran a whole stage shows its first failed check, without
+    /// the doubled `[harness]` prefix, and says how many more there were.
+    #[test]
+    fn shows_the_first_check_of_a_stage_that_failed() {
+        let out = "running 1 test\nF\nfailures:\n\n---- passes_the_echo_checks::mode_1 stdout ----\nError: \n\
+            [harness] 2 of 2 listen checks failed:\n\
+            [harness] [harness] listen/a: one\n\
+            [harness] [step4] not yet implemented: new_batch: forget\n\
+            [harness] \n\
+            [harness] [harness] listen/b: two\n\
+            [harness] [step4] not yet implemented: new_batch: forget\n\n\nfailures:\n    x\n\n\
+            test result: FAILED. 0 passed; 1 failed;\n";
+        let Outcome::Failed { first, .. } = read_outcome(false, out, "", &[]) else {
+            panic!("not read as a failure");
+        };
+        assert_eq!(
+            first.lines,
+            [
+                "[harness] 2 of 2 listen checks failed:",
+                "[harness] listen/a: one",
+                "[step4] not yet implemented: new_batch: forget",
+                "... (and 1 more failed check of the same test)"
+            ]
+        );
+        assert_eq!(first.todo.expect("a todo").lesson, "new_batch");
     }
 
     /// A success is a pass with the tests counted; a compile error is
