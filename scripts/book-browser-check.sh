@@ -6,8 +6,13 @@
 #     title, its content, no failed request and no JavaScript error;
 #   - searching for EV_DELETE works: the search index contains it, and the
 #     search UI (index.html?search=EV_DELETE) lists results;
-#   - screenshots of the introduction and steps 3, 4, 6, 7 and 8 are saved under
-#     <target dir>/book-screenshots/ for a person to look at.
+#   - nothing is clipped, at a desktop's width (1280 px) and a phone's
+#     (390 px): no listing, table, figure or paragraph is wider than the
+#     window, and no box hides part of its content behind a scrollbar a
+#     reader may not see (every <details> opened first, so hints count);
+#   - screenshots of every chapter at both widths, whole pages, are saved
+#     under <target dir>/book-screenshots/ (NAME-1280.png, NAME-390.png)
+#     for a person to look at.
 #
 # Builds the book first (cargo test -p book --test build renders it into
 # <target dir>/book). Installs Debian's chromium with apt when it is missing
@@ -43,6 +48,7 @@ import functools
 import glob
 import html
 import http.server
+import json
 import os
 import re
 import shutil
@@ -57,8 +63,72 @@ DEADLINE = 60  # seconds for any one browser run
 failed_requests = []
 
 
+# Injected into a page asked for with ?kq-measure: opens every <details>,
+# then measures, and writes what it found into the page as JSON.
+MEASURE = b"""<script>
+window.addEventListener('load', function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+  setTimeout(function () {
+    var vw = document.documentElement.clientWidth;
+    var problems = [];
+    function describe(el) {
+      var text = (el.textContent || el.getAttribute('src') || '').replace(/\\s+/g, ' ').trim();
+      return el.tagName.toLowerCase() + ' "' + text.slice(0, 70) + '"';
+    }
+    var main = document.querySelector('main');
+    var boxes = main.querySelectorAll('pre, pre > code, table, .table-wrapper, img, svg, p, li, blockquote, h1, h2, h3, h4, div');
+    boxes.forEach(function (el) {
+      var r = el.getBoundingClientRect();
+      if (r.width > 0 && r.right > vw + 1) {
+        problems.push('wider than the ' + vw + ' px window (right edge at ' + Math.round(r.right) + ' px): ' + describe(el));
+      }
+      if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) {
+        problems.push('clipped: shows ' + el.clientWidth + ' of its ' + el.scrollWidth + ' px: ' + describe(el));
+      }
+    });
+    var report = document.createElement('pre');
+    report.id = 'kq-measure';
+    report.textContent = JSON.stringify({
+      width: vw,
+      height: document.documentElement.scrollHeight,
+      problems: problems
+    });
+    document.body.appendChild(report);
+  }, 300);
+});
+</script>"""
+
+
+# A page shown at a given width: Chromium will not make a window narrower
+# than 500 px, so a phone's width is an <iframe> of that width. The frame
+# copies the page's measurement out (same origin), and takes the page's
+# whole height when asked to (for a screenshot of all of it).
+FRAME = """<!DOCTYPE html>
+<html><body style="margin:0;background:#888">
+<iframe id="page" src="%(page)s?kq-measure" scrolling="no"
+  style="display:block;border:0;background:#fff;width:%(width)dpx;height:%(height)dpx"></iframe>
+<script>
+var frame = document.getElementById('page');
+(function poll() {
+  try {
+    var report = frame.contentDocument.getElementById('kq-measure');
+    if (report) {
+      var out = document.createElement('pre');
+      out.id = 'kq-measure';
+      out.textContent = report.textContent;
+      document.body.appendChild(out);
+      return;
+    }
+  } catch (e) {}
+  setTimeout(poll, 100);
+})();
+</script>
+</body></html>"""
+
+
 class Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the book and remembers every request that failed."""
+    """Serves the book and remembers every request that failed; a page
+    asked for with ?kq-measure gets the MEASURE script."""
 
     def log_message(self, fmt, *args):  # quiet, but keep the failures
         pass
@@ -66,6 +136,31 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         failed_requests.append((code, self.path))
         super().send_error(code, message, explain)
+
+    def do_GET(self):
+        if self.path.startswith("/kq-frame?"):
+            query = dict(p.split("=", 1) for p in self.path.split("?", 1)[1].split("&"))
+            page = (FRAME % {"page": query["page"], "width": int(query["width"]),
+                             "height": int(query.get("height", 900))}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
+        if "kq-measure" not in self.path:
+            return super().do_GET()
+        path = self.translate_path(self.path.split("?")[0])
+        try:
+            page = open(path, "rb").read()
+        except OSError:
+            return self.send_error(404)
+        page = page.replace(b"</body>", MEASURE + b"</body>")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
 
 
 server = http.server.ThreadingHTTPServer(
@@ -146,20 +241,35 @@ else:
 for e in js_errors(err):
     problems.append("search page: JavaScript: %s" % e.strip())
 
-# Screenshots for a person to look at.
-for name, page in [("introduction", "introduction.html"),
-                   ("step3", "step3-the-echo-loop.html"),
-                   ("step4", "step4-close-vs-ev-delete.html"),
-                   ("step6", "step6-never-block.html"),
-                   ("step7", "step7-time-and-signals.html"),
-                   ("step8", "step8-at-the-limits.html")]:
-    path = os.path.join(shots, name + ".png")
-    chromium("--window-size=1280,2000", "--virtual-time-budget=3000",
-             "--hide-scrollbars", "--screenshot=" + path, base + page)
-    if not os.path.isfile(path) or os.path.getsize(path) < 10000:
-        problems.append("screenshot %s was not written" % path)
-    else:
-        print("ok   screenshot %s" % path)
+# Nothing clipped, at a desktop's width and a phone's; a whole-page
+# screenshot of every chapter at each, for a person to look at.
+WIDTHS = [1280, 390]
+for title, md in chapters:
+    page = md[:-3] + ".html"
+    name = md[:-3]
+    for width in WIDTHS:
+        frame = "%skq-frame?page=%s&width=%d" % (base, page, width)
+        dom, err = chromium("--window-size=%d,900" % max(width, 500),
+                            "--virtual-time-budget=5000", "--dump-dom", frame)
+        found = re.search(r'<pre id="kq-measure">(.*?)</pre>', dom, re.S)
+        if not found:
+            problems.append("%s at %d px: the measuring script reported nothing"
+                            % (page, width))
+            continue
+        report = json.loads(html.unescape(found.group(1)))
+        for p in report["problems"]:
+            problems.append("%s at %d px: %s" % (page, width, p))
+        path = os.path.join(shots, "%s-%d.png" % (name, width))
+        height = min(max(int(report["height"]), 600), 30000)
+        chromium("--window-size=%d,%d" % (max(width, 500), height),
+                 "--virtual-time-budget=5000", "--hide-scrollbars",
+                 "--screenshot=" + path, "%s&height=%d" % (frame, height))
+        if not os.path.isfile(path) or os.path.getsize(path) < 10000:
+            problems.append("screenshot %s was not written" % path)
+    print("%-4s %s: nothing clipped at %s px" % (
+        "ok" if not any(p.startswith(page + " at") for p in problems) else "FAIL",
+        page, " and ".join(str(w) for w in WIDTHS)))
+print("ok   screenshots in %s" % shots)
 
 server.shutdown()
 shutil.rmtree(profile, ignore_errors=True)
@@ -168,5 +278,6 @@ if problems:
     for p in problems:
         print("  " + p, file=sys.stderr)
     sys.exit(1)
-print("book-browser-check: %d chapters load, search finds EV_DELETE" % len(chapters))
+print("book-browser-check: %d chapters load, search finds EV_DELETE, nothing is clipped at %s px"
+      % (len(chapters), " or ".join(str(w) for w in WIDTHS)))
 PY

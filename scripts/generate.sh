@@ -19,6 +19,16 @@
 #                                 data (the measurement itself is the bench's:
 #                                 cargo run --release -p bench -- --idle)
 #   README.md                     the table of steps, between its markers
+#   steps/stepN/src/exercise.rs   each step's starter, the learner's file:
+#                                 src/main.rs with its `// LESSON:` regions
+#                                 cut to the todo!()s of steps/stepN/hints.md
+#   book/generated/transcripts/stepN-your-turn.txt
+#                                 what `cargo learn check N` says of the
+#                                 starter: the first failure a learner sees
+#
+# A starter someone has edited (a learner's work: it is neither the
+# committed file nor one this script wrote) is kept, not overwritten, and
+# the script says so; `cargo learn reset N` restores the starter.
 #
 # The steps are whatever steps/step<N> folders exist (book-gen discovers
 # them); this script keeps no list of its own. The step servers run on
@@ -45,11 +55,73 @@ if [ -z "$harness" ]; then
   exit 1
 fi
 
+# Starters with a learner's edits in them: put aside now, put back after
+# book-gen. A starter is ours to rewrite when it is the committed one (git)
+# or the last one this script wrote (its checksum is in .learn/, which git
+# ignores).
+written=.learn/generated-starters
+mkdir -p .learn
+touch "$written"
+kept=()
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for starter in steps/step*/src/exercise.rs; do
+  [ -f "$starter" ] || continue
+  if git diff --quiet HEAD -- "$starter" 2>/dev/null ||
+    grep -qxF "$(cksum <"$starter")" "$written"; then
+    continue
+  fi
+  mkdir -p "$scratch/$(dirname "$starter")"
+  cp "$starter" "$scratch/$starter"
+  kept+=("$starter")
+done
+
 cargo run -q -p book --bin book-gen -- --bins "$(dirname "$harness")"
+
+: >"$written"
+for starter in steps/step*/src/exercise.rs; do
+  cksum <"$starter" >>"$written"
+done
+
+# What a learner's first `cargo learn check N` says, for each chapter's
+# "Your turn": run on the starters as generated (a starter with a
+# learner's edits is put back only afterwards, and its transcript is kept).
+# Thread ids and ports are normalised, so a second run writes the same bytes.
+for step in $(cargo run -q -p book --bin book-gen -- --list-steps); do
+  starter=steps/$step/src/exercise.rs
+  case " ${kept[*]-} " in *" $starter "*) continue ;; esac
+  n=${step#step}
+  rc=0
+  out=$(NO_COLOR=1 cargo learn check "$n" 2>"$scratch/learn-stderr") || rc=$?
+  if [ "$rc" != 1 ]; then
+    printf '%s\n' "$out" >&2
+    cat "$scratch/learn-stderr" >&2
+    echo "generate.sh: $starter should fail its step's tests (cargo learn check $n exits 1); it exited with $rc" >&2
+    exit 1
+  fi
+  # What the harness saw of a server that panicked (refused, reset, exited
+  # while being checked) depends on when it died: of the [harness] lines,
+  # only the check's own (its name and what it proves) is kept.
+  printf '$ cargo learn check %s\n%s\n' "$n" "$out" |
+    sed -E -e "s/thread '([^']*)' \([0-9]+\) panicked/thread '\1' panicked/" \
+      -e 's/127\.0\.0\.1:[0-9]+/127.0.0.1:50000/g' |
+    awk '/^ *\[harness\] / && !/^ *\[harness\] [a-z]+\/[a-z0-9_]+: / {
+           if (!elided) { sub(/\[harness\].*/, "[harness] ..."); print; elided = 1 }
+           next
+         }
+         { elided = 0; print }' \
+      >"book/generated/transcripts/$step-your-turn.txt"
+done
+
+for starter in ${kept[@]+"${kept[@]}"}; do
+  cp "$scratch/$starter" "$starter"
+  step=$(basename "$(dirname "$(dirname "$starter")")")
+  echo "generate.sh: kept $starter: it has edits (a learner's?); 'cargo learn reset ${step#step}' replaces it with the starter" >&2
+done
 
 if [ "$check" = 1 ]; then
   # Untracked new files count as changes too, so use status, not diff alone.
-  generated=(book/generated README.md)
+  generated=(book/generated README.md steps/*/src/exercise.rs)
   if [ -n "$(git status --porcelain -- "${generated[@]}")" ]; then
     echo "generate.sh: generated files were stale; the differences:" >&2
     git status --porcelain -- "${generated[@]}" >&2

@@ -48,33 +48,62 @@ fn leaves_no_raw_directive_in_any_page() {
     }
 }
 
-/// No Rust or C listing shows an `ANCHOR:` / `ANCHOR_END:` marker: mdBook
-/// drops the marker lines of an anchored include (Rust `// ANCHOR:` and C
-/// `/* ANCHOR: */` alike), so one in a listing means a file was included
-/// whole or a marker was mistyped. (The step diffs show the markers as the
-/// files have them, so `diff` blocks are left alone.)
-#[test]
-fn shows_no_anchor_marker_in_a_rust_or_c_listing() {
-    let out = built();
-    let mut listings = 0;
+/// Every Rust and C listing of the rendered book: (its page, its code).
+fn rust_and_c_listings(out: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut listings = Vec::new();
     for page in files_with_ext(out, "html") {
         let html = fs::read_to_string(&page).expect("read page");
         for block in html.split("<pre><code").skip(1) {
             let (attrs, body) = block.split_once('>').unwrap_or(("", ""));
-            if !(attrs.contains("language-rust") || attrs.contains("language-c\"")) {
-                continue;
-            }
-            listings += 1;
-            let code = body.split("</code>").next().unwrap_or("");
-            for marker in ["ANCHOR:", "ANCHOR_END:"] {
-                if let Some(at) = code.find(marker) {
-                    let context: String = code[at..].chars().take(120).collect();
-                    panic!("{}: a listing shows a marker: {context:?}", page.display());
-                }
+            if attrs.contains("language-rust") || attrs.contains("language-c\"") {
+                let code = body.split("</code>").next().unwrap_or("");
+                listings.push((page.clone(), code.to_string()));
             }
         }
     }
-    assert!(listings >= 40, "only {listings} Rust and C listings found");
+    assert!(
+        listings.len() >= 40,
+        "only {} Rust and C listings found",
+        listings.len()
+    );
+    listings
+}
+
+/// No Rust or C listing shows an `ANCHOR:` / `ANCHOR_END:` marker, nor a
+/// starter's `LESSON` marker: mdBook drops the marker lines of an anchored
+/// include (Rust `// ANCHOR:` and C `/* ANCHOR: */` alike), the book's
+/// listings preprocessor the lesson markers, so one in a listing means a
+/// file was included whole or a marker was mistyped. (The step diffs show
+/// the anchors as the files have them, so `diff` blocks are left alone.)
+#[test]
+fn shows_no_anchor_marker_in_a_rust_or_c_listing() {
+    for (page, code) in rust_and_c_listings(built()) {
+        for marker in ["ANCHOR:", "ANCHOR_END:", "LESSON:", "LESSON_END"] {
+            if let Some(at) = code.find(marker) {
+                let context: String = code[at..].chars().take(120).collect();
+                panic!("{}: a listing shows a marker: {context:?}", page.display());
+            }
+        }
+    }
+}
+
+/// Every Rust and C listing starts at the left margin: the shared
+/// indentation of an anchored listing (16 spaces deep in a loop) is taken
+/// off, so on a phone the code is not a quarter of the screen to the right.
+#[test]
+fn dedents_every_listing() {
+    for (page, code) in rust_and_c_listings(built()) {
+        let flush = code
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .any(|l| !l.starts_with(' ') && !l.starts_with('\t'));
+        assert!(
+            flush,
+            "{}: a listing is indented as a whole: {:?}",
+            page.display(),
+            code.lines().next().unwrap_or("")
+        );
+    }
 }
 
 /// Every code block of a step chapter has code in it: an include that

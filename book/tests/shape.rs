@@ -10,13 +10,14 @@ use std::fs;
 use std::path::PathBuf;
 
 use book::steps::{self, Step};
-use book::{generated, readme, scenario};
+use book::{generated, hints, readme, scenario, starter};
 
 /// The sections every step chapter has, in this order.
 const SECTIONS: &[&str] = &[
     "What you'll build",
     "Run it",
     "The kqueue ideas",
+    "Your turn",
     "Walkthrough",
     "What changed since the previous step",
     "Test it",
@@ -26,7 +27,7 @@ const SECTIONS: &[&str] = &[
 ];
 
 /// The sections every step README has, in this order.
-const README_SECTIONS: &[&str] = &["Goal", "Run", "Test", "Read", "Stuck?"];
+const README_SECTIONS: &[&str] = &["Goal", "Your turn", "Run", "Test", "Read", "Stuck?"];
 
 /// The steps (`steps/stepN`, not the shared `stepkit`), by number.
 fn steps() -> Vec<Step> {
@@ -65,6 +66,42 @@ fn missing_parts(step: &Step, chapter: Option<&str>, previous: Option<&Step>) ->
     }
     if !root.join(step.file("src/main.rs")).is_file() {
         missing.push(format!("{dir}/src/main.rs: add the step's server"));
+    }
+
+    // The learner's path: the binary's root that picks the solution or the
+    // learner's file, the feature that switches, the lesson marked in the
+    // solution, a hints file for each lesson, and the generated starter.
+    // (Only that the starter exists: its content is the learner's, and
+    // `scripts/generate.sh --check` is what says it is stale.)
+    let toml = read(&step.file("Cargo.toml")).unwrap_or_default();
+    if !(toml.contains("path = \"src/pick.rs\"") && toml.contains("exercise = []")) {
+        missing.push(format!(
+            "{dir}/Cargo.toml: declare the binary as steps/step1/Cargo.toml does ([[bin]] name = \"{}\", path = \"src/pick.rs\"; [features] exercise = [])",
+            step.name
+        ));
+    }
+    if !root.join(step.file("src/pick.rs")).is_file() {
+        missing.push(format!(
+            "{dir}/src/pick.rs: copy steps/step1/src/pick.rs (the binary's root: src/main.rs, or src/exercise.rs with --features exercise)"
+        ));
+    }
+    let lessons = match starter::for_step(&root, step) {
+        Ok(_) => read(&step.file(hints::FILE))
+            .and_then(|t| hints::parse(&step.file(hints::FILE), &t).ok())
+            .unwrap_or_default(),
+        Err(e) => {
+            missing.push(format!(
+                "{e}\n    (the learner's starter is made from the `// LESSON: NAME` ... `// LESSON_END` regions of {dir}/src/main.rs and the `## NAME` sections of {dir}/{}: book/tool/starter.rs, book/tool/hints.rs)",
+                hints::FILE
+            ));
+            Vec::new()
+        }
+    };
+    if !root.join(starter::path(step)).is_file() {
+        missing.push(format!(
+            "{}: not generated yet; run scripts/generate.sh",
+            starter::path(step).display()
+        ));
     }
     let tests = common::files_with_ext_if_any(&root.join(step.file("tests")), "rs");
     if tests.is_empty() {
@@ -119,6 +156,8 @@ fn missing_parts(step: &Step, chapter: Option<&str>, previous: Option<&Step>) ->
         .iter()
         .map(|f| generated::transcript_path(f))
         .collect();
+    let your_turn = generated::transcript_path(&format!("{}-your-turn.txt", step.name));
+    generated.push(your_turn.clone());
     generated.push(generated::tests_path(step));
     if let Some(previous) = previous {
         generated.push(generated::diff_path(previous, step));
@@ -142,12 +181,37 @@ fn missing_parts(step: &Step, chapter: Option<&str>, previous: Option<&Step>) ->
             Err(_) => missing.push(format!("book/src/{file}: listed in SUMMARY.md but missing")),
             Ok(text) => {
                 let mut wanted = vec![format!("../../steps/{}/src/main.rs:", step.name)];
-                wanted.extend(generated.iter().map(|g| {
+                // (The "Your turn" transcript is asked for below, in its
+                // section.)
+                wanted.extend(generated.iter().filter(|g| **g != your_turn).map(|g| {
                     format!("../{}", g.strip_prefix("book").unwrap_or(g).display())
                 }));
                 for w in wanted {
                     if !text.contains(&w) {
                         missing.push(format!("book/src/{file}: include {w}"));
+                    }
+                }
+                // "Your turn": the file to open, the command, every part
+                // to write (by its lesson's name), the first failure.
+                let section = text
+                    .split("\n## Your turn\n")
+                    .nth(1)
+                    .map(|rest| rest.split("\n## ").next().unwrap_or(""))
+                    .unwrap_or("");
+                let mut wanted_there = vec![
+                    starter::path(step).display().to_string(),
+                    format!("cargo learn check {}", step.number),
+                    format!(
+                        "../{}",
+                        your_turn.strip_prefix("book").unwrap_or(&your_turn).display()
+                    ),
+                ];
+                wanted_there.extend(lessons.iter().map(|l| format!("`{}`", l.name)));
+                for w in wanted_there {
+                    if !section.contains(&w) {
+                        missing.push(format!(
+                            "book/src/{file}: the section \"Your turn\" should name {w}"
+                        ));
                     }
                 }
             }
@@ -157,10 +221,12 @@ fn missing_parts(step: &Step, chapter: Option<&str>, previous: Option<&Step>) ->
 }
 
 /// Every step folder has all its parts: crate, README (title, tagline,
-/// sections), src/main.rs, tests, transcript scenario, its chapter in
-/// SUMMARY.md in order, and its generated files (the diff from the
-/// previous step, the tests table, the transcripts), each included by the
-/// chapter. A failure lists exactly what to add.
+/// sections), src/main.rs, tests, transcript scenario, the learner's path
+/// (the binary's root and exercise feature, lesson markers, hints, the
+/// starter), its chapter in SUMMARY.md in order, and its generated files
+/// (the diff from the previous step, the tests table, the transcripts),
+/// each included by the chapter, whose "Your turn" names the starter, the
+/// command and every part to write. A failure lists exactly what to add.
 #[test]
 fn every_step_folder_has_all_its_parts() {
     let steps = steps();
@@ -236,6 +302,34 @@ fn every_step_chapter_has_the_same_sections() {
         let sections: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("## ")).collect();
         assert_eq!(sections, SECTIONS, "the sections of {file}");
     }
+}
+
+/// Every exercise solution (`steps/stepN/exercises/*.diff`) is shown by a
+/// chapter (Appendix C), so none lingers unseen and none is missing.
+#[test]
+fn every_exercise_solution_is_shown() {
+    let mut all_chapters = String::new();
+    for chapter in book::includes::markdown_files(&common::src()).expect("list chapters") {
+        all_chapters.push_str(&fs::read_to_string(chapter).expect("read chapter"));
+    }
+    let mut unshown = Vec::new();
+    let mut solutions = 0;
+    for step in steps() {
+        let dir = common::root().join(step.file("exercises"));
+        for diff in common::files_with_ext_if_any(&dir, "diff") {
+            solutions += 1;
+            let name = diff.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            let wanted = format!("../../steps/{}/exercises/{name}", step.name);
+            if !all_chapters.contains(&wanted) {
+                unshown.push(wanted);
+            }
+        }
+    }
+    assert!(solutions > 0, "no steps/stepN/exercises/*.diff at all");
+    assert!(
+        unshown.is_empty(),
+        "exercise solutions no chapter includes (show them in book/src/appendix-c-solutions.md): {unshown:?}"
+    );
 }
 
 /// Every step chapter hides its hints: exercises have `<details>` blocks.

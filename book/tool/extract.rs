@@ -169,15 +169,36 @@ pub fn test_table(rows: &[(String, TestFn)]) -> String {
             t.doc.clone()
         };
         if !t.cases.is_empty() {
-            proves.push_str(&format!(" Cases: {}.", t.cases.join(", ")));
+            let cases: Vec<String> = t.cases.iter().map(|c| breakable_code(c)).collect();
+            proves.push_str(&format!(" Cases: {}.", cases.join(", ")));
         }
         out.push_str(&format!(
-            "| `{}` | `{}` | {} |\n",
-            t.name,
-            file,
+            "| {} | {} | {} |\n",
+            breakable_code(&t.name),
+            breakable_code(file),
             proves.replace('|', "\\|")
         ));
     }
+    out
+}
+
+/// `<code>` for a long name, which may break after `_` or `/` (`<wbr>`)
+/// so that the table fits a phone's width; copied, it is the same name.
+fn breakable_code(name: &str) -> String {
+    let mut out = String::from("<code>");
+    for c in name.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' => out.push_str("\\|"),
+            c => out.push(c),
+        }
+        if c == '_' || c == '/' {
+            out.push_str("<wbr>");
+        }
+    }
+    out.push_str("</code>");
     out
 }
 
@@ -210,6 +231,16 @@ fn plain() {}
         assert_eq!(found[0].doc, "Proves a thing.");
         assert_eq!(found[0].cases, ["short", "long_one"]);
         assert_eq!(test_attributes(src), 2);
+    }
+
+    /// Names in the table may break after `_` and `/`, nowhere else, and
+    /// stay HTML-safe.
+    #[test]
+    fn lets_long_names_break_after_underscores() {
+        assert_eq!(
+            breakable_code("tests/a_b<c>"),
+            "<code>tests/<wbr>a_<wbr>b&lt;c&gt;</code>"
+        );
     }
 
     /// A doc section ends at the next heading of its level, and intra-doc

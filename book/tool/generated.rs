@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::steps::{self, Step};
-use crate::{extract, plot, readme, stages};
+use crate::{extract, plot, readme, stages, starter};
 
 /// One generated file: where it goes (relative to the repository root) and
 /// what it holds.
@@ -97,6 +97,22 @@ pub fn static_files(root: &Path) -> Result<Vec<Generated>, String> {
     Ok(out)
 }
 
+/// Every step's starter, `steps/stepN/src/exercise.rs` (see
+/// [`crate::starter`]). Not among [`static_files`]: `cargo test -p book`
+/// checks those for freshness, and a learner edits a starter; only
+/// `scripts/generate.sh --check` (CI, on a clean clone) checks these.
+pub fn starters(root: &Path) -> Result<Vec<Generated>, String> {
+    steps::discover(root)?
+        .iter()
+        .map(|step| {
+            Ok(Generated {
+                path: starter::path(step),
+                content: starter::for_step(root, step)?,
+            })
+        })
+        .collect()
+}
+
 /// `book/generated/diffs/stepA-stepB.diff`: what changed from one step to
 /// the next.
 pub fn diff_path(from: &Step, to: &Step) -> PathBuf {
@@ -162,16 +178,18 @@ fn step_tests(
 }
 
 /// `diff -u` of two steps' `src/main.rs`, with stable headers, leaving out
-/// each file's leading `//!` module doc. Every step rewrites that header
-/// whole (it retells the step), so in a diff it is a wall of churn above
-/// the code that actually grew; the chapters say it is left out. The hunk
-/// line numbers still count from the top of the real files.
+/// each file's leading `//!` module doc and its `// LESSON:` markers. Every
+/// step rewrites that header whole (it retells the step), so in a diff it
+/// is a wall of churn above the code that actually grew; the chapters say
+/// it is left out. The lesson markers are for the starters, not the
+/// reader. The hunk line numbers still count from the top of the real
+/// files.
 pub fn step_diff(root: &Path, from: &str, to: &str) -> Result<String, String> {
     let a = format!("steps/{from}/src/main.rs");
     let b = format!("steps/{to}/src/main.rs");
     let (a_src, b_src) = (read(root, &a)?, read(root, &b)?);
-    let (a_skip, a_body) = without_module_doc(&a_src);
-    let (b_skip, b_body) = without_module_doc(&b_src);
+    let (a_lines, a_body) = shown_lines(&a_src);
+    let (b_lines, b_body) = shown_lines(&b_src);
     // diff(1) compares files, so the bodies go to a scratch directory of
     // this call's own: tests may generate in parallel.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -199,7 +217,7 @@ pub fn step_diff(root: &Path, from: &str, to: &str) -> Result<String, String> {
     match out.status.code() {
         Some(0) | Some(1) => Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
-            .map(|l| format!("{}\n", shift_hunk_header(l, a_skip, b_skip)))
+            .map(|l| format!("{}\n", renumber_hunk_header(l, &a_lines, &b_lines)))
             .collect()),
         _ => Err(format!(
             "diff {a} {b} failed: {}",
@@ -208,40 +226,41 @@ pub fn step_diff(root: &Path, from: &str, to: &str) -> Result<String, String> {
     }
 }
 
-/// Splits a source file after its leading `//!` lines and the blank lines
-/// that follow them: (how many lines that is, the rest).
-fn without_module_doc(src: &str) -> (usize, &str) {
-    let mut skipped = 0;
-    let mut rest = src;
-    let mut in_doc = true;
-    while let Some((line, after)) = rest.split_once('\n') {
+/// What a step diff shows of a file: every line but the leading `//!`
+/// lines (and the blank lines after them) and the lesson markers. Returns
+/// the real (1-based) line number of each line shown, and the text.
+fn shown_lines(src: &str) -> (Vec<usize>, String) {
+    let mut numbers = Vec::new();
+    let mut text = String::new();
+    let mut in_header = true;
+    for (i, line) in src.lines().enumerate() {
         let t = line.trim();
-        let header = if in_doc && t.starts_with("//!") {
-            true
-        } else if t.is_empty() {
-            in_doc = false;
-            true
-        } else {
-            false
-        };
-        if !header {
-            break;
+        if in_header && (t.starts_with("//!") || t.is_empty()) {
+            continue;
         }
-        skipped += 1;
-        rest = after;
+        in_header = false;
+        if starter::is_marker(line) {
+            continue;
+        }
+        numbers.push(i + 1);
+        text.push_str(line);
+        text.push('\n');
     }
-    (skipped, rest)
+    (numbers, text)
 }
 
-/// `@@ -l,s +l,s @@` with each start moved down by the lines left out of
-/// its file, so the numbers are those of the real file. Other lines pass.
-fn shift_hunk_header(line: &str, a_skip: usize, b_skip: usize) -> String {
-    let shift = |range: &str, by: usize| -> Option<String> {
+/// `@@ -l,s +l,s @@` with each start taken back to its line in the real
+/// file (`a` and `b` map a line shown to its real number). Other lines
+/// pass.
+fn renumber_hunk_header(line: &str, a: &[usize], b: &[usize]) -> String {
+    let renumber = |range: &str, real: &[usize]| -> Option<String> {
         let (start, len) = match range.split_once(',') {
             Some((s, l)) => (s, Some(l)),
             None => (range, None),
         };
-        let start = start.parse::<usize>().ok()? + by;
+        let start = start.parse::<usize>().ok()?;
+        // Line 0 (an empty range at the very top) stays 0.
+        let start = if start == 0 { 0 } else { *real.get(start - 1)? };
         Some(match len {
             Some(l) => format!("{start},{l}"),
             None => start.to_string(),
@@ -253,8 +272,8 @@ fn shift_hunk_header(line: &str, a_skip: usize, b_skip: usize) -> String {
         let (new, tail) = rest.split_once(" @@")?;
         Some(format!(
             "@@ -{} +{} @@{tail}",
-            shift(old, a_skip)?,
-            shift(new, b_skip)?
+            renumber(old, a)?,
+            renumber(new, b)?
         ))
     })();
     parsed.unwrap_or_else(|| line.to_string())
@@ -294,23 +313,38 @@ mod tests {
     use super::*;
 
     /// The header is the leading `//!` block and the blank lines after it;
-    /// the code, and any `//!` further down, stay.
+    /// the code, any `//!` further down, and the lines' real numbers stay;
+    /// lesson markers go.
     #[test]
-    fn leaves_out_only_the_leading_module_doc() {
-        let src = "//! # Step\n//!\n//! Why.\n\nuse x;\n//! not a header\n";
-        assert_eq!(without_module_doc(src), (4, "use x;\n//! not a header\n"));
-        assert_eq!(without_module_doc("use x;\n"), (0, "use x;\n"));
+    fn shows_all_but_the_module_doc_and_the_lesson_markers() {
+        let src = "//! # Step\n//!\n//! Why.\n\nuse x;\n    // LESSON: a\nlet y;\n    // LESSON_END\n//! not a header\n";
+        assert_eq!(
+            shown_lines(src),
+            (
+                vec![5, 7, 9],
+                "use x;\nlet y;\n//! not a header\n".to_string()
+            )
+        );
+        assert_eq!(shown_lines("use x;\n"), (vec![1], "use x;\n".to_string()));
     }
 
-    /// Hunk starts are moved to the real files' line numbers; other lines
-    /// and the text after the second `@@` are kept.
+    /// Hunk starts are taken back to the real files' line numbers; other
+    /// lines and the text after the second `@@` are kept.
     #[test]
-    fn shifts_hunk_headers_to_the_real_line_numbers() {
+    fn renumbers_hunk_headers_to_the_real_lines() {
+        let a: Vec<usize> = (24..40).collect();
+        let b: Vec<usize> = (16..40).collect();
         assert_eq!(
-            shift_hunk_header("@@ -1,7 +1,9 @@ fn main() {", 23, 15),
+            renumber_hunk_header("@@ -1,7 +1,9 @@ fn main() {", &a, &b),
             "@@ -24,7 +16,9 @@ fn main() {"
         );
-        assert_eq!(shift_hunk_header("@@ -5 +5,0 @@", 2, 3), "@@ -7 +8,0 @@");
-        assert_eq!(shift_hunk_header("-@@ not a hunk", 2, 3), "-@@ not a hunk");
+        assert_eq!(
+            renumber_hunk_header("@@ -5 +0,0 @@", &a, &b),
+            "@@ -28 +0,0 @@"
+        );
+        assert_eq!(
+            renumber_hunk_header("-@@ not a hunk", &a, &b),
+            "-@@ not a hunk"
+        );
     }
 }

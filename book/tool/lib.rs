@@ -23,10 +23,13 @@
 
 pub mod extract;
 pub mod generated;
+pub mod hints;
 pub mod includes;
+pub mod listings;
 pub mod plot;
 pub mod readme;
 pub mod scenario;
 pub mod stages;
+pub mod starter;
 pub mod steps;
 pub mod transcripts;

@@ -51,10 +51,34 @@ pub fn built() -> &'static Path {
         let mut md = mdbook_driver::MDBook::load(root().join("book"))
             .unwrap_or_else(|e| panic!("loading book/book.toml and SUMMARY.md: {e:#}"));
         md.config.build.build_dir = out.clone();
+        // After mdBook's own (it runs them first): dedent the listings and
+        // leave out the lesson markers (book/tool/listings.rs).
+        md.with_preprocessor(Listings);
         md.build()
             .unwrap_or_else(|e| panic!("building the book into {}: {e:#}", out.display()));
         out
     })
+}
+
+/// The book's listings preprocessor: [`book::listings::tidy`] on every
+/// chapter.
+struct Listings;
+
+impl mdbook_preprocessor::Preprocessor for Listings {
+    fn name(&self) -> &str {
+        "listings"
+    }
+
+    fn run(
+        &self,
+        _ctx: &mdbook_preprocessor::PreprocessorContext,
+        mut book: mdbook_driver::book::Book,
+    ) -> mdbook_driver::errors::Result<mdbook_driver::book::Book> {
+        book.for_each_chapter_mut(|chapter| {
+            chapter.content = book::listings::tidy(&chapter.content)
+        });
+        Ok(book)
+    }
 }
 
 /// Every file under `dir` with extension `ext`, sorted.

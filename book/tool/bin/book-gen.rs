@@ -71,6 +71,10 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&e),
     };
+    match generated::starters(&root) {
+        Ok(s) => files.extend(s),
+        Err(e) => return fail(&format!("starters: {e}")),
+    }
     if let Some(bins) = bins {
         match transcripts::all(&root, &steps, &bins) {
             Ok(t) => files.extend(t),

@@ -44,13 +44,15 @@ const USAGE: &str = "usage: step1
   Watches standard input with a kqueue: echoes what arrives to standard
   output and reports each event on standard error. Try: echo hi | step1";
 
-fn main() {
+pub fn main() {
     parse_args();
 
     // ANCHOR: create_queue
+    // LESSON: create_queue -> kq: Kqueue
     // kqueue(): a new, empty event queue. It is a descriptor like any
     // other: 0, 1 and 2 are taken, so it is usually 3.
     let kq = Kqueue::new().unwrap_or_else(|e| fatal("kqueue()", e));
+    // LESSON_END
     eprintln!("step1: kqueue() returned descriptor {}", kq.as_raw_fd());
     // ANCHOR_END: create_queue
 
@@ -62,9 +64,11 @@ fn main() {
     let mut events = [kevent_zeroed(); NEVENTS];
     for timeout in [Duration::ZERO, Duration::from_millis(100)] {
         let started = Instant::now();
+        // LESSON: poll_empty -> n: usize
         let n = kq
             .kevent(&[], &mut events, Some(timeout))
             .unwrap_or_else(|e| fatal("kevent(poll)", e));
+        // LESSON_END
         eprintln!(
             "step1: kevent() with no changes, timeout {} ms: {n} events after {} ms",
             timeout.as_millis(),
@@ -74,6 +78,7 @@ fn main() {
     // ANCHOR_END: poll_empty
 
     // ANCHOR: register_stdin
+    // LESSON: register_stdin
     // EV_SET(&change, 0, EVFILT_READ, EV_ADD, 0, 0, NULL);
     // kevent(kq, &change, 1, NULL, 0, NULL): a changelist, no eventlist.
     let mut change = kevent_zeroed();
@@ -89,6 +94,7 @@ fn main() {
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
         fatal("kevent(EV_ADD stdin)", e);
     }
+    // LESSON_END
     eprintln!("step1: registered EVFILT_READ for stdin (fd {STDIN})");
     // ANCHOR_END: register_stdin
 
@@ -103,6 +109,7 @@ fn main() {
     let mut stdout = io::stdout().lock();
     loop {
         // ANCHOR: wait_for_events
+        // LESSON: wait_for_events -> n: usize
         // kevent(kq, NULL, 0, events, NEVENTS, NULL): wait for ever until
         // stdin has something to say.
         let n = match kq.kevent(&[], &mut events, None) {
@@ -111,6 +118,7 @@ fn main() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => fatal("kevent(wait)", e),
         };
+        // LESSON_END
         // ANCHOR_END: wait_for_events
 
         for ev in &events[..n] {
@@ -124,6 +132,7 @@ fn main() {
                 { ev.ident },
                 if eof { " EV_EOF" } else { "" }
             );
+            // LESSON: how_much -> want: usize
             if eof && data == 0 {
                 // The writer has gone (a pipe's other end closed) and every
                 // byte it wrote has been read: the input is over.
@@ -137,6 +146,7 @@ fn main() {
             } else {
                 BUFSIZE
             };
+            // LESSON_END
             match read(STDIN, &mut buf[..want]) {
                 Ok(0) => {
                     eprintln!("step1: read() returned 0: end of input");

@@ -16,6 +16,7 @@
 
 use std::ffi::c_int;
 use std::io;
+use std::net::SocketAddr;
 use std::process::exit;
 use std::ptr;
 
@@ -24,7 +25,7 @@ use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD};
 /// How many events one `kevent()` call may return.
 const NEVENTS: usize = 64;
 
-fn main() {
+pub fn main() {
     let args = stepkit::Args::parse("step2");
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
     let listener = stepkit::listen_or_exit("step2", &args);
@@ -35,6 +36,7 @@ fn main() {
     // ANCHOR_END: create_queue
 
     // ANCHOR: register_listener
+    // LESSON: register_listener
     // EV_SET(&change, listener, EVFILT_READ, EV_ADD, 0, 0, NULL);
     // A listener is "readable" when connections wait to be accepted.
     let mut change = kevent_zeroed();
@@ -51,6 +53,7 @@ fn main() {
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
         fatal("kevent(EV_ADD listener)", e);
     }
+    // LESSON_END
     // ANCHOR_END: register_listener
 
     let mut events = [kevent_zeroed(); NEVENTS];
@@ -74,41 +77,48 @@ fn main() {
 
             if fd == listener {
                 // ANCHOR: accept_clients
+                stepkit::log!("step2: listener fd {fd}: data={data} connection(s) waiting");
+                // LESSON: accept_clients
                 // On a listener, `data` is how many connections are waiting.
                 // Accepting exactly that many never blocks: they are queued
                 // in the kernel already. (More may arrive meanwhile; the
                 // next kevent() reports them.)
-                stepkit::log!("step2: listener fd {fd}: data={data} connection(s) waiting");
                 for _ in 0..data {
-                    let (client, peer) = match stepkit::accept(listener) {
-                        Ok(accepted) => accepted,
+                    match stepkit::accept(listener) {
+                        Ok((client, peer)) => greet(client, peer),
                         // Gone before we got to it (the BSDs say ECONNABORTED),
                         // or out of descriptors (EMFILE). That one is not
                         // harmless: the connection stays in the listen queue,
                         // the listener stays readable, and the next kevent()
                         // brings us back here at once, for ever: a spin at
                         // 100% CPU. Step 8 stops watching the listener.
-                        Err(e) => {
-                            eprintln!("step2: accept: {e}");
-                            continue;
-                        }
-                    };
-                    stepkit::log!("step2: accepted fd {client} from {peer}");
-                    // One line, then close(): the client reads the line,
-                    // then end of file. A new socket's send buffer is
-                    // empty, so one write() takes the whole line.
-                    let greeting = format!("hello from step2, you are fd {client}\n");
-                    if let Err(e) = stepkit::write(client, greeting.as_bytes()) {
-                        stepkit::log!("step2: fd {client}: write: {e}");
+                        Err(e) => eprintln!("step2: accept: {e}"),
                     }
-                    stepkit::log!("step2: fd {client}: greeted, close({client})");
-                    stepkit::close(client);
                 }
+                // LESSON_END
                 // ANCHOR_END: accept_clients
             }
         }
     }
 }
+
+// ANCHOR: greet
+/// One line, then close(): the client reads the line, then end of file.
+/// A new socket's send buffer is empty, so one write() takes the whole
+/// line.
+fn greet(client: c_int, peer: SocketAddr) {
+    stepkit::log!("step2: accepted fd {client} from {peer}");
+    // One line, then close(): the client reads the line, then end of
+    // file. A new socket's send buffer is empty, so one write() takes the
+    // whole line.
+    let greeting = format!("hello from step2, you are fd {client}\n");
+    if let Err(e) = stepkit::write(client, greeting.as_bytes()) {
+        stepkit::log!("step2: fd {client}: write: {e}");
+    }
+    stepkit::log!("step2: fd {client}: greeted, close({client})");
+    stepkit::close(client);
+}
+// ANCHOR_END: greet
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {

@@ -38,7 +38,7 @@ const NEVENTS: usize = 64;
 /// simply reported again by the next `kevent()` (events are level-triggered).
 const BUFSIZE: usize = 64 * 1024;
 
-fn main() {
+pub fn main() {
     let args = stepkit::Args::parse("step3");
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
     let listener = stepkit::listen_or_exit("step3", &args);
@@ -109,6 +109,7 @@ fn main() {
                         }
                     };
                     stepkit::log!("step3: accepted fd {client} from {peer}");
+                    // LESSON: register_client
                     // EV_SET(&change, client, EVFILT_READ, EV_ADD, 0, 0, NULL);
                     // and kevent(changes): the client joins the same queue.
                     ev_set(
@@ -124,54 +125,74 @@ fn main() {
                         eprintln!("step3: fd {client}: kevent(EV_ADD): {e}, close({client})");
                         stepkit::close(client);
                     }
+                    // LESSON_END
                 }
                 // ANCHOR_END: accept_clients
-            } else if flags & EV_EOF != 0 && (data == 0 || fflags != 0) {
+                continue;
+            }
+
+            // ANCHOR: client_gone
+            // LESSON: client_gone -> gone: bool
+            // EV_EOF: the client closed its side (FIN), and everything it
+            // sent has been echoed (`data` is 0); or the connection failed
+            // (a reset: `fflags` holds the error), and there is nobody left
+            // to echo to. EV_EOF with `data` > 0 is a client that sent its
+            // last bytes and left: echo them first.
+            let gone = flags & EV_EOF != 0 && (data == 0 || fflags != 0);
+            // LESSON_END
+            // ANCHOR_END: client_gone
+            if gone {
                 // ANCHOR: drop_client
-                // EV_EOF: the client closed its side (FIN), and everything
-                // it sent has been echoed (`data` is 0); or the connection
-                // failed (a reset: `fflags` holds the error), and there is
-                // nobody left to echo to.
-                //
-                // close() is all it takes: closing a descriptor removes its
-                // kevents from every queue, so no EV_DELETE is needed.
                 if fflags != 0 {
                     let err = io::Error::from_raw_os_error(fflags as i32);
                     stepkit::log!("step3: fd {fd}: EOF with error ({err}), close({fd})");
                 } else {
                     stepkit::log!("step3: fd {fd}: EOF, close({fd})");
                 }
+                // LESSON: close_client
+                // close() is all it takes: closing a descriptor removes its
+                // kevents from every queue, so no EV_DELETE is needed.
                 stepkit::close(fd);
+                // LESSON_END
                 // ANCHOR_END: drop_client
-            } else {
-                // ANCHOR: echo_client
-                // `data` bytes are waiting (EV_EOF may be set too: a
-                // half-closed client still gets the rest of its bytes back).
-                if data <= 0 {
-                    // Readable with nothing to read and no EOF should not
-                    // happen; reading would block the whole server, so don't.
+                continue;
+            }
+
+            // ANCHOR: echo_client
+            // `data` bytes are waiting (EV_EOF may be set too: a
+            // half-closed client still gets the rest of its bytes back).
+            if data <= 0 {
+                // Readable with nothing to read and no EOF should not
+                // happen; reading would block the whole server, so don't.
+                continue;
+            }
+            // LESSON: echo -> got: usize
+            let want = (data as usize).min(BUFSIZE);
+            let got = match stepkit::read(fd, &mut buf[..want]) {
+                Ok(0) => {
+                    stepkit::log!("step3: fd {fd}: read() returned 0 (EOF), close({fd})");
+                    stepkit::close(fd);
                     continue;
                 }
-                let want = (data as usize).min(BUFSIZE);
-                match stepkit::read(fd, &mut buf[..want]) {
-                    // Written back with a blocking loop (write_all, below):
-                    // it waits while the client's receive window is full,
-                    // and every other client waits too.
-                    Ok(got) if got > 0 => match write_all(fd, &buf[..got]) {
-                        Ok(()) => stepkit::log!("step3: fd {fd}: data={data}, echoed {got} bytes"),
-                        // EPIPE or ECONNRESET: the client is gone. Rust
-                        // ignores SIGPIPE, so this is an error, not a crash.
-                        Err(e) => drop_client(fd, "write", e),
-                    },
-                    Ok(_) => {
-                        stepkit::log!("step3: fd {fd}: read() returned 0 (EOF), close({fd})");
-                        stepkit::close(fd);
-                    }
-                    // ECONNRESET and friends: drop the client the same way.
-                    Err(e) => drop_client(fd, "read", e),
+                Ok(got) => got,
+                // ECONNRESET and friends: drop the client the same way.
+                Err(e) => {
+                    drop_client(fd, "read", e);
+                    continue;
                 }
-                // ANCHOR_END: echo_client
+            };
+            // Written back with a blocking loop (write_all, below): it waits
+            // while the client's receive window is full, and every other
+            // client waits too.
+            if let Err(e) = write_all(fd, &buf[..got]) {
+                // EPIPE or ECONNRESET: the client is gone. Rust ignores
+                // SIGPIPE, so this is an error, not a crash.
+                drop_client(fd, "write", e);
+                continue;
             }
+            // LESSON_END
+            stepkit::log!("step3: fd {fd}: data={data}, echoed {got} bytes");
+            // ANCHOR_END: echo_client
         }
     }
 }

@@ -72,7 +72,7 @@ stepkit::options! {
 }
 // ANCHOR_END: options
 
-fn main() {
+pub fn main() {
     let (args, opts) = stepkit::Args::parse_with::<Options>("step4");
     let (mode, max_clients) = (opts.remove, opts.max_clients);
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
@@ -132,7 +132,10 @@ fn main() {
             // with nothing to read: a blocking read would hang the server).
             // A new registration's events can only come in a later batch, so
             // anything here naming a number we closed is stale.
-            if clients.closed_in_batch(fd) {
+            // LESSON: stale_event -> stale: bool
+            let stale = clients.closed_in_batch(fd);
+            // LESSON_END
+            if stale {
                 stepkit::log!(
                     "step4: fd {fd}: stale event (closed earlier in this batch), skipped"
                 );
@@ -195,12 +198,16 @@ fn main() {
                     clients.add(client);
                 }
                 // ANCHOR_END: accept_clients
-            } else if flags & EV_EOF != 0 && (data == 0 || fflags != 0) {
+                continue;
+            }
+
+            // EV_EOF: the client closed its side (FIN), and everything it
+            // sent has been echoed (`data` is 0); or the connection failed
+            // (a reset: `fflags` holds the error), as in step 3.
+            let gone = flags & EV_EOF != 0 && (data == 0 || fflags != 0);
+            if gone {
                 // ANCHOR: drop_client
-                // EV_EOF: the client closed its side (FIN), and everything
-                // it sent has been echoed (`data` is 0); or the connection
-                // failed (a reset: `fflags` holds the error). Remove it the
-                // way --remove says.
+                // Remove it the way --remove says.
                 if fflags != 0 {
                     let err = io::Error::from_raw_os_error(fflags as i32);
                     stepkit::log!("step4: fd {fd}: EOF with error ({err})");
@@ -209,35 +216,42 @@ fn main() {
                 }
                 clients.remove(&kq, fd);
                 // ANCHOR_END: drop_client
-            } else {
-                // ANCHOR: echo_client
-                // `data` bytes are waiting (EV_EOF may be set too: a
-                // half-closed client still gets the rest of its bytes back).
-                if data <= 0 {
-                    // Readable with nothing to read and no EOF should not
-                    // happen; reading would block the whole server, so don't.
+                continue;
+            }
+
+            // ANCHOR: echo_client
+            // `data` bytes are waiting (EV_EOF may be set too: a
+            // half-closed client still gets the rest of its bytes back).
+            if data <= 0 {
+                // Readable with nothing to read and no EOF should not
+                // happen; reading would block the whole server, so don't.
+                continue;
+            }
+            let want = (data as usize).min(BUFSIZE);
+            let got = match stepkit::read(fd, &mut buf[..want]) {
+                Ok(0) => {
+                    stepkit::log!("step4: fd {fd}: read() returned 0 (EOF)");
+                    clients.remove(&kq, fd);
                     continue;
                 }
-                let want = (data as usize).min(BUFSIZE);
-                match stepkit::read(fd, &mut buf[..want]) {
-                    // Written back with a blocking loop (write_all, below):
-                    // it waits while the client's receive window is full,
-                    // and every other client waits too.
-                    Ok(got) if got > 0 => match write_all(fd, &buf[..got]) {
-                        Ok(()) => stepkit::log!("step4: fd {fd}: data={data}, echoed {got} bytes"),
-                        // EPIPE or ECONNRESET: the client is gone. Rust
-                        // ignores SIGPIPE, so this is an error, not a crash.
-                        Err(e) => clients.drop_client(&kq, fd, "write", e),
-                    },
-                    Ok(_) => {
-                        stepkit::log!("step4: fd {fd}: read() returned 0 (EOF)");
-                        clients.remove(&kq, fd);
-                    }
-                    // ECONNRESET and friends: drop the client the same way.
-                    Err(e) => clients.drop_client(&kq, fd, "read", e),
+                Ok(got) => got,
+                // ECONNRESET and friends: drop the client the same way.
+                Err(e) => {
+                    clients.drop_client(&kq, fd, "read", e);
+                    continue;
                 }
-                // ANCHOR_END: echo_client
+            };
+            // Written back with a blocking loop (write_all, below): it waits
+            // while the client's receive window is full, and every other
+            // client waits too.
+            if let Err(e) = write_all(fd, &buf[..got]) {
+                // EPIPE or ECONNRESET: the client is gone. Rust ignores
+                // SIGPIPE, so this is an error, not a crash.
+                clients.drop_client(&kq, fd, "write", e);
+                continue;
             }
+            stepkit::log!("step4: fd {fd}: data={data}, echoed {got} bytes");
+            // ANCHOR_END: echo_client
         }
     }
 }
@@ -291,9 +305,14 @@ impl Clients {
         self.oldest_first.len()
     }
 
+    // ANCHOR: new_batch
+    /// A new batch: nothing has been closed in it yet.
     fn new_batch(&mut self) {
+        // LESSON: new_batch
         self.closed_in_batch.clear();
+        // LESSON_END
     }
+    // ANCHOR_END: new_batch
 
     fn closed_in_batch(&self, fd: c_int) -> bool {
         self.closed_in_batch.contains(&fd)
@@ -334,11 +353,14 @@ impl Clients {
                 // kevent(kq, &change, 1, NULL, 0, NULL); close(fd);
                 // As chatserv.c does: the knote goes first, while the number
                 // still names this client. The result is checked.
-                match ev_delete(kq, fd) {
+                // LESSON: delete_then_close -> deleted: io::Result<()>
+                let deleted = ev_delete(kq, fd);
+                stepkit::close(fd);
+                // LESSON_END
+                match deleted {
                     Ok(()) => stepkit::log!("step4: fd {fd}: EV_DELETE ok, close({fd})"),
                     Err(e) => eprintln!("step4: fd {fd}: EV_DELETE failed: {e}, close({fd})"),
                 }
-                stepkit::close(fd);
             }
             Remove::CloseOnly => {
                 // close() removes every kevent of the descriptor: nothing
@@ -363,7 +385,10 @@ impl Clients {
             }
         }
         self.oldest_first.retain(|&c| c != fd);
+        // LESSON: remember_closed
+        // Later events of this batch may still name `fd`: remember it.
         self.closed_in_batch.push(fd);
+        // LESSON_END
     }
     // ANCHOR_END: remove_client
 }
@@ -389,8 +414,10 @@ fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
 }
 // ANCHOR_END: write_all
 
+// ANCHOR: ev_delete
 /// `EV_DELETE` of the client's `EVFILT_READ` knote.
 fn ev_delete(kq: &Kqueue, fd: c_int) -> io::Result<()> {
+    // LESSON: ev_delete
     let mut change = kevent_zeroed();
     ev_set(
         &mut change,
@@ -402,7 +429,9 @@ fn ev_delete(kq: &Kqueue, fd: c_int) -> io::Result<()> {
         ptr::null_mut(),
     );
     kq.kevent(&[change], &mut [], None).map(|_| ())
+    // LESSON_END
 }
+// ANCHOR_END: ev_delete
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {

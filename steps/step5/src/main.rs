@@ -73,7 +73,7 @@ struct User {
 }
 // ANCHOR_END: users
 
-fn main() {
+pub fn main() {
     let (args, opts) = stepkit::Args::parse_with::<Options>("step5");
     let nusers = opts.max_users;
     // ANCHOR: users_array
@@ -169,8 +169,12 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
             return;
         }
     };
-    // conn_add(): the first free slot.
-    let Some(slot) = users.iter().position(Option::is_none) else {
+    // LESSON: first_free_slot -> free: Option<usize>
+    // conn_add(): the first free slot, if any.
+    let free = users.iter().position(Option::is_none);
+    // LESSON_END
+    let Some(slot) = free else {
+        // LESSON: refuse
         // Never registered, so close() is all there is to undo. The
         // message is small: it fits in the new socket's empty send buffer,
         // so this blocking write loop returns at once. (A client that typed
@@ -178,12 +182,15 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
         // bytes unread resets the connection. Step 6 refuses politely.)
         let _ = write_all(fd, FULL_MSG);
         stepkit::close(fd);
+        // LESSON_END
+        let room = users.len();
+        let s = if room == 1 { "" } else { "s" };
         stepkit::log!(
-            "step5: refused {addr} (fd {fd}): the room is full ({} users), close({fd})",
-            users.len()
+            "step5: refused {addr} (fd {fd}): the room is full ({room} user{s}), close({fd})"
         );
         return;
     };
+    // LESSON: register_user
     // EV_SET(&change, fd, EVFILT_READ, EV_ADD, 0, 0, NULL); kevent(changes).
     let mut change = kevent_zeroed();
     ev_set(
@@ -201,6 +208,7 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
         return;
     }
     users[slot] = Some(User { fd, addr });
+    // LESSON_END
     stepkit::log!("step5: user #{slot} joined from {addr} (fd {fd})");
 }
 // ANCHOR_END: accept_user
@@ -233,6 +241,7 @@ fn recv_msg(kq: &Kqueue, users: &mut [Option<User>], slot: usize, buf: &mut [u8]
 /// never reads) makes this loop wait, and with it the whole room. That is
 /// chatserv.c's design, kept here on purpose; step 6 fixes it.
 fn relay(users: &[Option<User>], from: usize, msg: &[u8]) {
+    // LESSON: relay -> reached: usize
     let mut reached = 0;
     for (i, user) in users.iter().enumerate() {
         let Some(user) = user else { continue };
@@ -246,6 +255,7 @@ fn relay(users: &[Option<User>], from: usize, msg: &[u8]) {
             Err(e) => stepkit::log!("step5: user #{i} (fd {}): write: {e}", user.fd),
         }
     }
+    // LESSON_END
     stepkit::log!(
         "step5: user #{from}: relayed {} bytes to {reached} other user(s)",
         msg.len()
@@ -284,6 +294,7 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         return;
     };
     let fd = user.fd;
+    // LESSON: delete_user -> deleted: io::Result<usize>
     let mut change = kevent_zeroed();
     ev_set(
         &mut change,
@@ -294,13 +305,15 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         0,
         ptr::null_mut(),
     );
-    match kq.kevent(&[change], &mut [], None) {
-        Ok(_) => stepkit::log!("step5: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
-        // Should not happen: the fd is open and registered. Say so loudly,
-        // and still close it, or it would leak.
-        Err(e) => eprintln!("step5: fd {fd}: kevent(EV_DELETE): {e}; close({fd}) anyway"),
-    }
+    let deleted = kq.kevent(&[change], &mut [], None);
     stepkit::close(fd);
+    // LESSON_END
+    match deleted {
+        Ok(_) => stepkit::log!("step5: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
+        // Should not happen: the fd is open and registered. Say so loudly
+        // (it was closed all the same, or it would leak).
+        Err(e) => eprintln!("step5: fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
+    }
 }
 // ANCHOR_END: conn_delete
 

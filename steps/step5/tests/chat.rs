@@ -134,7 +134,7 @@ fn tells_a_refused_client_the_room_is_full_and_logs_it() -> harness::Result {
     extra.expect_line("server is full, try again later")?;
     extra.expect_eof()?;
     server.wait_for_stderr(&format!("step5: refused {peer} (fd "), DEADLINE)?;
-    server.wait_for_stderr("the room is full (1 users)", DEADLINE)?;
+    server.wait_for_stderr("the room is full (1 user)", DEADLINE)?;
     room.users[0].send_line("I still have the room")?;
     room.users[0].expect_silence(Duration::from_millis(100))
 }

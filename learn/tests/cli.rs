@@ -1,0 +1,467 @@
+//! `cargo learn` as a learner uses it, on a copy of the steps (so nothing
+//! here touches the repository's own starters): progress on a pristine
+//! tree, hints one at a time, reset with and without asking, checks read
+//! from cargo's output, watch, and bad arguments. Every run has a deadline
+//! and is killed after it.
+//!
+//! Checks run a stand-in for cargo (`LEARN_CARGO`, a shell script printing
+//! what `cargo test` printed in a real run), so these tests build nothing.
+//! (A real cargo here would rebuild `target/debug/stepN` with the exercise
+//! while `cargo test --workspace` still has that step's tests to run.)
+//! `.ci/run` runs the real thing: `cargo learn check N` on every starter.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The repository root.
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("learn/ has a parent")
+        .to_path_buf()
+}
+
+/// A scratch copy of what `cargo learn` reads (the steps, with their
+/// starters as generated, and the book's SUMMARY.md), removed when dropped.
+struct Tree(PathBuf);
+
+impl Tree {
+    fn new() -> Tree {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "learn-cli-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&root);
+        copy_dir(&repo().join("steps"), &root.join("steps"));
+        // The starters as generated, not the repository's: a learner's
+        // edits to their own must not make these tests fail.
+        for step in book::steps::discover(&root).expect("the steps") {
+            let starter = book::starter::for_step(&root, &step).expect("a starter");
+            fs::write(root.join(book::starter::path(&step)), starter).expect("write a starter");
+        }
+        fs::create_dir_all(root.join("book/src")).expect("book/src");
+        fs::copy(
+            repo().join("book/src/SUMMARY.md"),
+            root.join("book/src/SUMMARY.md"),
+        )
+        .expect("copy SUMMARY.md");
+        Tree(root)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        fs::write(self.path(rel), text).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    }
+
+    /// `cargo learn ARGS` in this tree, with `fake` as its cargo.
+    fn learn(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_learn"));
+        cmd.args(args)
+            .env("LEARN_ROOT", &self.0)
+            .env("LEARN_CARGO", self.path("fake-cargo"))
+            .env_remove("NO_COLOR")
+            .timeout(DEADLINE);
+        cmd
+    }
+
+    /// Makes the stand-in cargo print `stdout` and exit with `status`.
+    fn fake_cargo(&self, stdout: &str, status: i32) {
+        self.write("fake-cargo.out", stdout);
+        let script = format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\ncat '{}'\nexit {status}\n",
+            self.path("fake-cargo.args").display(),
+            self.path("fake-cargo.out").display()
+        );
+        self.write("fake-cargo", &script);
+        make_executable(&self.path("fake-cargo"));
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+    for entry in fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            fs::copy(&src, &dst).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        }
+    }
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// What `cargo test -q -p step3 --features exercise` printed on stdout for
+/// the pristine starter (trimmed to two tests).
+const STEP3_FAILING: &str = "
+running 4 tests
+....
+test result: ok. 4 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.08s
+
+
+running 2 tests
+F.
+failures:
+
+---- passes_listen_check::case_1_accepts_a_connection stdout ----
+Error: 
+[harness] listen/accepts_a_connection: a client can connect to the announced address
+[harness] the server exited with status 101
+[harness] step3's stderr (5 lines):
+[step3] step3: accepted fd 6 from 127.0.0.1:48146
+[step3] 
+[step3] thread 'main' (10926) panicked at steps/step3/src/exercise.rs:117:21:
+[step3] not yet implemented: register_client: put the new client on the queue
+[step3] note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+
+
+
+failures:
+    passes_listen_check::case_1_accepts_a_connection
+
+test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 5.52s
+
+";
+
+/// Replaces the first `todo!()` of step 3's starter, as a learner would.
+fn edit_step3(tree: &Tree) {
+    let file = "steps/step3/src/exercise.rs";
+    let text = tree.read(file);
+    let at = text.find("todo!(\"register_client").expect("the todo");
+    let end = at + text[at..].find(");").expect("its end") + 2;
+    let mine = format!("{}/* my registration */{}", &text[..at], &text[end..]);
+    tree.write(file, &mine);
+}
+
+/// On a pristine tree every step is "not started", the first step is
+/// next, and nothing is run.
+#[test]
+fn shows_every_step_untouched_on_a_pristine_tree() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    let out = tree.learn(&[]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for step in 1..=5 {
+        let row = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("step {step} ")))
+            .unwrap_or_else(|| panic!("no row for step {step} in:\n{stdout}"));
+        assert!(row.contains("not started"), "step {step}: {row}");
+    }
+    assert!(
+        stdout.contains("Next: step 1:") && stdout.contains("steps/step1/src/exercise.rs"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('\x1b'), "colour on a pipe:\n{stdout}");
+    assert!(
+        !tree.path("fake-cargo.args").exists(),
+        "progress ran cargo for untouched steps"
+    );
+    tree.learn(&["progress"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Next: step 1:"));
+}
+
+/// An edited step is checked, and progress shows it failing with its first
+/// failing test and the todo!() it stopped at; a second progress reuses
+/// that result while the file is unchanged.
+#[test]
+fn shows_an_edited_step_failing_at_its_todo() {
+    let tree = Tree::new();
+    tree.fake_cargo(STEP3_FAILING, 101);
+    edit_step3(&tree);
+    let out = tree.learn(&["progress"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("step 3 "))
+        .expect("step 3's row");
+    assert!(row.contains("failing"), "{stdout}");
+    assert!(
+        stdout.contains("passes_listen_check::case_1_accepts_a_connection")
+            && stdout.contains("`register_client` (steps/step3/src/exercise.rs:117)"),
+        "{stdout}"
+    );
+    // Step 1 comes first and is untouched: it is what to do next.
+    assert!(stdout.contains("Next: step 1:"), "{stdout}");
+    let args = tree.read("fake-cargo.args");
+    assert_eq!(
+        args.trim(),
+        "test -q -p step3 --features exercise --no-fail-fast --color never"
+    );
+    tree.learn(&["progress"]).assert().success();
+    assert_eq!(
+        tree.read("fake-cargo.args").lines().count(),
+        1,
+        "progress ran the tests again for an unchanged file"
+    );
+}
+
+/// `check` shows the failing test's key lines and the todo!() it stopped
+/// at, and exits with status 1; a passing run says so, names the next
+/// step and exits with 0.
+#[test]
+fn checks_a_step_and_says_what_next() {
+    let tree = Tree::new();
+    tree.fake_cargo(STEP3_FAILING, 101);
+    tree.learn(&["check", "3"]).assert().code(1).stdout(
+        predicate::str::contains("Failing: 1 of 6 tests fail")
+            .and(predicate::str::contains(
+                "[harness] listen/accepts_a_connection",
+            ))
+            .and(predicate::str::contains(
+                "the todo!() `register_client` (steps/step3/src/exercise.rs:117)",
+            ))
+            .and(predicate::str::contains("cargo learn hint 3"))
+            .and(predicate::str::contains("RUST_BACKTRACE").not()),
+    );
+    tree.fake_cargo(
+        "running 3 tests\n...\ntest result: ok. 3 passed; 0 failed; 0 ignored\n",
+        0,
+    );
+    tree.learn(&["check", "step3"]).assert().success().stdout(
+        predicate::str::contains("Passing: all 3 of step 3's tests pass")
+            .and(predicate::str::contains("Next: step 4")),
+    );
+}
+
+/// A file that does not compile is shown as the compiler's errors.
+#[test]
+fn shows_the_compiler_errors_of_a_file_that_does_not_compile() {
+    let tree = Tree::new();
+    let script = "#!/bin/sh\ncat >&2 <<'EOF'\nerror[E0425]: cannot find value `kq` in this scope\n  --> steps/step1/src/exercise.rs:64:9\n\nerror: could not compile `step1` (bin \"step1\") due to 1 previous error\nEOF\nexit 101\n";
+    tree.write("fake-cargo", script);
+    make_executable(&tree.path("fake-cargo"));
+    tree.learn(&["check", "1"]).assert().code(1).stdout(
+        predicate::str::contains("does not compile")
+            .and(predicate::str::contains("cannot find value `kq`"))
+            .and(predicate::str::contains("could not compile").not()),
+    );
+}
+
+/// Hints come one at a time, from a nudge to nearly the answer, for the
+/// first todo!() left in the learner's file; the count is remembered in
+/// `.learn/`, and after the last one the answer's place is named.
+#[test]
+fn gives_graded_hints_for_the_todo_the_learner_is_at() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    let hint = |n: usize| {
+        let out = tree.learn(&["hint", "3"]).assert().success();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(
+            stdout.contains(&format!("Step 3, register_client: hint {n} of 3")),
+            "hint {n}:\n{stdout}"
+        );
+        stdout
+    };
+    assert!(hint(1).contains("again for hint 2 of 3."));
+    assert!(hint(2).contains("again for hint 3 of 3 (nearly the answer)."));
+    let last = hint(3);
+    assert!(
+        last.contains("```rust") || last.contains("ev_set("),
+        "{last}"
+    );
+    assert!(hint(3).contains("steps/step3/src/main.rs, at `// LESSON: register_client`"));
+    assert!(tree.path(".learn/state").is_file());
+
+    // With that todo!() written, the next one left is the subject.
+    edit_step3(&tree);
+    tree.learn(&["hint", "3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Step 3, client_gone: hint 1 of 3"));
+    // A part can be named; an unknown one is a usage error naming them all.
+    tree.learn(&["hint", "3", "echo"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Step 3, echo: hint 1 of 3"));
+    tree.learn(&["hint", "3", "nonsense"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "step 3 has no part `nonsense`; its parts: register_client, client_gone, close_client, echo",
+        ));
+}
+
+/// reset: an untouched starter needs nothing; with edits and no terminal
+/// it refuses (status 1) and changes nothing; with --yes it puts the
+/// starter back and keeps the learner's version aside.
+#[test]
+fn resets_only_when_told_to_and_keeps_the_old_version() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    let file = "steps/step3/src/exercise.rs";
+    let starter = tree.read(file);
+    tree.learn(&["reset", "3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("is the starter already"));
+
+    edit_step3(&tree);
+    let mine = tree.read(file);
+    tree.learn(&["reset", "3"])
+        .write_stdin("y\n")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--yes"));
+    assert_eq!(
+        tree.read(file),
+        mine,
+        "reset without --yes changed the file"
+    );
+
+    tree.learn(&["reset", "3", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(".learn/step3-exercise.rs"));
+    assert_eq!(tree.read(file), starter);
+    assert_eq!(tree.read(".learn/step3-exercise.rs"), mine);
+
+    // Whitespace alone (cargo fmt, say) leaves a starter untouched.
+    tree.write(file, &starter.replace("    ", "\t"));
+    tree.learn(&["reset", "3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("is the starter already"));
+}
+
+/// Bad arguments: a clear message, the usage, status 2.
+#[test]
+fn refuses_bad_arguments_with_status_2() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    for (args, why) in [
+        (&["frobnicate"][..], "I do not know `frobnicate`"),
+        (&["hint"][..], "I do not know `hint`"),
+        (&["check", "three"][..], "`three` is not a step number"),
+        (
+            &["reset", "3", "--force"][..],
+            "I do not know `reset 3 --force`",
+        ),
+        (&["watch"][..], "I do not know `watch`"),
+    ] {
+        tree.learn(args).assert().code(2).stderr(
+            predicate::str::contains(why).and(predicate::str::contains("usage: cargo learn")),
+        );
+    }
+    tree.learn(&["help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("usage: cargo learn"));
+}
+
+/// A step number that does not exist names the steps there are.
+#[test]
+fn names_the_steps_when_a_step_does_not_exist() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    for cmd in ["check", "hint", "reset", "watch"] {
+        tree.learn(&[cmd, "9"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "there is no step 9 (the steps are 1, 2, 3, 4, 5)",
+            ));
+    }
+}
+
+/// Kills and reaps a child when dropped, also when a test fails.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// watch checks at once, again after a save, and stops on Ctrl-C (SIGINT)
+/// with status 0.
+#[test]
+fn watch_checks_on_every_save_until_ctrl_c() {
+    let tree = Tree::new();
+    tree.fake_cargo(STEP3_FAILING, 101);
+    let child = StdCommand::new(env!("CARGO_BIN_EXE_learn"))
+        .args(["watch", "3"])
+        .env("LEARN_ROOT", &tree.0)
+        .env("LEARN_CARGO", tree.path("fake-cargo"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn learn watch");
+    let mut running = Running(child);
+    let mut stdout = running.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |needle: &str, times: usize| {
+        let start = Instant::now();
+        while seen.matches(needle).count() < times {
+            let left = DEADLINE.saturating_sub(start.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => {
+                    panic!("watch never printed {needle:?} {times} time(s); it printed:\n{seen}")
+                }
+            }
+        }
+    };
+    wait_for("Failing:", 1);
+    // A save: the file's time changes (make sure it is a later second too,
+    // for file systems that keep whole seconds).
+    std::thread::sleep(Duration::from_millis(1100));
+    edit_step3(&tree);
+    wait_for("saved: checking step 3 again", 1);
+    wait_for("Failing:", 2);
+    // SAFETY: kill() on the pid of our own child.
+    unsafe {
+        libc::kill(running.0.id() as libc::pid_t, libc::SIGINT);
+    }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = running.0.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(start.elapsed() < DEADLINE, "watch did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "watch ended with {status} after Ctrl-C");
+}
