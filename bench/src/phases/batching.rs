@@ -54,9 +54,9 @@ struct Costs {
     sys_client: f64,
     ctl_client: f64,
     /// Tick firings subtracted over all windows, and what one costs
-    /// (kevent() calls, system calls).
+    /// (kevent() calls, system calls); None: no tick was found.
     ticks: u64,
-    tick_cost: (f64, f64),
+    tick_cost: Option<(f64, f64)>,
 }
 
 pub fn run(
@@ -97,10 +97,12 @@ pub fn run(
                     Cell::opt(c.kevent_client, 2),
                     Cell::num(c.sys_client, 2),
                     Cell::num(c.ctl_client, 2),
-                    Cell::Text(format!(
-                        "{} (each {:.0} kevent(), {:.0} syscalls)",
-                        c.ticks, c.tick_cost.0, c.tick_cost.1
-                    )),
+                    Cell::Text(match c.tick_cost {
+                        Some((k, s)) => {
+                            format!("{} (each {k:.0} kevent(), {s:.0} syscalls)", c.ticks)
+                        }
+                        None => "none: no tick found (no timerfd, or it never fired idle)".into(),
+                    }),
                 ]);
                 costs.push(c);
             }
@@ -150,8 +152,15 @@ fn measure(ctx: &Ctx, name: &str, program: PathBuf) -> Result<Costs, String> {
         extra.push(p.extra());
     }
     let kevent_at = probe.as_ref().ok().map(|_| 0);
-    // The tick's timerfd: each firing reads it once.
-    let tick_at = match sys::timerfds(pid)[..] {
+    // The tick's timerfd: each firing reads it once. The steps register
+    // their tick after printing `listening on`: wait for it (at most 2 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut timers = sys::timerfds(pid);
+    while timers.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        timers = sys::timerfds(pid);
+    }
+    let tick_at = match timers[..] {
         [fd] => {
             extra.push(Extra {
                 event: "syscalls:sys_enter_read".into(),
@@ -170,14 +179,13 @@ fn measure(ctx: &Ctx, name: &str, program: PathBuf) -> Result<Costs, String> {
         .and_then(SyscallCount::finish)
         .ok_or_else(|| fail("idle"))?;
     let idle_ticks = pick(&idle, tick_at);
-    let tick_cost = if idle_ticks > 0 {
+    let tick_cost = (idle_ticks > 0).then(|| {
         (
             pick(&idle, kevent_at) as f64 / idle_ticks as f64,
             idle.total as f64 / idle_ticks as f64,
         )
-    } else {
-        (0.0, 0.0)
-    };
+    });
+    let (tick_k, tick_s) = tick_cost.unwrap_or((0.0, 0.0));
     let mut ticks = 0;
     // Counts less the ticks: (kevent() calls, syscalls, epoll_ctl).
     let mut window = |work: &mut dyn FnMut() -> Result<(), String>,
@@ -192,8 +200,8 @@ fn measure(ctx: &Ctx, name: &str, program: PathBuf) -> Result<Costs, String> {
         let k = pick(&s, tick_at);
         ticks += k;
         Ok((
-            pick(&s, kevent_at) as f64 - k as f64 * tick_cost.0,
-            s.total as f64 - k as f64 * tick_cost.1,
+            pick(&s, kevent_at) as f64 - k as f64 * tick_k,
+            s.total as f64 - k as f64 * tick_s,
             s.kinds[EPOLL_CTL] as f64,
         ))
     };
