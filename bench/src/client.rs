@@ -100,6 +100,11 @@ pub struct Open {
     /// Sends that found the socket buffer full (not sent).
     pub skipped: u64,
     pub lat_ns: Vec<u32>,
+    /// The longest the load generator itself went between two turns of
+    /// its loop while sending: at 20,000 msgs/s it never sleeps (the next
+    /// send is always under 1 ms away), so a longer gap is this process
+    /// (or its CPU, or the whole VM) stalled, not the server.
+    pub max_gap: Duration,
 }
 
 pub struct Chat {
@@ -477,10 +482,16 @@ impl Pool {
             answered: 0,
             skipped: 0,
             lat_ns: Vec::with_capacity(total as usize),
+            max_gap: Duration::ZERO,
         };
         let drain_end = start + dur + Duration::from_secs(5);
+        let mut last = start;
         loop {
             let now = Instant::now();
+            if next < total {
+                r.max_gap = r.max_gap.max(now - last);
+            }
+            last = now;
             while next < total {
                 let due = start + gap * next as u32;
                 if due > now {

@@ -177,6 +177,25 @@ impl Load {
     }
 }
 
+/// Time the hypervisor gave this VM's CPUs to something else, summed over
+/// all CPUs since boot, in ms (/proc/stat's `steal`, in clock ticks): a VM
+/// stalled by its host shows here, and nowhere inside it. 0 on a machine
+/// that does not report it.
+pub fn steal_ms() -> u64 {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(8)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no memory preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1000 / hz
+}
+
 /// A `/proc/<pid>/status` field in bytes (the file reports kB).
 pub fn status_bytes(pid: u32, field: &str) -> u64 {
     kb_field(&format!("/proc/{pid}/status"), field)

@@ -16,6 +16,7 @@ use crate::client::Pool;
 use crate::report::{Cell, Report, Table};
 use crate::run::{Ctx, Spec};
 use crate::stats::{median, pct};
+use crate::sys;
 
 /// The percentiles shown, as fractions.
 const PCTS: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
@@ -31,6 +32,10 @@ struct Lat {
     skipped: u64,
     all: Vec<u32>,
     slices: Vec<[f64; 4]>,
+    /// Per slice: ms the hypervisor stole from the VM meanwhile, and
+    /// whether the load generator itself stalled for 1 ms or more.
+    steal: Vec<u64>,
+    gen_stall: Vec<bool>,
 }
 
 pub fn run(ctx: &Ctx, echo: &[Spec], rep: &mut Report) -> Result<(), String> {
@@ -71,7 +76,9 @@ pub fn run(ctx: &Ctx, echo: &[Spec], rep: &mut Report) -> Result<(), String> {
         // none always runs right after the same neighbour's slice.
         for k in 0..n {
             let i = (k + cycle) % n;
+            let stolen = sys::steal_ms();
             let r = live[i].1.open_loop(rate, slice);
+            let stolen = sys::steal_ms() - stolen;
             let mut sorted = r.lat_ns;
             sorted.sort_unstable();
             let l = &mut lat[i];
@@ -79,6 +86,8 @@ pub fn run(ctx: &Ctx, echo: &[Spec], rep: &mut Report) -> Result<(), String> {
             l.answered += r.answered;
             l.skipped += r.skipped;
             l.slices.push(PCTS.map(|p| pct(&sorted, p)));
+            l.steal.push(stolen);
+            l.gen_stall.push(r.max_gap >= Duration::from_millis(1));
             l.all.extend_from_slice(&sorted);
         }
     }
@@ -87,6 +96,8 @@ pub fn run(ctx: &Ctx, echo: &[Spec], rep: &mut Report) -> Result<(), String> {
             return Err(format!("{} exited during the run", spec.name));
         }
     }
+    let (mut steal_any, mut steal_bad, mut bad_all, mut slices_all, mut steal_ms) = (0, 0, 0, 0, 0);
+    let (mut gen_any, mut gen_bad) = (0, 0);
     for (spec, mut l) in echo.iter().zip(lat) {
         rep.check(
             &format!("{}: every open-loop message answered", spec.name),
@@ -107,11 +118,28 @@ pub fn run(ctx: &Ctx, echo: &[Spec], rep: &mut Report) -> Result<(), String> {
         row.extend(
             (0..PCTS.len()).map(|k| Cell::num(median(l.slices.iter().map(|s| s[k]).collect()), 0)),
         );
-        let bad = l.slices.iter().filter(|s| s[2] > BAD_P99_US).count();
-        row.push(Cell::Text(format!("{bad} of {}", l.slices.len())));
+        let bad: Vec<usize> = (0..l.slices.len())
+            .filter(|&k| l.slices[k][2] > BAD_P99_US)
+            .collect();
+        let stolen = bad.iter().filter(|&&k| l.steal[k] > 0).count();
+        let gen = bad.iter().filter(|&&k| l.gen_stall[k]).count();
+        row.push(Cell::Text(format!(
+            "{} of {} (load gen stalled {gen}, steal {stolen})",
+            bad.len(),
+            l.slices.len()
+        )));
+        gen_bad += gen;
+        gen_any += l.gen_stall.iter().filter(|&&g| g).count();
+        steal_any += l.steal.iter().filter(|&&s| s > 0).count();
+        steal_bad += stolen;
+        bad_all += bad.len();
+        slices_all += l.slices.len();
+        steal_ms += l.steal.iter().sum::<u64>();
         t.row(row);
     }
     rep.table(t);
-    rep.note("a slice's p99 above 1 ms means a stall hit it (a quiet slice's p99 is under 0.1 ms here): the pooled p99 and p99.9 move with where such stalls land, run to run; the slice medians do not");
+    rep.note(&format!(
+        "a slice's p99 above 1 ms means a stall hit it: the pooled p99 and p99.9 move with where such stalls land, run to run, and the slice medians do not; steal = the hypervisor ran something else on this VM's CPUs during the slice (/proc/stat, 10 ms ticks): {steal_any} of {slices_all} slices had some ({steal_ms} ms in all), {steal_bad} of the {bad_all} slices with p99 > 1 ms; load gen stalled = the load generator itself, which never sleeps at this rate, went 1 ms or more without running: {gen_any} of {slices_all} slices, {gen_bad} of the {bad_all}"
+    ));
     Ok(())
 }
