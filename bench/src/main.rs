@@ -2,7 +2,7 @@
 //! a load generator for the step servers and the reference servers, and a
 //! timing of the wait calls themselves with many idle descriptors.
 //!
-//! `cargo run --release -p bench --features refs` (about 3 min; BENCHMARKS.md
+//! `cargo run --release -p bench --features refs` (about 2 min; BENCHMARKS.md
 //! has the figures and how to read them).
 //!
 //! The parent process is the load generator (pinned to CPU 1); each server

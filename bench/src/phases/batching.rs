@@ -57,6 +57,8 @@ struct Costs {
     /// (kevent() calls, system calls); None: no tick was found.
     ticks: u64,
     tick_cost: Option<(f64, f64)>,
+    /// Why kevent() calls were not counted (the probe could not be added).
+    no_probe: Option<String>,
 }
 
 pub fn run(
@@ -80,6 +82,7 @@ pub fn run(
         ],
     );
     let mut costs = Vec::new();
+    let mut no_probe = Vec::new();
     for (name, program) in [("step7", step7), ("step8", step8)] {
         let result = match program {
             Err(e) => Err(format!("skipped: {e}")),
@@ -104,6 +107,9 @@ pub fn run(
                         None => "none: no tick found (no timerfd, or it never fired idle)".into(),
                     }),
                 ]);
+                if let Some(e) = &c.no_probe {
+                    no_probe.push(format!("{name}: kevent() calls not counted: {e}"));
+                }
                 costs.push(c);
             }
             Err(e) => t.row(vec![Cell::text(name), Cell::Text(e)]),
@@ -131,6 +137,9 @@ pub fn run(
         }
     }
     rep.table(t);
+    for n in no_probe {
+        rep.note(&n);
+    }
     rep.note(&format!(
         "per message: two users, {N} lines each read before the next is sent; per client: one user stays while {N} newcomers in turn connect, send a line and leave, less {N} messages; kevent() = calls of {KEVENT} (on macOS and the BSDs each is a system call; on Linux it is kq's library call, and its epoll_wait, epoll_ctl, FIONREAD are the system calls counted); ticks: the timer's firings inside the windows (reads of its timerfd), each subtracted at its cost in an idle window"
     ));
@@ -246,6 +255,7 @@ fn measure(ctx: &Ctx, name: &str, program: PathBuf) -> Result<Costs, String> {
         ctl_client: per(&clients, |w| w.2) - c_msg,
         ticks,
         tick_cost,
+        no_probe: probe.err(),
     })
 }
 
