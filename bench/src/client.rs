@@ -24,9 +24,28 @@ const CONNECT_BATCH: usize = 1000;
 const SOURCES: usize = 8;
 
 fn message(seq: u32) -> [u8; MSG] {
-    let mut m = [b'a' + (seq % 26) as u8; MSG];
-    m[MSG - 1] = b'\n';
-    m
+    std::array::from_fn(|off| message_byte(seq, off))
+}
+
+/// Byte `off` of message `seq`: 63 times one letter, which changes with
+/// each message (so a line lost, doubled or out of order shows), then a
+/// newline.
+fn message_byte(seq: u32, off: usize) -> u8 {
+    if off == MSG - 1 {
+        b'\n'
+    } else {
+        b'a' + (seq % 26) as u8
+    }
+}
+
+/// Whether `data`, found at byte `pos` of a chat stream whose first line
+/// was message `base + 1`, is exactly what the sender sent there.
+fn chat_bytes_ok(base: u32, pos: u64, data: &[u8]) -> bool {
+    data.iter().enumerate().all(|(k, &b)| {
+        let p = pos + k as u64;
+        let seq = base.wrapping_add((p / MSG as u64) as u32 + 1);
+        b == message_byte(seq, (p % MSG as u64) as usize)
+    })
 }
 
 struct Conn {
@@ -39,8 +58,10 @@ struct Conn {
     seq: u32,
     /// Intended send times of outstanding messages (open loop).
     queue: VecDeque<Instant>,
-    /// Newlines received (chat).
+    /// Newlines received (chat), in this call of `chat`.
     lines: u64,
+    /// Chat bytes received since the room went quiet (`drain_quiet`).
+    rx: u64,
     /// The server closed or reset it.
     dead: bool,
 }
@@ -53,6 +74,9 @@ pub struct Pool {
     buf: Vec<u8>,
     /// Replies whose bytes differed from what was sent.
     pub corrupt: u64,
+    /// The sender's (connection 0's) message number when the chat room
+    /// went quiet: the first line broadcast after it is `chat_base + 1`.
+    chat_base: u32,
 }
 
 pub struct Closed {
@@ -76,6 +100,11 @@ pub struct Open {
     /// Sends that found the socket buffer full (not sent).
     pub skipped: u64,
     pub lat_ns: Vec<u32>,
+    /// The longest the load generator itself went between two turns of
+    /// its loop while sending: at 20,000 msgs/s it never sleeps (the next
+    /// send is always under 1 ms away), so a longer gap is this process
+    /// (or its CPU, or the whole VM) stalled, not the server.
+    pub max_gap: Duration,
 }
 
 pub struct Chat {
@@ -86,6 +115,9 @@ pub struct Chat {
     pub cpu_ns: u64,
     /// Per broadcast: from the send until the last receiver has the line.
     pub fan_ns: Vec<u32>,
+    /// A broadcast did not reach every receiver within the time given:
+    /// when it was sent, from the start of the call.
+    pub stalled: Option<Duration>,
 }
 
 fn last_errno() -> i32 {
@@ -170,6 +202,7 @@ impl Pool {
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 1024],
             buf: vec![0; 64 * 1024],
             corrupt: 0,
+            chat_base: 0,
         };
         let start = Instant::now();
         let deadline = start + limit;
@@ -201,6 +234,7 @@ impl Pool {
                     seq: 0,
                     queue: VecDeque::new(),
                     lines: 0,
+                    rx: 0,
                     dead: false,
                 });
                 set_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
@@ -448,10 +482,16 @@ impl Pool {
             answered: 0,
             skipped: 0,
             lat_ns: Vec::with_capacity(total as usize),
+            max_gap: Duration::ZERO,
         };
         let drain_end = start + dur + Duration::from_secs(5);
+        let mut last = start;
         loop {
             let now = Instant::now();
+            if next < total {
+                r.max_gap = r.max_gap.max(now - last);
+            }
+            last = now;
             while next < total {
                 let due = start + gap * next as u32;
                 if due > now {
@@ -537,14 +577,24 @@ impl Pool {
         }
         for c in &mut self.conns {
             c.lines = 0;
+            c.rx = 0;
         }
+        self.chat_base = self.conns.first().map_or(0, |c| c.seq);
+    }
+
+    /// The sender's message number when the room went quiet (see
+    /// [`NeverReader::read_all`]).
+    pub fn chat_base(&self) -> u32 {
+        self.chat_base
     }
 
     /// Chat fan-out: connection 0 sends a line, every other connection must
     /// receive it; the next line goes out when all have (closed loop per
     /// broadcast). Runs for `dur` or `max` broadcasts, whichever ends first;
-    /// a broadcast not complete within 5 s ends the run and counts as lost.
-    pub fn chat(&mut self, pid: u32, dur: Duration, max: u64) -> Chat {
+    /// a broadcast not complete within `give_up` ends the run, its missing
+    /// deliveries counted as lost. Every byte received is checked against
+    /// what the sender sent at that place of the stream (`corrupt`).
+    pub fn chat(&mut self, pid: u32, dur: Duration, max: u64, give_up: Duration) -> Chat {
         let receivers = self.conns.len() as u64 - 1;
         // Each run counts its own lines (a previous run left none in flight:
         // every broadcast it sent had arrived everywhere or ended it).
@@ -560,6 +610,7 @@ impl Pool {
             secs: 0.0,
             cpu_ns: 0,
             fan_ns: Vec::new(),
+            stalled: None,
         };
         while start.elapsed() < dur && r.broadcasts < max {
             let sent = Instant::now();
@@ -573,8 +624,8 @@ impl Pool {
                 .iter()
                 .filter(|c| c.lines < target && !c.dead)
                 .count() as u64;
-            let give_up = sent + Duration::from_secs(5);
-            while remaining > 0 && Instant::now() < give_up {
+            let deadline = sent + give_up;
+            while remaining > 0 && Instant::now() < deadline {
                 let k = self.wait(Duration::from_millis(10));
                 for e in 0..k {
                     let i = self.events[e].u64 as usize;
@@ -586,6 +637,12 @@ impl Pool {
                                 break;
                             }
                             Ok(n) => {
+                                if i > 0 {
+                                    if !chat_bytes_ok(self.chat_base, c.rx, &self.buf[..n]) {
+                                        self.corrupt += 1;
+                                    }
+                                    c.rx += n as u64;
+                                }
                                 let before = c.lines;
                                 c.lines +=
                                     self.buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
@@ -606,6 +663,7 @@ impl Pool {
             r.deliveries += got;
             if got < receivers {
                 r.lost += receivers - got;
+                r.stalled = Some(sent - start);
                 break;
             }
             r.fan_ns.push(ns(sent.elapsed()));
@@ -613,6 +671,101 @@ impl Pool {
         r.secs = start.elapsed().as_secs_f64();
         r.cpu_ns = sys::cpu_ns(pid).saturating_sub(cpu0);
         r
+    }
+}
+
+/// A chat user who never reads: the harness's client with a small
+/// receive buffer, connected the way a client across a network is
+/// (`Client::connect_with_receive_buffer`: SO_RCVBUF and 1400-byte
+/// segments, set before connecting), whom the bench does not read while
+/// the room talks. Over loopback's 64 KiB segments Linux would give the
+/// server's side of it a send buffer of some 3 MiB; like this, its buffers
+/// at both ends are full after some 70 KiB, and from then on whatever the
+/// room says to it waits in the server, or stops the server.
+pub struct NeverReader {
+    client: harness::Client,
+    pub local: SocketAddr,
+}
+
+impl NeverReader {
+    pub fn connect(addr: SocketAddr, rcvbuf: usize) -> Result<NeverReader, String> {
+        let client =
+            harness::Client::connect_with_receive_buffer(&harness::Target::addr(addr), rcvbuf)
+                .map_err(|e| e.to_string())?;
+        client
+            .stream()
+            .set_nonblocking(true)
+            .map_err(|e| format!("O_NONBLOCK: {e}"))?;
+        let local = client.local_addr();
+        Ok(NeverReader { client, local })
+    }
+
+    fn fd(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        self.client.stream().as_raw_fd()
+    }
+
+    /// Bytes that arrived and wait unread (FIONREAD).
+    pub fn unread(&self) -> u64 {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int to `n`.
+        unsafe { libc::ioctl(self.fd(), libc::FIONREAD, &mut n) };
+        n.max(0) as u64
+    }
+
+    /// Whether the server has closed or reset the connection, as far as
+    /// can be told without reading (an end of file or an error queued).
+    pub fn closed(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: `p` is one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 0) };
+        p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+
+    /// Discards what the server sent before the room started talking
+    /// (a greeting, join notices): read once the room is quiet.
+    pub fn settle(&mut self) {
+        let mut buf = [0u8; 4096];
+        while matches!(read_fd(self.fd(), &mut buf), Ok(n) if n > 0) {}
+    }
+
+    /// Reads, at last, everything the server kept for this user: until
+    /// `lines` whole lines have come, the connection ends, or `limit`
+    /// passes. Returns the bytes received and whether they were exactly
+    /// the lines sent (the first being message `base + 1`), in order.
+    pub fn read_all(&mut self, base: u32, lines: u64, limit: Duration) -> (u64, bool) {
+        let want = lines * MSG as u64;
+        let deadline = Instant::now() + limit;
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut got, mut ok) = (0u64, true);
+        while got < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut p = libc::pollfd {
+                fd: self.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, 100) as i32;
+            // SAFETY: `p` is one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, ms) };
+            match read_fd(self.fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    ok &= chat_bytes_ok(base, got, &buf[..n]);
+                    got += n as u64;
+                }
+                Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        (got, ok && got == want)
     }
 }
 

@@ -1,4 +1,4 @@
-//! `bench [--quick | --idle] [--json FILE] [--step3 PATH] [--step5 PATH] [--chat NAME=PATH]...`:
+//! `bench [--quick | --only PHASES | --idle] [--json FILE] [--stepN PATH]... [--chat NAME=PATH]...`:
 //! a load generator for the step servers and the reference servers, and a
 //! timing of the wait calls themselves with many idle descriptors.
 //!
@@ -24,27 +24,38 @@
 //! Phases: A ratios (64 B, 100 connections, 25 cycles of a 0.2 s slice per
 //! server), A2 syscalls per message by kind, B scaling (1, 100, 1000, 10000
 //! connections: one server process per server and size, taking turns), C
-//! open-loop latency (20k msgs/s from the intended send time, servers taking
-//! turns), D idle hold (10000; C100K only where RLIMIT_NOFILE allows), E chat
-//! fan-out (step5 with `--max-users`, plus every `--chat NAME=PATH`), F
-//! translation cost (scripts/translation-cost.sh, callgrind, when valgrind
-//! is installed), G idle descriptors (select, poll, epoll and kq finding one
-//! active descriptor among N idle ones, N = 10 .. 10,000, after Lemon's
-//! kqueue paper; its data goes to `book/generated/bench/`, from which the
-//! book's plot is drawn). After each phase the bench says how much CPU other
-//! processes used meanwhile (/proc/stat minus its own getrusage) and flags
-//! the phase's timings when that exceeds 10 % of a CPU.
-//! `--quick` runs A with 5 cycles, a 1000-connection hold and a small G
-//! (N = 10, 100, 1000, writing nothing), and checks that every echo and
-//! ping came back intact, that syscalls per message stay in [1.9, 4] and,
-//! apart from `epoll_wait` (whose batching depends on timing), at read +
-//! write (+ kq's FIONREAD) + 0.1, and that every wait call of G returned
-//! exactly the active descriptor. `--idle` runs G alone, full size.
+//! open-loop latency (20k msgs/s from the intended send time, 20 cycles of
+//! a 0.25 s slice per server in an order that rotates; pooled percentiles,
+//! and the median of per-slice ones, which one stalled slice cannot move),
+//! D idle hold (10000; C100K only where RLIMIT_NOFILE allows), E chat
+//! fan-out (step5 with `--max-users`, plus every `--chat NAME=PATH`), E2
+//! the same room with one more user who never reads (steps 5 to 8 and every
+//! `--chat`: step 5 stalls; steps 6 to 8 against the same room without that
+//! user, in paired slices), F translation cost (scripts/translation-cost.sh,
+//! callgrind, when valgrind is installed), G idle descriptors (select, poll,
+//! epoll and kq finding one active descriptor among N idle ones, N = 10 ..
+//! 10,000, after Lemon's kqueue paper; its data goes to
+//! `book/generated/bench/`, from which the book's plot is drawn), H what
+//! batching saves (kevent() calls, with a uprobe, and system calls per
+//! relayed message and per accepted client, step 7 against step 8). After
+//! each phase the bench says how much CPU other processes used meanwhile
+//! (/proc/stat minus its own getrusage) and flags the phase's timings when
+//! that exceeds 10 % of a CPU. `--only C,E` runs those phases alone;
+//! `--idle` is `--only G`, which writes the book's data.
+//! `--quick` runs A with 5 cycles, a 1000-connection hold, E2 for step 6
+//! alone with one short slice, and a small G (N = 10, 100, 1000, writing
+//! nothing), and checks that every echo and ping came back intact, that
+//! syscalls per message stay in [1.9, 4] and, apart from `epoll_wait`
+//! (whose batching depends on timing), at read + write (+ kq's FIONREAD) +
+//! 0.1, that step 6's readers got every line intact beside a user who never
+//! reads and that user every line once it reads, and that every wait call
+//! of G returned exactly the active descriptor.
 //!
-//! Syscalls are counted with `perf stat -p PID` on tracepoints
-//! (`raw_syscalls:sys_enter` and `syscalls:sys_enter_*` per kind; Debian
-//! package `linux-perf`) in separate 0.4 s windows that start and end with
-//! the server idle, so the count per message is exact: /proc has no syscall
+//! Syscalls are counted in one place, `sys::SyscallCount`: `perf stat -p
+//! PID` on tracepoints (`raw_syscalls:sys_enter` and `syscalls:sys_enter_*`
+//! per kind; Debian package `linux-perf`), plus uprobes where a function's
+//! calls are counted (H), in separate windows that start and end with the
+//! server idle, so the count per message is exact: /proc has no syscall
 //! counter, and strace slows the server several times over. The bench
 //! installs nothing (.ci/run does); without perf the syscall columns say so
 //! and `--quick` fails those checks.
@@ -73,15 +84,26 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: bench [--quick | --idle] [--json FILE] [--step3 PATH] [--step5 PATH] [--chat NAME=PATH]...
+usage: bench [--quick | --only PHASES | --idle] [--json FILE] [--stepN PATH]... [--chat NAME=PATH]...
        bench serve epoll|tokio PORT   (the reference servers; needs --features refs)
 
-  --quick          what CI runs: short phases A, D and G, deterministic checks only
-  --idle           only phase G (idle descriptors), full size; writes its data for the book
+  --quick          what CI runs: short phases A, D, E (step 6's room with a user who
+                   never reads) and G, deterministic checks only
+  --only PHASES    only these phases, full size: letters from ABCDEFGH, e.g. `--only C`
+                   or `--only E,H` (targets need A and D)
+  --idle           the same as `--only G`: idle descriptors; writes its data for the book
   --json FILE      also write every figure as JSON
-  --step3 PATH     the kq echo server to measure (default: build step3 --release)
-  --step5 PATH     the chat server of phase E (default: build step5 --release)
+  --stepN PATH     use PATH as step N instead of building it (--release): step3 is the kq
+                   echo server (A-D), step5-step8 the chat servers (E), step7 and step8
+                   are compared in H
   --chat NAME=PATH another chat server for phase E (any language; --port 0 --max-users N)";
+
+/// The phases, by letter, in the order they run (the crate docs say what
+/// each measures).
+pub const PHASES: &str = "ABCDEFGH";
+
+/// The steps the bench runs: the echo server, and the chat servers.
+pub const STEPS: [&str; 5] = ["step3", "step5", "step6", "step7", "step8"];
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -161,11 +183,11 @@ fn serve(args: &[String]) -> ExitCode {
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Opts {
     quick: bool,
-    /// Only phase G, full size.
-    idle: bool,
+    /// Only these phases (letters of [`PHASES`]), full size.
+    only: Option<String>,
     json: Option<PathBuf>,
-    step3: Option<PathBuf>,
-    step5: Option<PathBuf>,
+    /// Step binaries given (`--step5 PATH`): name and path.
+    steps: Vec<(String, PathBuf)>,
     chat: Vec<(String, PathBuf)>,
 }
 
@@ -174,11 +196,17 @@ impl Opts {
     fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         let mut o = Opts {
             quick: false,
-            idle: false,
+            only: None,
             json: None,
-            step3: None,
-            step5: None,
+            steps: Vec::new(),
             chat: Vec::new(),
+        };
+        let set_only = |o: &mut Opts, v: &str| -> Result<(), String> {
+            if o.only.is_some() {
+                return Err("--only (or --idle) given twice".into());
+            }
+            o.only = Some(parse_phases(v)?);
+            Ok(())
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -189,10 +217,24 @@ impl Opts {
             };
             match a.as_str() {
                 "--quick" => o.quick = true,
-                "--idle" => o.idle = true,
+                "--idle" => set_only(&mut o, "G")?,
+                "--only" => {
+                    let v = value()?;
+                    set_only(&mut o, &v)?
+                }
                 "--json" => o.json = Some(value()?.into()),
-                "--step3" => o.step3 = Some(value()?.into()),
-                "--step5" => o.step5 = Some(value()?.into()),
+                s if s.starts_with("--step") => {
+                    let name = &s[2..];
+                    if !STEPS.contains(&name) {
+                        return Err(format!(
+                            "unknown argument `{a}` (the bench runs {})",
+                            STEPS.join(", ")
+                        ));
+                    }
+                    let path = value()?;
+                    o.steps.retain(|(n, _)| n != name);
+                    o.steps.push((name.to_string(), path.into()));
+                }
                 "--chat" => {
                     let v = value()?;
                     let (name, path) = v
@@ -204,11 +246,31 @@ impl Opts {
                 _ => return Err(format!("unknown argument `{a}`")),
             }
         }
-        if o.quick && o.idle {
-            return Err("--quick and --idle do not go together".into());
+        if o.quick && o.only.is_some() {
+            return Err("--quick runs its own phases: not with --only or --idle".into());
         }
         Ok(Some(o))
     }
+}
+
+/// `C` or `E,H` or `eh`: phase letters, in the order given, each once.
+fn parse_phases(v: &str) -> Result<String, String> {
+    let mut letters = String::new();
+    for c in v.chars().filter(|c| *c != ',' && !c.is_whitespace()) {
+        let c = c.to_ascii_uppercase();
+        if !PHASES.contains(c) {
+            return Err(format!(
+                "--only: no phase `{c}` (the phases are the letters {PHASES})"
+            ));
+        }
+        if !letters.contains(c) {
+            letters.push(c);
+        }
+    }
+    if letters.is_empty() {
+        return Err("--only wants phase letters, e.g. `--only C` or `--only E,H`".into());
+    }
+    Ok(letters)
 }
 
 #[cfg(test)]
@@ -238,8 +300,56 @@ mod tests {
         let err = parse(&["--quick", "--idle"]).err();
         assert_eq!(
             err.as_deref(),
-            Some("--quick and --idle do not go together")
+            Some("--quick runs its own phases: not with --only or --idle")
         );
         assert!(parse(&["--help"]).expect("help").is_none(), "--help");
+    }
+
+    /// `--only` takes phase letters in any case, with or without commas,
+    /// `--idle` is `--only G`, and a phase that does not exist is named.
+    #[test]
+    fn only_takes_phase_letters() {
+        let o = parse(&["--only", "e, h"])
+            .expect("valid")
+            .expect("not --help");
+        assert_eq!(o.only.as_deref(), Some("EH"), "--only e, h");
+        let o = parse(&["--idle"]).expect("valid").expect("not --help");
+        assert_eq!(o.only.as_deref(), Some("G"), "--idle");
+        let err = parse(&["--only", "CZ"]).err();
+        assert_eq!(
+            err.as_deref(),
+            Some("--only: no phase `Z` (the phases are the letters ABCDEFGH)")
+        );
+        let err = parse(&["--only", ","]).err();
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.starts_with("--only wants phase letters")),
+            "--only with no letter: {err:?}"
+        );
+        let err = parse(&["--only", "C", "--idle"]).err();
+        assert_eq!(err.as_deref(), Some("--only (or --idle) given twice"));
+    }
+
+    /// `--stepN PATH` is taken for the steps the bench runs (the last one
+    /// given wins), and refused, with the list, for any other.
+    #[test]
+    fn step_paths_are_taken_for_the_steps_the_bench_runs() {
+        let args = ["--step7", "/a", "--step3", "/b", "--step7", "/c"];
+        let o = parse(&args).expect("valid").expect("not --help");
+        assert_eq!(
+            o.steps,
+            vec![
+                ("step3".to_string(), PathBuf::from("/b")),
+                ("step7".to_string(), PathBuf::from("/c"))
+            ],
+            "from {args:?}"
+        );
+        let err = parse(&["--step4", "/x"]).err();
+        assert_eq!(
+            err.as_deref(),
+            Some("unknown argument `--step4` (the bench runs step3, step5, step6, step7, step8)")
+        );
+        let err = parse(&["--step8"]).err();
+        assert_eq!(err.as_deref(), Some("--step8 needs a value"));
     }
 }

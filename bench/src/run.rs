@@ -1,6 +1,7 @@
 //! The run: the machine's facts, the servers under test, and the phases in
 //! turn (each in its module under `phases/`), then targets and checks.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -8,7 +9,7 @@ use std::time::Instant;
 use crate::phases;
 use crate::report::Report;
 use crate::sys::{self, Server};
-use crate::Opts;
+use crate::{Opts, PHASES};
 
 /// How to start one kind of server.
 #[derive(Clone)]
@@ -40,6 +41,21 @@ impl Placement {
     }
 }
 
+/// A chat server of phase E, and what the bench knows of it.
+pub struct ChatSpec {
+    pub spec: Spec,
+    /// It takes `--max-queue BYTES` (steps 6 to 8).
+    pub max_queue: bool,
+    /// It writes with blocking writes, as chatserv.c does (step 5): a user
+    /// who never reads stops it. The bench shows the stall and checks
+    /// nothing about that room; every other server must keep serving.
+    pub blocks: bool,
+    /// It is in phase E's plain fan-out table (step 5 and `--chat`
+    /// servers; steps 6 to 8 are measured in the room with a user who
+    /// never reads, beside the same room without).
+    pub fanout: bool,
+}
+
 pub fn run(opts: &Opts) -> Result<ExitCode, String> {
     let started = Instant::now();
     let (soft, hard) = sys::raise_nofile();
@@ -53,6 +69,14 @@ pub fn run(opts: &Opts) -> Result<ExitCode, String> {
         sys::cpu_model(),
         sys::read_trim("/proc/sys/kernel/osrelease")
     );
+    // --quick: A, D and G short, and of E only step 6's room with a user
+    // who never reads (its checks are deterministic; no timing is).
+    let phases: String = match (&opts.only, opts.quick) {
+        (Some(only), _) => only.clone(),
+        (None, true) => "ADEG".into(),
+        (None, false) => PHASES.into(),
+    };
+    let runs = |p: char| phases.contains(p);
     rep.fact("cores", format!("{cpus} ({})", sys::cpu_model()));
     rep.fact(
         "CPU placement",
@@ -75,7 +99,7 @@ pub fn run(opts: &Opts) -> Result<ExitCode, String> {
     rep.fact(
         "syscall counting",
         if perf {
-            "perf stat -p PID, tracepoints raw_syscalls:sys_enter and syscalls:sys_enter_{read,write,epoll_wait,...}, in separate 0.4 s windows".into()
+            "perf stat -p PID, tracepoints raw_syscalls:sys_enter and syscalls:sys_enter_{read,write,epoll_wait,...}, in separate windows that start and end with the server idle".into()
         } else {
             "unavailable: perf not installed (Debian package linux-perf)".into()
         },
@@ -90,64 +114,119 @@ pub fn run(opts: &Opts) -> Result<ExitCode, String> {
     );
     rep.fact(
         "mode",
-        match (opts.quick, opts.idle) {
-            (true, _) => "--quick",
-            (_, true) => "--idle (phase G only)",
-            _ => "full",
-        }
-        .into(),
+        match (&opts.only, opts.quick) {
+            (Some(only), _) => format!("--only {only}"),
+            (None, true) => {
+                "--quick (phases A, D, E: step 6's room with a user who never reads, G)".into()
+            }
+            (None, false) => "full".into(),
+        },
     );
     if cfg!(debug_assertions) {
         rep.fact("warning", "debug build: run with --release".into());
     }
     rep.print_facts();
 
-    if opts.idle {
-        // Phase G alone needs no server: it times this process's own waits.
-        if place.pinned {
-            sys::pin_self(1);
-        }
-        let l0 = sys::Load::now();
-        let mut busy = Vec::new();
-        phases::idle::run(false, hard, &machine, &mut rep)?;
-        others(&mut rep, "G", l0, &mut busy);
-        return Ok(finish(opts, rep, &busy, started));
+    // The step binaries the chosen phases need, built unless given.
+    let echo_phases = "ABCD".chars().any(runs);
+    let mut need: Vec<&str> = Vec::new();
+    if echo_phases {
+        need.push("step3");
     }
-    let (step3, step5) = locate_steps(opts)?;
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let mut echo = vec![Spec {
-        name: "kq (step3)".into(),
-        program: step3,
-        // Without --quiet the step narrates every event on stderr: a
-        // write(2) per message that the references do not make.
-        args: ["--port", "0", "--quiet"].map(String::from).to_vec(),
-    }];
-    if cfg!(feature = "refs") {
-        for kind in ["epoll", "tokio"] {
-            echo.push(Spec {
-                name: kind.into(),
-                program: exe.clone(),
-                args: ["serve", kind, "0"].map(String::from).to_vec(),
-            });
+    if runs('E') {
+        if opts.quick {
+            need.push("step6");
+        } else {
+            need.extend(["step5", "step6", "step7", "step8"]);
+        }
+    }
+    if runs('H') {
+        need.extend(["step7", "step8"]);
+    }
+    need.sort_unstable();
+    need.dedup();
+    let steps = locate_steps(opts, &need)?;
+    let step = |name: &str| {
+        steps
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Err(format!("{name} was not located")))
+    };
+    let mut echo = Vec::new();
+    if echo_phases {
+        // step3 is required by A-D: without it, stop here.
+        let step3 = step("step3")?;
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        echo.push(Spec {
+            name: "kq (step3)".into(),
+            program: step3,
+            // Without --quiet the step narrates every event on stderr: a
+            // write(2) per message that the references do not make.
+            args: ["--port", "0", "--quiet"].map(String::from).to_vec(),
+        });
+        if cfg!(feature = "refs") {
+            for kind in ["epoll", "tokio"] {
+                echo.push(Spec {
+                    name: kind.into(),
+                    program: exe.clone(),
+                    args: ["serve", kind, "0"].map(String::from).to_vec(),
+                });
+            }
         }
     }
     let mut chat = Vec::new();
-    let mut chat_skipped = None;
-    match step5 {
-        Ok(program) => chat.push(Spec {
-            name: "step5".into(),
-            program,
-            args: ["--port", "0", "--quiet"].map(String::from).to_vec(),
-        }),
-        Err(e) => chat_skipped = Some(("step5".to_string(), e)),
+    let mut chat_skipped = Vec::new();
+    if runs('E') {
+        let names: &[&str] = if opts.quick {
+            &["step6"]
+        } else {
+            &["step5", "step6", "step7", "step8"]
+        };
+        for &name in names {
+            match step(name) {
+                Ok(program) => {
+                    let mut args = ["--port", "0", "--quiet"].map(String::from).to_vec();
+                    let classic = name == "step5";
+                    if !classic {
+                        // Steps 6 to 8 drop a user for whom more than
+                        // --max-queue bytes wait; phases::chat says why
+                        // this value.
+                        args.extend(["--max-queue".into(), phases::chat::MAX_QUEUE.to_string()]);
+                    }
+                    chat.push(ChatSpec {
+                        spec: Spec {
+                            name: name.into(),
+                            program,
+                            args,
+                        },
+                        max_queue: !classic,
+                        blocks: classic,
+                        fanout: classic,
+                    });
+                }
+                Err(e) => chat_skipped.push((name.to_string(), e, name == "step5")),
+            }
+        }
+        if !opts.quick {
+            for (name, path) in &opts.chat {
+                chat.push(ChatSpec {
+                    spec: Spec {
+                        name: name.clone(),
+                        program: path.clone(),
+                        args: vec!["--port".into(), "0".into()],
+                    },
+                    max_queue: false,
+                    blocks: false,
+                    fanout: true,
+                });
+            }
+        }
     }
-    for (name, path) in &opts.chat {
-        chat.push(Spec {
-            name: name.clone(),
-            program: path.clone(),
-            args: vec!["--port".into(), "0".into()],
-        });
-    }
+    let mut batching = if runs('H') {
+        Some((step("step7"), step("step8")))
+    } else {
+        None
+    };
     if place.pinned {
         sys::pin_self(1);
     }
@@ -159,36 +238,40 @@ pub fn run(opts: &Opts) -> Result<ExitCode, String> {
         hard,
     };
     let mut busy = Vec::new();
-    let l0 = sys::Load::now();
-    let ratios = phases::ratios::run(&ctx, &echo, &mut rep)?;
-    others(&mut rep, "A", l0, &mut busy);
+    let mut ratios = None;
     let mut scaling = None;
-    if !opts.quick {
-        let l0 = sys::Load::now();
-        scaling = phases::scaling::run(&ctx, &echo, &mut rep)?;
-        others(&mut rep, "B", l0, &mut busy);
-        let l0 = sys::Load::now();
-        phases::latency::run(&ctx, &echo, &mut rep)?;
-        others(&mut rep, "C", l0, &mut busy);
-    }
-    let l0 = sys::Load::now();
-    let holds = phases::hold::run(&ctx, &echo, &mut rep)?;
-    others(&mut rep, "D", l0, &mut busy);
-    if !opts.quick {
-        let l0 = sys::Load::now();
-        phases::chat::run(&ctx, &chat, chat_skipped, &mut rep)?;
-        others(&mut rep, "E", l0, &mut busy);
-    }
-    // CI runs the script on its own; the full run shows the figure too.
-    let translation = if opts.quick {
-        Err("not run by --quick (see scripts/translation-cost.sh)".into())
+    let mut holds = None;
+    let mut translation = Err(if opts.quick {
+        "not run by --quick (see scripts/translation-cost.sh)".into()
     } else {
-        phases::translation::run(&mut rep)
-    };
-    let l0 = sys::Load::now();
-    phases::idle::run(opts.quick, hard, &machine, &mut rep)?;
-    others(&mut rep, "G", l0, &mut busy);
-    phases::targets::record(&ratios, &holds, scaling, &translation, &mut rep);
+        "not run (phase F not chosen)".into()
+    });
+    for phase in PHASES.chars().filter(|&p| runs(p)) {
+        let l0 = sys::Load::now();
+        match phase {
+            'A' => ratios = Some(phases::ratios::run(&ctx, &echo, &mut rep)?),
+            'B' => scaling = phases::scaling::run(&ctx, &echo, &mut rep)?,
+            'C' => phases::latency::run(&ctx, &echo, &mut rep)?,
+            'D' => holds = Some(phases::hold::run(&ctx, &echo, &mut rep)?),
+            'E' => phases::chat::run(&ctx, &chat, &chat_skipped, &mut rep)?,
+            // CI runs the script on its own; the full run shows the figure too.
+            'F' if !opts.quick => translation = phases::translation::run(&mut rep),
+            'G' => phases::idle::run(opts.quick, hard, &machine, &mut rep)?,
+            'H' => {
+                let (s7, s8) = batching.take().expect("located above");
+                phases::batching::run(&ctx, s7, s8, &mut rep)?
+            }
+            _ => continue,
+        }
+        // F's callgrind run is not timed against anything.
+        if phase != 'F' {
+            others(&mut rep, &phase.to_string(), l0, &mut busy);
+        }
+    }
+    match (&ratios, &holds) {
+        (Some(r), Some(h)) => phases::targets::record(r, h, scaling, &translation, &mut rep),
+        _ => rep.note("targets not recorded: they need phases A and D"),
+    }
     Ok(finish(opts, rep, &busy, started))
 }
 
@@ -246,10 +329,14 @@ fn others(rep: &mut Report, phase: &str, l0: sys::Load, busy: &mut Vec<String>) 
     }
 }
 
-/// Finds step3 and step5 (built next to this executable unless given).
-/// step3 is required; without a working step5 only the chat phase is
-/// skipped, with the reason.
-fn locate_steps(opts: &Opts) -> Result<(PathBuf, Result<PathBuf, String>), String> {
+/// Finds the step binaries in `need`: those given with `--stepN PATH`,
+/// and the others built (`cargo build --release`) next to this executable.
+/// A step that cannot be had is an error for it alone: the phases that
+/// need it say so (step3 ends the run, a chat step skips its rows).
+fn locate_steps(
+    opts: &Opts,
+    need: &[&str],
+) -> Result<HashMap<String, Result<PathBuf, String>>, String> {
     let dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -272,18 +359,19 @@ fn locate_steps(opts: &Opts) -> Result<(PathBuf, Result<PathBuf, String>), Strin
             ))
         }
     };
-    let pick = |given: &Option<PathBuf>, name: &str| -> Result<PathBuf, String> {
+    let pick = |name: &str| -> Result<PathBuf, String> {
+        let given = opts.steps.iter().find(|(n, _)| n == name).map(|(_, p)| p);
         if given.is_none() {
             build(name)?;
         }
-        let p = given.clone().unwrap_or_else(|| dir.join(name));
+        let p = given.cloned().unwrap_or_else(|| dir.join(name));
         if p.is_file() {
             Ok(p)
         } else {
             Err(format!("{} not found", p.display()))
         }
     };
-    Ok((pick(&opts.step3, "step3")?, pick(&opts.step5, "step5")))
+    Ok(need.iter().map(|&n| (n.to_string(), pick(n))).collect())
 }
 
 pub struct Ctx {

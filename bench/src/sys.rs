@@ -177,6 +177,25 @@ impl Load {
     }
 }
 
+/// Time the hypervisor gave this VM's CPUs to something else, summed over
+/// all CPUs since boot, in ms (/proc/stat's `steal`, in clock ticks): a VM
+/// stalled by its host shows here, and nowhere inside it. 0 on a machine
+/// that does not report it.
+pub fn steal_ms() -> u64 {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(8)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no memory preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1000 / hz
+}
+
 /// A `/proc/<pid>/status` field in bytes (the file reports kB).
 pub fn status_bytes(pid: u32, field: &str) -> u64 {
     kb_field(&format!("/proc/{pid}/status"), field)
@@ -328,66 +347,134 @@ pub fn perf_available() -> bool {
         .unwrap_or(false)
 }
 
+/// An event counted beside the system calls: a uprobe ([`Uprobe`]), or a
+/// tracepoint with a filter (`syscalls:sys_enter_read` with `fd == 11`).
+#[derive(Clone, Debug)]
+pub struct Extra {
+    pub event: String,
+    pub filter: Option<String>,
+}
+
 /// Syscalls one process entered in a window: the total and, in the order
-/// of [`KINDS`], the count of each kind.
-#[derive(Clone, Copy, Debug, Default)]
+/// of [`KINDS`], the count of each kind; then each [`Extra`] event asked
+/// for, in the order asked.
+#[derive(Clone, Debug, Default)]
 pub struct Syscalls {
     pub total: u64,
     pub kinds: [u64; KINDS.len()],
+    pub extra: Vec<u64>,
 }
 
-/// `perf stat` counting every syscall one process enters. perf's own
-/// running time is the time the task was on a CPU, not wall time, so the
-/// caller makes the window exact instead: it starts the count while the
+/// `perf stat` counting every syscall one process enters (and any
+/// [`Extra`] events): the one place the bench counts system calls. perf's
+/// own running time is the time the task was on a CPU, not wall time, so
+/// the caller makes the window exact instead: it starts the count while the
 /// server is idle (blocked in its wait, entering no syscalls), gives perf
 /// time to attach, drives a known number of messages, lets the server go
-/// idle again and waits for perf to finish. Syscalls / messages is then
-/// exact, whatever perf's attach latency.
+/// idle again, and waits for perf to finish (a fixed window) or stops it
+/// ([`SyscallCount::stop`]). Syscalls / messages is then exact, whatever
+/// perf's attach latency.
 pub struct SyscallCount {
     child: Option<Child>,
+    events: Vec<String>,
 }
 
 impl SyscallCount {
     /// Counts for `window` (wall time) from now.
     pub fn start(pid: u32, window: Duration) -> io::Result<SyscallCount> {
-        let child = die_with_parent(&mut Command::new("perf"))
-            .args(["stat", "-x,", "-e", &perf_events().join(","), "-p"])
-            .arg(pid.to_string())
-            .args(["--", "sleep"])
-            .arg(format!("{:.3}", window.as_secs_f64()))
+        SyscallCount::start_with(pid, Some(window), &[])
+    }
+
+    /// Counts the syscalls and `extra` events for `window` from now, or
+    /// until [`SyscallCount::stop`] without one.
+    pub fn start_with(
+        pid: u32,
+        window: Option<Duration>,
+        extra: &[Extra],
+    ) -> io::Result<SyscallCount> {
+        let mut cmd = Command::new("perf");
+        cmd.args(["stat", "-x,", "-e", &perf_events().join(",")]);
+        let mut events = perf_events();
+        for x in extra {
+            cmd.args(["-e", &x.event]);
+            if let Some(f) = &x.filter {
+                cmd.args(["--filter", f]);
+            }
+            events.push(x.event.clone());
+        }
+        cmd.arg("-p").arg(pid.to_string());
+        if let Some(w) = window {
+            cmd.args(["--", "sleep"])
+                .arg(format!("{:.3}", w.as_secs_f64()));
+        }
+        let child = die_with_parent(&mut cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
-        Ok(SyscallCount { child: Some(child) })
+        Ok(SyscallCount {
+            child: Some(child),
+            events,
+        })
     }
 
     /// Waits for perf to finish and returns the counts, from its CSV lines
     /// `COUNT,,EVENT,...` (`<not counted>` = none at all).
     pub fn finish(mut self) -> Option<Syscalls> {
         let out = self.child.take()?.wait_with_output().ok()?;
-        parse_perf_csv(&String::from_utf8_lossy(&out.stderr))
+        parse_perf_csv(&String::from_utf8_lossy(&out.stderr), &self.events)
+    }
+
+    /// Ends an open window now (perf prints its counts on SIGINT) and
+    /// returns the counts.
+    pub fn stop(self) -> Option<Syscalls> {
+        let pid = self.child.as_ref()?.id() as libc::pid_t;
+        // SAFETY: kill() has no memory effects; `pid` is our own child,
+        // not yet reaped (finish() reaps it), so the number is still its.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        self.finish()
     }
 }
 
-fn parse_perf_csv(text: &str) -> Option<Syscalls> {
-    let count = |event: &str| -> Option<u64> {
-        let line = text.lines().find(|l| l.split(',').nth(2) == Some(event))?;
-        let first = line.split(',').next()?.trim();
-        if first.starts_with("<not") {
-            return Some(0);
-        }
-        first.parse().ok()
-    };
+/// The counts of `events`, in their order, from perf's CSV: one line
+/// `COUNT,,EVENT,...` per event, in the order they were given (the same
+/// tracepoint may come twice, with and without a filter).
+fn parse_perf_csv(text: &str, events: &[String]) -> Option<Syscalls> {
+    let lines: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let count = f.next()?.trim();
+            let event = f.nth(1)?;
+            Some((count, event))
+        })
+        .filter(|(_, e)| events.iter().any(|x| x == e))
+        .collect();
+    if lines.len() != events.len() || lines.iter().zip(events).any(|((_, e), x)| e != x) {
+        return None;
+    }
+    let counts: Vec<u64> = lines
+        .iter()
+        .map(|(c, _)| {
+            if c.starts_with("<not") {
+                Some(0)
+            } else {
+                c.parse().ok()
+            }
+        })
+        .collect::<Option<_>>()?;
     let mut s = Syscalls {
-        total: count("raw_syscalls:sys_enter")?,
+        total: counts[0],
         ..Syscalls::default()
     };
-    for (i, (_, calls)) in KINDS.iter().enumerate() {
-        for c in *calls {
-            s.kinds[i] += count(&format!("syscalls:sys_enter_{c}"))?;
+    let mut i = 1;
+    for (k, (_, calls)) in KINDS.iter().enumerate() {
+        for _ in *calls {
+            s.kinds[k] += counts[i];
+            i += 1;
         }
     }
+    s.extra = counts[i..].to_vec();
     Some(s)
 }
 
@@ -398,6 +485,141 @@ impl Drop for SyscallCount {
             let _ = c.wait();
         }
     }
+}
+
+/// A uprobe on a function of a binary (`perf probe -x BINARY`), counted
+/// as an [`Extra`] event: how often the program called it. Needs root (or
+/// a tracefs the user may write); removed on drop. Its group is
+/// `bench<PID>`, so concurrent benches do not remove each other's probes,
+/// and a bench that was killed leaves a group the next one removes.
+pub struct Uprobe {
+    group: String,
+    pub event: String,
+}
+
+impl Uprobe {
+    /// Probes `symbol` (a Rust path, `kq::safe::Kqueue::kevent`) in
+    /// `binary` as event `bench<PID>:name`.
+    pub fn add(binary: &Path, symbol: &str, name: &str) -> Result<Uprobe, String> {
+        remove_stale_probes();
+        let group = format!("bench{}", std::process::id());
+        let event = format!("{group}:{name}");
+        // perf probe's syntax takes `:` escaped inside a function name.
+        let spec = format!("{event}={}", symbol.replace(':', "\\:"));
+        let out = Command::new("perf")
+            .args(["probe", "-q", "-x"])
+            .arg(binary)
+            .args(["-a", &spec])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("perf probe: {e}"))?;
+        // Dropped even when perf failed half-way: nothing is left behind.
+        let probe = Uprobe { group, event };
+        if !out.status.success() {
+            return Err(format!(
+                "perf probe -x {} {symbol}: {}",
+                binary.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(probe)
+    }
+
+    pub fn extra(&self) -> Extra {
+        Extra {
+            event: self.event.clone(),
+            filter: None,
+        }
+    }
+}
+
+impl Drop for Uprobe {
+    fn drop(&mut self) {
+        delete_probe_group(&self.group);
+    }
+}
+
+fn delete_probe_group(group: &str) {
+    let _ = Command::new("perf")
+        .args(["probe", "-q", "-d", &format!("{group}:*")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Removes the probe groups of benches that no longer run (killed before
+/// their probes' drop).
+fn remove_stale_probes() {
+    let Ok(out) = Command::new("perf")
+        .args(["probe", "-l"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut stale: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.split(':').next())
+        .filter(|g| {
+            g.strip_prefix("bench")
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .collect();
+    stale.dedup();
+    for g in stale {
+        delete_probe_group(g);
+    }
+}
+
+/// The descriptors of `pid` that are timerfds: where kq's EVFILT_TIMER
+/// lives on Linux, and what a tick reads once each time it fires.
+pub fn timerfds(pid: u32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut fds: Vec<i32> = dir
+        .flatten()
+        .filter(|e| {
+            fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy() == "anon_inode:[timerfd]")
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// The send and receive queues, in bytes, of the TCP socket from `local`
+/// to `remote` (IPv4), as /proc/net/tcp shows them: `tx_queue` is what was
+/// written and not yet acknowledged by the peer, `rx_queue` what arrived
+/// and was not yet read.
+pub fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
+    let hex = |a: SocketAddr| -> Option<String> {
+        let SocketAddr::V4(v4) = a else { return None };
+        // The address as the kernel's u32 in host order (little endian
+        // here), the port big-endian: 127.0.0.1:8080 is 0100007F:1F90.
+        Some(format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(v4.ip().octets()),
+            v4.port()
+        ))
+    };
+    let (l, r) = (hex(local)?, hex(remote)?);
+    let text = fs::read_to_string("/proc/net/tcp").ok()?;
+    text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(1) != Some(&l.as_str()) || f.get(2) != Some(&r.as_str()) {
+            return None;
+        }
+        let (tx, rx) = f.get(4)?.split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -421,16 +643,61 @@ mod tests {
 1,,syscalls:sys_enter_epoll_ctl,400,100.00,,
 1000,,syscalls:sys_enter_ioctl,400,100.00,,
 ";
-        let s = parse_perf_csv(text).expect("all events present");
+        let s = parse_perf_csv(text, &perf_events()).expect("all events present");
         assert_eq!(
-            (s.total, s.kinds),
-            (3004, [1000, 1000, 3, 1, 1000]),
+            (s.total, s.kinds, s.extra.len()),
+            (3004, [1000, 1000, 3, 1, 1000], 0),
             "parsed from:\n{text}"
         );
-        let missing = parse_perf_csv("12,,raw_syscalls:sys_enter,1,100.00,,\n");
+        let missing = parse_perf_csv("12,,raw_syscalls:sys_enter,1,100.00,,\n", &perf_events());
         assert!(
             missing.is_none(),
             "a missing tracepoint must not read as zero: {missing:?}"
+        );
+    }
+
+    /// Extra events follow the syscalls in the order asked, and the same
+    /// tracepoint counted twice (the second with a filter) is told apart by
+    /// its place.
+    #[test]
+    fn perf_csv_reads_extra_events_in_order() {
+        let mut text = String::from("3004,,raw_syscalls:sys_enter,400,100.00,,\n");
+        for e in &perf_events()[1..] {
+            text.push_str(&format!("5,,{e},400,100.00,,\n"));
+        }
+        text.push_str("2000,,bench1:kevent,400,100.00,,\n");
+        text.push_str("3,,syscalls:sys_enter_read,400,100.00,,\n");
+        let mut events = perf_events();
+        events.push("bench1:kevent".into());
+        events.push("syscalls:sys_enter_read".into());
+        let s = parse_perf_csv(&text, &events).expect("every event present");
+        assert_eq!(s.extra, vec![2000, 3], "extras parsed from:\n{text}");
+        assert_eq!(s.kinds[0], 15, "read + recvfrom + readv from:\n{text}");
+    }
+
+    /// /proc/net/tcp gives a connection's queues: bytes written to a peer
+    /// that does not read sit in the peer's receive queue.
+    #[test]
+    fn tcp_queues_show_unread_bytes() {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut a = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (b, _) = l.accept().expect("accept");
+        a.write_all(&[7u8; 100]).expect("write");
+        let (from, to) = (a.local_addr().expect("a"), b.local_addr().expect("b"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut got = None;
+        while std::time::Instant::now() < deadline {
+            got = tcp_queues(to, from);
+            if got.is_some_and(|(_, rx)| rx == 100) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            got,
+            Some((0, 100)),
+            "the reader's side {to} <- {from}: (tx_queue, rx_queue) after 100 bytes sent"
         );
     }
 }

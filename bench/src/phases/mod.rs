@@ -1,7 +1,9 @@
-//! The bench's phases, one module each, in the order they run (see the
-//! crate docs for what each measures).
+//! The bench's phases, one module each, named by the letter each is known
+//! by (they run in the order of the letters; the crate docs say what each
+//! measures).
 
-pub mod chat; // E
+pub mod batching; // H
+pub mod chat; // E, E2
 pub mod hold; // D
 pub mod idle; // G
 pub mod latency; // C
