@@ -110,7 +110,7 @@ struct Refused {
 }
 // ANCHOR_END: refused
 
-fn main() {
+pub fn main() {
     let (args, opts) = stepkit::Args::parse_with::<Options>("step6");
     let (nusers, max_queue) = (opts.max_users, opts.max_queue);
     // ANCHOR: users_array
@@ -239,8 +239,9 @@ fn accept_user(
         stepkit::close(fd);
         return true;
     }
-    // conn_add(): the first free slot.
-    let Some(slot) = users.iter().position(Option::is_none) else {
+    // conn_add(): the first free slot, if any.
+    let free = users.iter().position(Option::is_none);
+    let Some(slot) = free else {
         refuse(kq, fd, addr, users.len(), refused);
         return true;
     };
@@ -411,15 +412,19 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
         let Some(user) = &mut users[i] else { continue };
         let was_empty = user.out.is_empty();
         user.out.extend(msg);
-        reached += 1;
         // With bytes already waiting, this user's socket was full at the
         // last write and EVFILT_WRITE is registered: it will say when there
         // is room. Only a user with nothing waiting is written to now.
         if was_empty {
             send_queued(kq, users, i);
         }
+        // Past the limit, this user is dropped (below).
+        let over = users[i]
+            .as_ref()
+            .is_some_and(|user| user.out.len() > max_queue);
+        reached += 1;
         let Some(user) = &users[i] else { continue };
-        if user.out.len() > max_queue {
+        if over {
             stepkit::log!(
                 "step6: user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
                 user.addr,
@@ -461,6 +466,7 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
             }
         }
     }
+    // The write knote follows the queue: wanted exactly while bytes wait.
     let want = !user.out.is_empty();
     if want == user.writing {
         return;
@@ -477,7 +483,8 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         0,
         ptr::null_mut(),
     );
-    match kq.kevent(&[change], &mut [], None) {
+    let changed = kq.kevent(&[change], &mut [], None);
+    match changed {
         Ok(_) if want => stepkit::log!(
             "step6: user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
             user.fd
@@ -524,13 +531,14 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         ptr::null_mut(),
     );
     let n = if user.writing { 2 } else { 1 };
-    match kq.kevent(&changes[..n], &mut [], None) {
-        Ok(_) => stepkit::log!("step6: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
-        // Should not happen: the fd is open and registered. Say so loudly,
-        // and still close it, or it would leak.
-        Err(e) => eprintln!("step6: fd {fd}: kevent(EV_DELETE): {e}; close({fd}) anyway"),
-    }
+    let deleted = kq.kevent(&changes[..n], &mut [], None);
     stepkit::close(fd);
+    match deleted {
+        Ok(_) => stepkit::log!("step6: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
+        // Should not happen: the fd is open and registered. Say so loudly
+        // (it was closed all the same, or it would leak).
+        Err(e) => eprintln!("step6: fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
+    }
 }
 // ANCHOR_END: conn_delete
 

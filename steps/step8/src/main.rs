@@ -57,10 +57,9 @@ const FULL_MSG: &[u8] = b"server is full, try again later\n";
 /// is never that far behind; a suspended `nc` gets there after some 8 MB of
 /// chat (its kernel buffers hold the first 4).
 const MAX_QUEUE: usize = 4 << 20;
-/// How many refused clients may wait at once for their end of file. This
-/// step has no clock (step 7 adds one), so a refused client that never
-/// closes would keep its descriptor for ever; past this many, the one
-/// refused longest ago is closed.
+/// How many refused clients may wait at once for their end of file (each
+/// for LINGER at most); past this many, the one refused longest ago is
+/// closed.
 const MAX_REFUSED: usize = 16;
 /// The tick's identifier. A timer watches no descriptor: its `ident` is
 /// any number we choose, and names it among this queue's timers.
@@ -189,16 +188,22 @@ impl Changes {
             ident != fd as usize || (filter != EVFILT_READ && filter != EVFILT_WRITE)
         });
         stepkit::close(fd);
-        if let Some(listener) = self.listener.filter(|_| self.paused) {
-            self.push(listener as usize, EVFILT_READ, EV_ENABLE);
-            self.paused = false;
+        let resumed = match self.listener {
+            Some(listener) if self.paused => {
+                self.push(listener as usize, EVFILT_READ, EV_ENABLE);
+                self.paused = false;
+                true
+            }
+            _ => false,
+        };
+        if resumed {
             eprintln!("step8: fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
         }
     }
 }
 // ANCHOR_END: changes
 
-fn main() {
+pub fn main() {
     let (args, opts) = stepkit::Args::parse_with::<Options>("step8");
     let (nusers, max_queue, idle_timeout) = (opts.max_users, opts.max_queue, opts.idle_timeout);
     // ANCHOR: users_array
@@ -449,8 +454,9 @@ fn accept_user(
         stepkit::close(fd);
         return true;
     }
-    // conn_add(): the first free slot.
-    let Some(slot) = users.iter().position(Option::is_none) else {
+    // conn_add(): the first free slot, if any.
+    let free = users.iter().position(Option::is_none);
+    let Some(slot) = free else {
         refuse(changes, fd, addr, users.len(), refused);
         return true;
     };
@@ -611,15 +617,19 @@ fn relay(
         }
         let was_empty = user.out.is_empty();
         user.out.extend(msg);
-        reached += 1;
         // With bytes already waiting, this user's socket was full at the
         // last write and EVFILT_WRITE is registered: it will say when there
         // is room. Only a user with nothing waiting is written to now.
         if was_empty {
             send_queued(changes, users, i);
         }
+        // Past the limit, this user is dropped (below).
+        let over = users[i]
+            .as_ref()
+            .is_some_and(|user| user.out.len() > max_queue);
+        reached += 1;
         let Some(user) = &users[i] else { continue };
-        if user.out.len() > max_queue {
+        if over {
             stepkit::log!(
                 "step8: user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
                 user.addr,
@@ -673,6 +683,7 @@ fn send_queued(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
         conn_delete(changes, users, slot);
         return;
     }
+    // The write knote follows the queue: wanted exactly while bytes wait.
     let want = !user.out.is_empty();
     if want == user.writing {
         return;
