@@ -232,6 +232,7 @@ fn accept_user(
             return false;
         }
     };
+    // LESSON: nonblocking
     // Each accepted socket is made non-blocking itself: on Linux it does
     // not inherit O_NONBLOCK from the listener (on the BSDs it does).
     if let Err(e) = stepkit::set_nonblocking(fd) {
@@ -239,6 +240,7 @@ fn accept_user(
         stepkit::close(fd);
         return true;
     }
+    // LESSON_END
     // conn_add(): the first free slot, if any.
     let free = users.iter().position(Option::is_none);
     let Some(slot) = free else {
@@ -281,9 +283,11 @@ fn accept_user(
 /// end of file after it; then we read and drop what the client sends, and
 /// close() once it has closed its side (nothing unread is left then).
 fn refuse(kq: &Kqueue, fd: c_int, addr: SocketAddr, room: usize, refused: &mut VecDeque<Refused>) {
+    // LESSON: refuse_politely
     // A new socket's send buffer is empty: the short line goes out whole.
     let _ = stepkit::write(fd, FULL_MSG);
     let _ = stepkit::shutdown_write(fd);
+    // LESSON_END
     let s = if room == 1 { "" } else { "s" };
     stepkit::log!(
         "step6: refused {addr} (fd {fd}): the room is full ({room} user{s}), shutdown(SHUT_WR)"
@@ -410,6 +414,7 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
             continue;
         }
         let Some(user) = &mut users[i] else { continue };
+        // LESSON: queue -> over: bool
         let was_empty = user.out.is_empty();
         user.out.extend(msg);
         // With bytes already waiting, this user's socket was full at the
@@ -422,6 +427,7 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
         let over = users[i]
             .as_ref()
             .is_some_and(|user| user.out.len() > max_queue);
+        // LESSON_END
         reached += 1;
         let Some(user) = &users[i] else { continue };
         if over {
@@ -449,6 +455,7 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
 /// while bytes wait, it reports exactly when they can move.
 fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let Some(user) = &mut users[slot] else { return };
+    // LESSON: write_queue
     while !user.out.is_empty() {
         // The queue's first contiguous piece (a ring buffer may hold two).
         let (front, _) = user.out.as_slices();
@@ -466,6 +473,8 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
             }
         }
     }
+    // LESSON_END
+    // LESSON: write_knote -> (want, changed): (bool, io::Result<usize>)
     // The write knote follows the queue: wanted exactly while bytes wait.
     let want = !user.out.is_empty();
     if want == user.writing {
@@ -484,6 +493,7 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         ptr::null_mut(),
     );
     let changed = kq.kevent(&[change], &mut [], None);
+    // LESSON_END
     match changed {
         Ok(_) if want => stepkit::log!(
             "step6: user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
@@ -511,6 +521,7 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         return;
     };
     let fd = user.fd;
+    // LESSON: delete_user -> deleted: io::Result<usize>
     let mut changes = [kevent_zeroed(); 2];
     ev_set(
         &mut changes[0],
@@ -533,6 +544,7 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let n = if user.writing { 2 } else { 1 };
     let deleted = kq.kevent(&changes[..n], &mut [], None);
     stepkit::close(fd);
+    // LESSON_END
     match deleted {
         Ok(_) => stepkit::log!("step6: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
         // Should not happen: the fd is open and registered. Say so loudly

@@ -186,6 +186,7 @@ pub fn main() {
     // then EV_SET(&change, sig, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL). (On
     // Linux, kq blocks the signal and reads it from a signalfd; a blocked
     // signal is kept for it even while ignored.)
+    // LESSON: register_signals
     for sig in [libc::SIGINT, libc::SIGTERM] {
         if let Err(e) = stepkit::ignore_signal(sig) {
             fatal("signal(SIG_IGN)", e);
@@ -204,6 +205,7 @@ pub fn main() {
             fatal("kevent(EV_ADD EVFILT_SIGNAL)", e);
         }
     }
+    // LESSON_END
     // ANCHOR_END: register_signals
 
     // ANCHOR: register_tick
@@ -212,6 +214,7 @@ pub fn main() {
     // would make it fire once). Registered once, here: on Linux kq needs a
     // descriptor for it (a timerfd), which a server at its descriptor limit
     // would not have later.
+    // LESSON: register_tick
     let mut change = kevent_zeroed();
     ev_set(
         &mut change,
@@ -225,6 +228,7 @@ pub fn main() {
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
         fatal("kevent(EV_ADD EVFILT_TIMER)", e);
     }
+    // LESSON_END
     // ANCHOR_END: register_tick
     match idle_timeout {
         Some(t) => stepkit::log!(
@@ -604,8 +608,10 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     // A user being disconnected whose queue has drained got everything,
     // their last line last: now the end of file, then close().
     if user.leaving.is_some() && user.out.is_empty() {
+        // LESSON: last_line
         let _ = stepkit::shutdown_write(user.fd);
         drain(user.fd);
+        // LESSON_END
         stepkit::log!(
             "step7: user #{slot} ({}) has their last line: shutdown(SHUT_WR)",
             user.addr
@@ -656,6 +662,7 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
 /// tick closes them anyway if that takes longer than LINGER.
 fn leave(kq: &Kqueue, users: &mut [Option<User>], slot: usize, why: &[u8]) {
     let Some(user) = &mut users[slot] else { return };
+    // LESSON: leave
     if user.leaving.is_some() {
         return;
     }
@@ -665,6 +672,7 @@ fn leave(kq: &Kqueue, users: &mut [Option<User>], slot: usize, why: &[u8]) {
     if was_empty {
         send_queued(kq, users, slot);
     }
+    // LESSON_END
 }
 // ANCHOR_END: leave
 
@@ -682,11 +690,13 @@ fn tick(
     let now = Instant::now();
     for slot in 0..users.len() {
         let Some(user) = &users[slot] else { continue };
+        // LESSON: sweep -> (late, idle): (bool, bool)
         // Being disconnected, and past the deadline for their last line?
         let late = user.leaving.is_some_and(|deadline| now >= deadline);
         // Silent for the idle timeout, and not being disconnected already?
         let idle = user.leaving.is_none()
             && idle_timeout.is_some_and(|timeout| now - user.last_heard >= timeout);
+        // LESSON_END
         if late {
             stepkit::log!(
                 "step7: user #{slot} ({}) did not take their last {} bytes within {} s",
@@ -728,6 +738,7 @@ fn shut_down(
     stepkit::log!(
         "step7: {sig}: shutting down; goodbye to {present} user(s); EV_DELETE, close({listener}): no new clients"
     );
+    // LESSON: shut_down
     let mut change = kevent_zeroed();
     ev_set(
         &mut change,
@@ -747,6 +758,7 @@ fn shut_down(
     for slot in 0..users.len() {
         leave(kq, users, slot, SHUTDOWN_MSG);
     }
+    // LESSON_END
 }
 // ANCHOR_END: shut_down
 

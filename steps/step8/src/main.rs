@@ -154,15 +154,18 @@ impl Changes {
     /// `EV_SET(&changes[nchanges++], ident, filter, flags, 0, 0, NULL)`:
     /// the change reaches the kernel with the next kevent().
     fn push(&mut self, ident: usize, filter: Filter, flags: Flags) {
+        // LESSON: push
         let mut change = kevent_zeroed();
         ev_set(&mut change, ident, filter, flags, 0, 0, ptr::null_mut());
         self.list.push(change);
+        // LESSON_END
     }
 
     /// Accepting failed for want of a descriptor: EV_DISABLE the listener
     /// (the waiting connection keeps it readable, and a level-triggered
     /// knote would wake us for it at once, every time), and say so once.
     fn pause_listener(&mut self, e: &io::Error) {
+        // LESSON: pause_listener
         let Some(listener) = self.listener else {
             return;
         };
@@ -171,6 +174,7 @@ impl Changes {
         }
         self.push(listener as usize, EVFILT_READ, EV_DISABLE);
         self.paused = true;
+        // LESSON_END
         eprintln!(
             "step8: accept: {e}: out of descriptors; EV_DISABLE the listener until one is closed"
         );
@@ -183,11 +187,14 @@ impl Changes {
     /// EV_DELETE, and the changes still pending for `fd` are dropped
     /// first. With a descriptor free, a paused listener is enabled again.
     fn close(&mut self, fd: c_int) {
+        // LESSON: close_fd
         self.list.retain(|c| {
             let (ident, filter) = ({ c.ident }, { c.filter });
             ident != fd as usize || (filter != EVFILT_READ && filter != EVFILT_WRITE)
         });
         stepkit::close(fd);
+        // LESSON_END
+        // LESSON: resume_listener -> resumed: bool
         let resumed = match self.listener {
             Some(listener) if self.paused => {
                 self.push(listener as usize, EVFILT_READ, EV_ENABLE);
@@ -196,6 +203,7 @@ impl Changes {
             }
             _ => false,
         };
+        // LESSON_END
         if resumed {
             eprintln!("step8: fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
         }
@@ -325,12 +333,14 @@ pub fn main() {
         // back as an EV_ERROR entry among the events; with no room left
         // for one, kevent() would stop applying the changes after it, so
         // there is room for as many as there are changes.
+        // LESSON: submit -> result: io::Result<usize>
         if events.len() < changes.list.len() {
             events.resize(changes.list.len(), kevent_zeroed());
         }
         let result = kq.kevent(&changes.list, &mut events, None);
         // Applied, even if the wait was then interrupted: never twice.
         changes.list.clear();
+        // LESSON_END
         let n = match result {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -342,10 +352,12 @@ pub fn main() {
         for ev in &events[..n] {
             // By value: on macOS the struct is packed.
             let (ident, filter, data) = ({ ev.ident }, { ev.filter }, { ev.data });
+            // LESSON: ev_error
             if { ev.flags } & EV_ERROR != 0 {
                 change_failed(&mut changes, &mut users, &mut refused, ident, filter, data);
                 continue;
             }
+            // LESSON_END
             // An event is (ident, filter): a signal's ident is its number
             // and the tick's is TICK, which may equal a descriptor's. So
             // the filter first, and only then the ident as a descriptor.
@@ -832,11 +844,13 @@ fn change_failed(
     };
     let fd = ident as c_int;
     eprintln!("step8: fd {fd}: a change to its {what} knote failed: {e}");
+    // LESSON: change_failed
     if let Some(slot) = conn_index(users, fd) {
         conn_delete(changes, users, slot);
     } else if let Some(i) = refused.iter().position(|r| r.fd == fd) {
         drop_refused(changes, refused, i);
     }
+    // LESSON_END
 }
 // ANCHOR_END: change_failed
 
