@@ -28,7 +28,8 @@
 //! 4. The loop waits with `kevent(events)`. Each event says stdin is
 //!    readable and `data` how many bytes are waiting; the program reads
 //!    them and echoes them to standard output. `EV_EOF` (or a `read()` of 0
-//!    bytes) means the input has ended, and the program exits with status 0.
+//!    bytes) means the input has ended, and the program exits with status 0;
+//!    so does reading a regular file to its end.
 //!
 //! Every line about the queue goes to standard error, so standard output
 //! carries exactly the bytes that came in. Try `echo hi | cargo run -p
@@ -39,8 +40,9 @@
 //! kqueue descriptor, the two empty polls and `data=N` for each readiness.
 
 use std::ffi::c_int;
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::process::exit;
 use std::ptr;
 use std::time::{Duration, Instant};
@@ -84,6 +86,13 @@ pub fn main() {
     todo!("register_stdin: register stdin: EV_SET(change, STDIN, EVFILT_READ, EV_ADD), then kevent() with that one change");
     eprintln!("step1: registered EVFILT_READ for stdin (fd {STDIN})");
 
+    // A regular file is readable until its end, and `data` counts the bytes
+    // up to it. At the end FreeBSD (and kq on Linux) report nothing more:
+    // the file may still grow, which is what `tail -f` waits for. (macOS
+    // reports it readable with data=0.) So for a file, having read all
+    // that `data` promised is the end of the input.
+    let stdin_is_a_file = is_regular_file(io::stdin().as_fd());
+
     let mut buf = vec![0u8; BUFSIZE];
     let mut stdout = io::stdout().lock();
     loop {
@@ -110,6 +119,10 @@ pub fn main() {
                     if let Err(e) = stdout.write_all(&buf[..got]).and_then(|()| stdout.flush()) {
                         fatal("write(stdout)", e);
                     }
+                    if stdin_is_a_file && data > 0 && got == data as usize {
+                        eprintln!("step1: read to the end of the file: end of input");
+                        exit(0);
+                    }
                 }
                 Err(e) => fatal("read(stdin)", e),
             }
@@ -132,6 +145,14 @@ fn read(fd: c_int, buf: &mut [u8]) -> io::Result<usize> {
             return Err(e);
         }
     }
+}
+
+/// Whether `fd` is a regular file (not a pipe, a terminal or a device).
+fn is_regular_file(fd: BorrowedFd<'_>) -> bool {
+    fd.try_clone_to_owned()
+        .map(File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.is_file())
 }
 
 /// No network options here: `--help` (or `-h`) prints the usage, anything

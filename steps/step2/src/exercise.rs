@@ -81,6 +81,9 @@ pub fn main() {
 /// line.
 fn greet(client: c_int, peer: SocketAddr) {
     stepkit::log!("step2: accepted fd {client} from {peer}");
+    // One line, then close(): the client reads the line, then end of
+    // file. A new socket's send buffer is empty, so one write() takes the
+    // whole line.
     let greeting = format!("hello from step2, you are fd {client}\n");
     if let Err(e) = stepkit::write(client, greeting.as_bytes()) {
         stepkit::log!("step2: fd {client}: write: {e}");

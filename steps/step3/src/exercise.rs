@@ -32,9 +32,9 @@
 //!
 //! One honest limit: the echo is written with a *blocking* write. A client
 //! that sends a lot but never reads fills its receive window, the write
-//! waits, and the whole server waits with it, for every client. A later
-//! step fixes that; until then, the tests that send 1 MiB read the echo
-//! while they send.
+//! waits, and the whole server waits with it, for every client. Step 6
+//! fixes that; until then, the tests that send 1 MiB read the echo while
+//! they send.
 //!
 //! Tests (`cargo test -p step3`): a line comes back; 100 concurrent clients;
 //! 1 MiB and binary payloads round-trip exactly; a half-closed client gets
@@ -107,7 +107,11 @@ pub fn main() {
                     let (client, peer) = match stepkit::accept(listener) {
                         Ok(accepted) => accepted,
                         // Gone before we got to it (the BSDs say ECONNABORTED),
-                        // or out of descriptors: nothing to register.
+                        // or out of descriptors (EMFILE). That one is not
+                        // harmless: the connection stays in the listen queue,
+                        // the listener stays readable, and the next kevent()
+                        // brings us back here at once, for ever: a spin at
+                        // 100% CPU. Step 8 stops watching the listener.
                         Err(e) => {
                             eprintln!("step3: accept: {e}");
                             continue;
@@ -150,7 +154,7 @@ pub fn main() {
 /// The socket is blocking, so this loop is where the server stalls: while
 /// the client's receive window is full, write() waits, and the whole
 /// server waits with it. No other client is read, echoed or accepted until
-/// this one reads. A later step takes the loop out of the server's way.
+/// this one reads. Step 6 takes the loop out of the server's way.
 fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         match stepkit::write(fd, buf)? {

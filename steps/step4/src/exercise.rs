@@ -46,7 +46,7 @@
 //! batch that may still hold its events.
 //!
 //! Like step 3, the echo is written with a blocking write: a client that
-//! sends a lot but never reads stalls the server. A later step fixes that.
+//! sends a lot but never reads stalls the server. Step 6 fixes that.
 //!
 //! Tests (`cargo test -p step4`, every one in each `--remove` mode): the
 //! echo checks of step 3; 2000 connect/disconnect cycles leak nothing and log
@@ -162,7 +162,11 @@ pub fn main() {
                     let (client, peer) = match stepkit::accept(listener) {
                         Ok(accepted) => accepted,
                         // Gone before we got to it (the BSDs say ECONNABORTED),
-                        // or out of descriptors: nothing to register.
+                        // or out of descriptors (EMFILE). That one is not
+                        // harmless: the connection stays in the listen queue,
+                        // the listener stays readable, and the next kevent()
+                        // brings us back here at once, for ever: a spin at
+                        // 100% CPU. Step 8 stops watching the listener.
                         Err(e) => {
                             eprintln!("step4: accept: {e}");
                             continue;
@@ -377,7 +381,7 @@ impl Clients {
 /// The socket is blocking, so this loop is where the server stalls: while
 /// the client's receive window is full, write() waits, and the whole
 /// server waits with it. No other client is read, echoed or accepted until
-/// this one reads. A later step takes the loop out of the server's way.
+/// this one reads. Step 6 takes the loop out of the server's way.
 fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         match stepkit::write(fd, buf)? {

@@ -36,8 +36,8 @@
 //! relay writes to each user in turn with *blocking* writes. A user who
 //! never reads fills their receive window, the write to them waits, and
 //! the whole room waits with it: nobody else hears anything, and nobody is
-//! accepted, until that user reads or leaves. A later step fixes it with
-//! `EVFILT_WRITE` and per-user output buffers; until then the test
+//! accepted, until that user reads or leaves. Step 6 fixes it with
+//! `EVFILT_WRITE` and per-user output queues; here the test
 //! `a_user_who_never_reads_stalls_the_whole_room` shows the stall.
 //!
 //! Tests (`cargo test -p step5`): each message reaches exactly the other
@@ -160,7 +160,11 @@ fn conn_index(users: &[Option<User>], fd: c_int) -> Option<usize> {
 fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
     let (fd, addr) = match stepkit::accept(listener) {
         Ok(accepted) => accepted,
-        // Gone before we got to it, or out of descriptors.
+        // Gone before we got to it, or out of descriptors (EMFILE). That
+        // one is not harmless: the connection stays in the listen queue,
+        // the listener stays readable, and the next kevent() brings us back
+        // here at once, for ever: a spin at 100% CPU. Step 8 stops watching
+        // the listener.
         Err(e) => {
             eprintln!("step5: accept: {e}");
             return;
@@ -203,7 +207,7 @@ fn recv_msg(kq: &Kqueue, users: &mut [Option<User>], slot: usize, buf: &mut [u8]
 ///
 /// The writes block: a user whose receive window is full (someone who
 /// never reads) makes this loop wait, and with it the whole room. That is
-/// chatserv.c's design, kept here on purpose; a later step fixes it.
+/// chatserv.c's design, kept here on purpose; step 6 fixes it.
 fn relay(users: &[Option<User>], from: usize, msg: &[u8]) {
     let reached: usize = todo!("relay: write msg to every user but the sender (`from`), with write_all; `reached` is how many writes succeeded (a failed one is only logged)");
     stepkit::log!(
@@ -218,7 +222,7 @@ fn relay(users: &[Option<User>], from: usize, msg: &[u8]) {
 /// The socket is blocking, so this loop is where the room stalls: while
 /// a user's receive window is full, write() waits, and the whole server
 /// waits with it. Nobody else hears anything, and nobody is accepted,
-/// until that user reads or leaves. A later step takes the loop out of the
+/// until that user reads or leaves. Step 6 takes the loop out of the
 /// server's way.
 fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {

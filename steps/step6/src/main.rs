@@ -110,7 +110,7 @@ struct Refused {
 }
 // ANCHOR_END: refused
 
-fn main() {
+pub fn main() {
     let (args, opts) = stepkit::Args::parse_with::<Options>("step6");
     let (nusers, max_queue) = (opts.max_users, opts.max_queue);
     // ANCHOR: users_array
@@ -232,6 +232,7 @@ fn accept_user(
             return false;
         }
     };
+    // LESSON: nonblocking
     // Each accepted socket is made non-blocking itself: on Linux it does
     // not inherit O_NONBLOCK from the listener (on the BSDs it does).
     if let Err(e) = stepkit::set_nonblocking(fd) {
@@ -239,8 +240,10 @@ fn accept_user(
         stepkit::close(fd);
         return true;
     }
-    // conn_add(): the first free slot.
-    let Some(slot) = users.iter().position(Option::is_none) else {
+    // LESSON_END
+    // conn_add(): the first free slot, if any.
+    let free = users.iter().position(Option::is_none);
+    let Some(slot) = free else {
         refuse(kq, fd, addr, users.len(), refused);
         return true;
     };
@@ -280,9 +283,11 @@ fn accept_user(
 /// end of file after it; then we read and drop what the client sends, and
 /// close() once it has closed its side (nothing unread is left then).
 fn refuse(kq: &Kqueue, fd: c_int, addr: SocketAddr, room: usize, refused: &mut VecDeque<Refused>) {
+    // LESSON: refuse_politely
     // A new socket's send buffer is empty: the short line goes out whole.
     let _ = stepkit::write(fd, FULL_MSG);
     let _ = stepkit::shutdown_write(fd);
+    // LESSON_END
     let s = if room == 1 { "" } else { "s" };
     stepkit::log!(
         "step6: refused {addr} (fd {fd}): the room is full ({room} user{s}), shutdown(SHUT_WR)"
@@ -409,17 +414,23 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
             continue;
         }
         let Some(user) = &mut users[i] else { continue };
+        // LESSON: queue -> over: bool
         let was_empty = user.out.is_empty();
         user.out.extend(msg);
-        reached += 1;
         // With bytes already waiting, this user's socket was full at the
         // last write and EVFILT_WRITE is registered: it will say when there
         // is room. Only a user with nothing waiting is written to now.
         if was_empty {
             send_queued(kq, users, i);
         }
+        // Past the limit, this user is dropped (below).
+        let over = users[i]
+            .as_ref()
+            .is_some_and(|user| user.out.len() > max_queue);
+        // LESSON_END
+        reached += 1;
         let Some(user) = &users[i] else { continue };
-        if user.out.len() > max_queue {
+        if over {
             stepkit::log!(
                 "step6: user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
                 user.addr,
@@ -444,6 +455,7 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
 /// while bytes wait, it reports exactly when they can move.
 fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let Some(user) = &mut users[slot] else { return };
+    // LESSON: write_queue
     while !user.out.is_empty() {
         // The queue's first contiguous piece (a ring buffer may hold two).
         let (front, _) = user.out.as_slices();
@@ -461,6 +473,9 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
             }
         }
     }
+    // LESSON_END
+    // LESSON: write_knote -> (want, changed): (bool, io::Result<usize>)
+    // The write knote follows the queue: wanted exactly while bytes wait.
     let want = !user.out.is_empty();
     if want == user.writing {
         return;
@@ -477,7 +492,9 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         0,
         ptr::null_mut(),
     );
-    match kq.kevent(&[change], &mut [], None) {
+    let changed = kq.kevent(&[change], &mut [], None);
+    // LESSON_END
+    match changed {
         Ok(_) if want => stepkit::log!(
             "step6: user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
             user.fd
@@ -504,6 +521,7 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         return;
     };
     let fd = user.fd;
+    // LESSON: delete_user -> deleted: io::Result<usize>
     let mut changes = [kevent_zeroed(); 2];
     ev_set(
         &mut changes[0],
@@ -524,13 +542,15 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         ptr::null_mut(),
     );
     let n = if user.writing { 2 } else { 1 };
-    match kq.kevent(&changes[..n], &mut [], None) {
-        Ok(_) => stepkit::log!("step6: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
-        // Should not happen: the fd is open and registered. Say so loudly,
-        // and still close it, or it would leak.
-        Err(e) => eprintln!("step6: fd {fd}: kevent(EV_DELETE): {e}; close({fd}) anyway"),
-    }
+    let deleted = kq.kevent(&changes[..n], &mut [], None);
     stepkit::close(fd);
+    // LESSON_END
+    match deleted {
+        Ok(_) => stepkit::log!("step6: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
+        // Should not happen: the fd is open and registered. Say so loudly
+        // (it was closed all the same, or it would leak).
+        Err(e) => eprintln!("step6: fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
+    }
 }
 // ANCHOR_END: conn_delete
 

@@ -56,10 +56,9 @@ const FULL_MSG: &[u8] = b"server is full, try again later\n";
 /// is never that far behind; a suspended `nc` gets there after some 8 MB of
 /// chat (its kernel buffers hold the first 4).
 const MAX_QUEUE: usize = 4 << 20;
-/// How many refused clients may wait at once for their end of file. This
-/// step has no clock (step 7 adds one), so a refused client that never
-/// closes would keep its descriptor for ever; past this many, the one
-/// refused longest ago is closed.
+/// How many refused clients may wait at once for their end of file (each
+/// for LINGER at most); past this many, the one refused longest ago is
+/// closed.
 const MAX_REFUSED: usize = 16;
 /// The tick's identifier. A timer watches no descriptor: its `ident` is
 /// any number we choose, and names it among this queue's timers.
@@ -137,7 +136,7 @@ struct Refused {
 }
 // ANCHOR_END: refused
 
-fn main() {
+pub fn main() {
     let (args, opts) = stepkit::Args::parse_with::<Options>("step7");
     let (nusers, max_queue, idle_timeout) = (opts.max_users, opts.max_queue, opts.idle_timeout);
     // ANCHOR: users_array
@@ -187,6 +186,7 @@ fn main() {
     // then EV_SET(&change, sig, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL). (On
     // Linux, kq blocks the signal and reads it from a signalfd; a blocked
     // signal is kept for it even while ignored.)
+    // LESSON: register_signals
     for sig in [libc::SIGINT, libc::SIGTERM] {
         if let Err(e) = stepkit::ignore_signal(sig) {
             fatal("signal(SIG_IGN)", e);
@@ -205,6 +205,7 @@ fn main() {
             fatal("kevent(EV_ADD EVFILT_SIGNAL)", e);
         }
     }
+    // LESSON_END
     // ANCHOR_END: register_signals
 
     // ANCHOR: register_tick
@@ -213,6 +214,7 @@ fn main() {
     // would make it fire once). Registered once, here: on Linux kq needs a
     // descriptor for it (a timerfd), which a server at its descriptor limit
     // would not have later.
+    // LESSON: register_tick
     let mut change = kevent_zeroed();
     ev_set(
         &mut change,
@@ -226,6 +228,7 @@ fn main() {
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
         fatal("kevent(EV_ADD EVFILT_TIMER)", e);
     }
+    // LESSON_END
     // ANCHOR_END: register_tick
     match idle_timeout {
         Some(t) => stepkit::log!(
@@ -359,8 +362,9 @@ fn accept_user(
         stepkit::close(fd);
         return true;
     }
-    // conn_add(): the first free slot.
-    let Some(slot) = users.iter().position(Option::is_none) else {
+    // conn_add(): the first free slot, if any.
+    let free = users.iter().position(Option::is_none);
+    let Some(slot) = free else {
         refuse(kq, fd, addr, users.len(), refused);
         return true;
     };
@@ -547,15 +551,19 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
         }
         let was_empty = user.out.is_empty();
         user.out.extend(msg);
-        reached += 1;
         // With bytes already waiting, this user's socket was full at the
         // last write and EVFILT_WRITE is registered: it will say when there
         // is room. Only a user with nothing waiting is written to now.
         if was_empty {
             send_queued(kq, users, i);
         }
+        // Past the limit, this user is dropped (below).
+        let over = users[i]
+            .as_ref()
+            .is_some_and(|user| user.out.len() > max_queue);
+        reached += 1;
         let Some(user) = &users[i] else { continue };
-        if user.out.len() > max_queue {
+        if over {
             stepkit::log!(
                 "step7: user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
                 user.addr,
@@ -600,8 +608,10 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     // A user being disconnected whose queue has drained got everything,
     // their last line last: now the end of file, then close().
     if user.leaving.is_some() && user.out.is_empty() {
+        // LESSON: last_line
         let _ = stepkit::shutdown_write(user.fd);
         drain(user.fd);
+        // LESSON_END
         stepkit::log!(
             "step7: user #{slot} ({}) has their last line: shutdown(SHUT_WR)",
             user.addr
@@ -609,6 +619,7 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         conn_delete(kq, users, slot);
         return;
     }
+    // The write knote follows the queue: wanted exactly while bytes wait.
     let want = !user.out.is_empty();
     if want == user.writing {
         return;
@@ -625,7 +636,8 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         0,
         ptr::null_mut(),
     );
-    match kq.kevent(&[change], &mut [], None) {
+    let changed = kq.kevent(&[change], &mut [], None);
+    match changed {
         Ok(_) if want => stepkit::log!(
             "step7: user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
             user.fd
@@ -650,6 +662,7 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
 /// tick closes them anyway if that takes longer than LINGER.
 fn leave(kq: &Kqueue, users: &mut [Option<User>], slot: usize, why: &[u8]) {
     let Some(user) = &mut users[slot] else { return };
+    // LESSON: leave
     if user.leaving.is_some() {
         return;
     }
@@ -659,6 +672,7 @@ fn leave(kq: &Kqueue, users: &mut [Option<User>], slot: usize, why: &[u8]) {
     if was_empty {
         send_queued(kq, users, slot);
     }
+    // LESSON_END
 }
 // ANCHOR_END: leave
 
@@ -676,26 +690,29 @@ fn tick(
     let now = Instant::now();
     for slot in 0..users.len() {
         let Some(user) = &users[slot] else { continue };
-        match (user.leaving, idle_timeout) {
-            (Some(deadline), _) if now >= deadline => {
-                stepkit::log!(
-                    "step7: user #{slot} ({}) did not take their last {} bytes within {} s",
-                    user.addr,
-                    user.out.len(),
-                    LINGER.as_secs()
-                );
-                conn_delete(kq, users, slot);
-            }
-            (None, Some(timeout)) if now - user.last_heard >= timeout => {
-                let secs = timeout.as_secs();
-                stepkit::log!(
-                    "step7: user #{slot} ({}) was silent for {secs} s",
-                    user.addr
-                );
-                let why = format!("you sent nothing for {secs} s, goodbye\n");
-                leave(kq, users, slot, why.as_bytes());
-            }
-            _ => {}
+        // LESSON: sweep -> (late, idle): (bool, bool)
+        // Being disconnected, and past the deadline for their last line?
+        let late = user.leaving.is_some_and(|deadline| now >= deadline);
+        // Silent for the idle timeout, and not being disconnected already?
+        let idle = user.leaving.is_none()
+            && idle_timeout.is_some_and(|timeout| now - user.last_heard >= timeout);
+        // LESSON_END
+        if late {
+            stepkit::log!(
+                "step7: user #{slot} ({}) did not take their last {} bytes within {} s",
+                user.addr,
+                user.out.len(),
+                LINGER.as_secs()
+            );
+            conn_delete(kq, users, slot);
+        } else if let Some(timeout) = idle_timeout.filter(|_| idle) {
+            let secs = timeout.as_secs();
+            stepkit::log!(
+                "step7: user #{slot} ({}) was silent for {secs} s",
+                user.addr
+            );
+            let why = format!("you sent nothing for {secs} s, goodbye\n");
+            leave(kq, users, slot, why.as_bytes());
         }
     }
     // Refused clients are in the order they were refused.
@@ -721,6 +738,7 @@ fn shut_down(
     stepkit::log!(
         "step7: {sig}: shutting down; goodbye to {present} user(s); EV_DELETE, close({listener}): no new clients"
     );
+    // LESSON: shut_down
     let mut change = kevent_zeroed();
     ev_set(
         &mut change,
@@ -740,6 +758,7 @@ fn shut_down(
     for slot in 0..users.len() {
         leave(kq, users, slot, SHUTDOWN_MSG);
     }
+    // LESSON_END
 }
 // ANCHOR_END: shut_down
 
@@ -772,13 +791,14 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         ptr::null_mut(),
     );
     let n = if user.writing { 2 } else { 1 };
-    match kq.kevent(&changes[..n], &mut [], None) {
-        Ok(_) => stepkit::log!("step7: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
-        // Should not happen: the fd is open and registered. Say so loudly,
-        // and still close it, or it would leak.
-        Err(e) => eprintln!("step7: fd {fd}: kevent(EV_DELETE): {e}; close({fd}) anyway"),
-    }
+    let deleted = kq.kevent(&changes[..n], &mut [], None);
     stepkit::close(fd);
+    match deleted {
+        Ok(_) => stepkit::log!("step7: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
+        // Should not happen: the fd is open and registered. Say so loudly
+        // (it was closed all the same, or it would leak).
+        Err(e) => eprintln!("step7: fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
+    }
 }
 // ANCHOR_END: conn_delete
 

@@ -57,10 +57,9 @@ const FULL_MSG: &[u8] = b"server is full, try again later\n";
 /// is never that far behind; a suspended `nc` gets there after some 8 MB of
 /// chat (its kernel buffers hold the first 4).
 const MAX_QUEUE: usize = 4 << 20;
-/// How many refused clients may wait at once for their end of file. This
-/// step has no clock (step 7 adds one), so a refused client that never
-/// closes would keep its descriptor for ever; past this many, the one
-/// refused longest ago is closed.
+/// How many refused clients may wait at once for their end of file (each
+/// for LINGER at most); past this many, the one refused longest ago is
+/// closed.
 const MAX_REFUSED: usize = 16;
 /// The tick's identifier. A timer watches no descriptor: its `ident` is
 /// any number we choose, and names it among this queue's timers.
@@ -155,15 +154,18 @@ impl Changes {
     /// `EV_SET(&changes[nchanges++], ident, filter, flags, 0, 0, NULL)`:
     /// the change reaches the kernel with the next kevent().
     fn push(&mut self, ident: usize, filter: Filter, flags: Flags) {
+        // LESSON: push
         let mut change = kevent_zeroed();
         ev_set(&mut change, ident, filter, flags, 0, 0, ptr::null_mut());
         self.list.push(change);
+        // LESSON_END
     }
 
     /// Accepting failed for want of a descriptor: EV_DISABLE the listener
     /// (the waiting connection keeps it readable, and a level-triggered
     /// knote would wake us for it at once, every time), and say so once.
     fn pause_listener(&mut self, e: &io::Error) {
+        // LESSON: pause_listener
         let Some(listener) = self.listener else {
             return;
         };
@@ -172,6 +174,7 @@ impl Changes {
         }
         self.push(listener as usize, EVFILT_READ, EV_DISABLE);
         self.paused = true;
+        // LESSON_END
         eprintln!(
             "step8: accept: {e}: out of descriptors; EV_DISABLE the listener until one is closed"
         );
@@ -184,21 +187,31 @@ impl Changes {
     /// EV_DELETE, and the changes still pending for `fd` are dropped
     /// first. With a descriptor free, a paused listener is enabled again.
     fn close(&mut self, fd: c_int) {
+        // LESSON: close_fd
         self.list.retain(|c| {
             let (ident, filter) = ({ c.ident }, { c.filter });
             ident != fd as usize || (filter != EVFILT_READ && filter != EVFILT_WRITE)
         });
         stepkit::close(fd);
-        if let Some(listener) = self.listener.filter(|_| self.paused) {
-            self.push(listener as usize, EVFILT_READ, EV_ENABLE);
-            self.paused = false;
+        // LESSON_END
+        // LESSON: resume_listener -> resumed: bool
+        let resumed = match self.listener {
+            Some(listener) if self.paused => {
+                self.push(listener as usize, EVFILT_READ, EV_ENABLE);
+                self.paused = false;
+                true
+            }
+            _ => false,
+        };
+        // LESSON_END
+        if resumed {
             eprintln!("step8: fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
         }
     }
 }
 // ANCHOR_END: changes
 
-fn main() {
+pub fn main() {
     let (args, opts) = stepkit::Args::parse_with::<Options>("step8");
     let (nusers, max_queue, idle_timeout) = (opts.max_users, opts.max_queue, opts.idle_timeout);
     // ANCHOR: users_array
@@ -320,12 +333,14 @@ fn main() {
         // back as an EV_ERROR entry among the events; with no room left
         // for one, kevent() would stop applying the changes after it, so
         // there is room for as many as there are changes.
+        // LESSON: submit -> result: io::Result<usize>
         if events.len() < changes.list.len() {
             events.resize(changes.list.len(), kevent_zeroed());
         }
         let result = kq.kevent(&changes.list, &mut events, None);
         // Applied, even if the wait was then interrupted: never twice.
         changes.list.clear();
+        // LESSON_END
         let n = match result {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -337,10 +352,12 @@ fn main() {
         for ev in &events[..n] {
             // By value: on macOS the struct is packed.
             let (ident, filter, data) = ({ ev.ident }, { ev.filter }, { ev.data });
+            // LESSON: ev_error
             if { ev.flags } & EV_ERROR != 0 {
                 change_failed(&mut changes, &mut users, &mut refused, ident, filter, data);
                 continue;
             }
+            // LESSON_END
             // An event is (ident, filter): a signal's ident is its number
             // and the tick's is TICK, which may equal a descriptor's. So
             // the filter first, and only then the ident as a descriptor.
@@ -449,8 +466,9 @@ fn accept_user(
         stepkit::close(fd);
         return true;
     }
-    // conn_add(): the first free slot.
-    let Some(slot) = users.iter().position(Option::is_none) else {
+    // conn_add(): the first free slot, if any.
+    let free = users.iter().position(Option::is_none);
+    let Some(slot) = free else {
         refuse(changes, fd, addr, users.len(), refused);
         return true;
     };
@@ -611,15 +629,19 @@ fn relay(
         }
         let was_empty = user.out.is_empty();
         user.out.extend(msg);
-        reached += 1;
         // With bytes already waiting, this user's socket was full at the
         // last write and EVFILT_WRITE is registered: it will say when there
         // is room. Only a user with nothing waiting is written to now.
         if was_empty {
             send_queued(changes, users, i);
         }
+        // Past the limit, this user is dropped (below).
+        let over = users[i]
+            .as_ref()
+            .is_some_and(|user| user.out.len() > max_queue);
+        reached += 1;
         let Some(user) = &users[i] else { continue };
-        if user.out.len() > max_queue {
+        if over {
             stepkit::log!(
                 "step8: user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
                 user.addr,
@@ -673,6 +695,7 @@ fn send_queued(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
         conn_delete(changes, users, slot);
         return;
     }
+    // The write knote follows the queue: wanted exactly while bytes wait.
     let want = !user.out.is_empty();
     if want == user.writing {
         return;
@@ -821,11 +844,13 @@ fn change_failed(
     };
     let fd = ident as c_int;
     eprintln!("step8: fd {fd}: a change to its {what} knote failed: {e}");
+    // LESSON: change_failed
     if let Some(slot) = conn_index(users, fd) {
         conn_delete(changes, users, slot);
     } else if let Some(i) = refused.iter().position(|r| r.fd == fd) {
         drop_refused(changes, refused, i);
     }
+    // LESSON_END
 }
 // ANCHOR_END: change_failed
 
