@@ -332,6 +332,62 @@ fn every_exercise_solution_is_shown() {
     );
 }
 
+/// Every exercise solution still applies to its step's `src/main.rs` as it
+/// is now: each hunk's old lines are found there, in order, unchanged.
+#[test]
+fn every_exercise_solution_applies_to_its_steps_main_rs() {
+    let mut stale = Vec::new();
+    for step in steps() {
+        let dir = common::root().join(step.file("exercises"));
+        let main_rs = step.file("src/main.rs");
+        let source = fs::read_to_string(common::root().join(&main_rs)).expect("read main.rs");
+        let lines: Vec<&str> = source.lines().collect();
+        for diff in common::files_with_ext_if_any(&dir, "diff") {
+            let text = fs::read_to_string(&diff).expect("read a diff");
+            let name = diff.strip_prefix(common::root()).unwrap_or(&diff).display();
+            if let Err(why) = hunks_apply(&text, &lines) {
+                stale.push(format!("{name}: {why}"));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "exercise solutions that no longer apply to their step's src/main.rs (apply them with \
+         `patch -o /tmp/solution.rs steps/stepN/src/main.rs < DIFF`, check the result, then remake \
+         the diff with `diff -u`):\n  {}",
+        stale.join("\n  ")
+    );
+}
+
+/// Whether every hunk of the unified diff `diff` finds its old lines (context
+/// and removed lines) in `lines`, each hunk after the one before, as `patch
+/// --fuzz=0` needs them. The error names the first hunk that does not.
+fn hunks_apply(diff: &str, lines: &[&str]) -> Result<(), String> {
+    let mut hunks: Vec<(String, Vec<&str>)> = Vec::new();
+    for line in diff.lines() {
+        if line.starts_with("@@") {
+            hunks.push((line.to_string(), Vec::new()));
+        } else if let Some((_, old)) = hunks.last_mut() {
+            if let Some(rest) = line.strip_prefix(' ').or_else(|| line.strip_prefix('-')) {
+                old.push(rest);
+            } else if line.is_empty() {
+                old.push("");
+            }
+        }
+    }
+    if hunks.is_empty() {
+        return Err("no hunks".into());
+    }
+    let mut from = 0;
+    for (header, old) in &hunks {
+        let found = (from..=lines.len().saturating_sub(old.len()))
+            .find(|&at| lines[at..at + old.len()] == old[..])
+            .ok_or_else(|| format!("the hunk `{header}` finds its old lines nowhere"))?;
+        from = found + old.len();
+    }
+    Ok(())
+}
+
 /// Every step chapter hides its hints: exercises have `<details>` blocks.
 #[test]
 fn every_step_chapter_hides_its_hints() {
