@@ -174,6 +174,7 @@ fn correct_echo_servers_pass(#[case] mode: &str, #[case] check: &str) {
 #[case::wrong_reply("wrong-reply", Stage::Echo, "echoes_a_line")]
 #[case::closes_early("closes-early", Stage::Echo, "echoes_a_line")]
 #[case::crashes("crashes-on-data", Stage::Echo, "echoes_a_line")]
+#[case::drops_last_words("drops-last-words", Stage::Echo, "echoes_the_rest_after_half_close")]
 #[case::leaks(
     "leaky-echo",
     Stage::Echo,

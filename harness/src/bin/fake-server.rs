@@ -136,6 +136,13 @@ fn serve(mode: &str, mut conn: TcpStream, kept: &Mutex<Vec<TcpStream>>) {
     }
     let urgent = Urgent::of(mode);
     loop {
+        if mode == "drops-last-words" {
+            // An event loop that is busy elsewhere for a moment: by the
+            // time it reads, bytes and a FIN that came together are both
+            // there, and it takes the FIN as the end (EV_EOF alone).
+            let _ = conn.peek(&mut [0u8]);
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let n = match read_from(&conn, &mut buf, urgent) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
@@ -145,6 +152,7 @@ fn serve(mode: &str, mut conn: TcpStream, kept: &Mutex<Vec<TcpStream>>) {
             "never-replies" => Ok(()),
             "wrong-reply" => conn.write_all(&data.to_ascii_uppercase()),
             "closes-early" => return,
+            "drops-last-words" if peer_has_closed(&conn) => return,
             "split-echo" => data.iter().try_for_each(|b| conn.write_all(&[*b])),
             "delayed-echo" => {
                 std::thread::sleep(Duration::from_millis(300));
@@ -159,6 +167,17 @@ fn serve(mode: &str, mut conn: TcpStream, kept: &Mutex<Vec<TcpStream>>) {
     if mode == "leaky-echo" {
         kept.lock().unwrap().push(conn);
     }
+}
+
+/// Whether the peer's FIN is waiting behind what was read: a peek that
+/// does not wait finds end of file.
+fn peer_has_closed(conn: &TcpStream) -> bool {
+    if conn.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let closed = matches!(conn.peek(&mut [0u8]), Ok(0));
+    let _ = conn.set_nonblocking(false);
+    closed
 }
 
 /// What a server does once an urgent (MSG_OOB) byte is pending.

@@ -111,14 +111,32 @@ pub fn round_trips_every_byte_value(target: &Target) -> Result<()> {
 
 /// shutdown(SHUT_WR) right after the last bytes: the server sees them and
 /// EOF, echoes the bytes, then closes.
+///
+/// One client alone is not enough to catch a server that drops a client on
+/// EV_EOF without reading what came with it: its bytes and its FIN are two
+/// segments, and a server that wakes between them sees the bytes alone. So
+/// several clients say their last words and half-close in one burst: while
+/// the server handles the first, the others' bytes and FINs both arrive,
+/// and it finds them together, in one event.
 pub fn echoes_the_rest_after_half_close(target: &Target) -> Result<()> {
-    let mut c = Client::connect(target)?;
-    c.send_line("first")?;
-    c.expect_line("first")?;
-    c.send_line("last words")?;
-    c.shutdown_write()?;
-    c.expect_line("last words")?;
-    c.expect_eof()
+    const CLIENTS: usize = 8;
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for i in 0..CLIENTS {
+        let mut c = Client::connect(target)?.named(format!("client {i}"));
+        // Echoed once first: the server has accepted and registered it.
+        c.send_line(&format!("first {i}"))?;
+        c.expect_line(&format!("first {i}"))?;
+        clients.push(c);
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send_line(&format!("last words {i}"))?;
+        c.shutdown_write()?;
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.expect_line(&format!("last words {i}"))?;
+        c.expect_eof()?;
+    }
+    Ok(())
 }
 
 /// One client sends a lot, never reads, and resets; another client is
