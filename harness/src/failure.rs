@@ -67,16 +67,46 @@ impl Failure {
                 stderr.truncate(stderr.rfind('\n').map_or(0, |i| i + 1));
             }
             let all: Vec<&str> = stderr.lines().collect();
-            let from = all.len().saturating_sub(TAIL_LINES);
+            let told = without_backtraces(&all);
+            let from = told.len().saturating_sub(TAIL_LINES);
             self.server = Some(ServerReport {
                 name: s.name.clone(),
                 status: status.map(|st| describe_status(&st)),
-                stderr_tail: all[from..].iter().map(|l| l.to_string()).collect(),
+                stderr_tail: told[from..].to_vec(),
                 stderr_lines: all.len(),
             });
         }
         self
     }
+}
+
+/// The server's stderr with each Rust panic's backtrace (printed when
+/// `RUST_BACKTRACE` is set) cut down to one line: a tail of frames would
+/// push the panic's message, the line that says what happened, out of view.
+fn without_backtraces(lines: &[&str]) -> Vec<String> {
+    let frame = |l: &str| {
+        let t = l.trim_start();
+        let numbered = t
+            .split_once(':')
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        numbered || t.starts_with("at ") || t.starts_with("note: Some details are omitted")
+    };
+    let mut kept = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim() == "stack backtrace:" {
+            let start = i;
+            i += 1;
+            while i < lines.len() && frame(lines[i]) {
+                i += 1;
+            }
+            kept.push(format!("(a backtrace of {} lines, left out)", i - start));
+            continue;
+        }
+        kept.push(lines[i].to_string());
+        i += 1;
+    }
+    kept
 }
 
 /// "exited with status 1", "was killed by signal 9".
@@ -129,3 +159,37 @@ impl fmt::Debug for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic's backtrace is one line, and the panic's message stays.
+    #[test]
+    fn cuts_a_backtrace_down_to_one_line() {
+        let stderr = [
+            "step3: accepted fd 6",
+            "",
+            "thread 'main' (7) panicked at steps/step3/src/exercise.rs:117:21:",
+            "not yet implemented: register_client: put the new client on the queue",
+            "stack backtrace:",
+            "   0: __rustc::rust_begin_unwind",
+            "             at /rustc/x/library/std/src/panicking.rs:689:5",
+            "  12: step3::main",
+            "             at ./src/exercise.rs:117:21",
+            "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+            "step3: still here",
+        ];
+        assert_eq!(
+            without_backtraces(&stderr),
+            [
+                "step3: accepted fd 6",
+                "",
+                "thread 'main' (7) panicked at steps/step3/src/exercise.rs:117:21:",
+                "not yet implemented: register_client: put the new client on the queue",
+                "(a backtrace of 6 lines, left out)",
+                "step3: still here",
+            ]
+        );
+    }
+}

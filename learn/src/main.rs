@@ -370,9 +370,9 @@ impl Ctx {
                 match &first.todo {
                     Some(todo) => {
                         println!(
-                            "{} the program stopped at the todo!() `{}` ({}):\n    {}",
+                            "{} the program stopped at {} ({}):\n    {}",
                             s.todo("Your turn:"),
-                            todo.lesson,
+                            which_todo(&todo.lesson),
                             todo.at,
                             todo.message
                         );
@@ -690,7 +690,7 @@ impl Status {
             Status::Failing { test, todo } => {
                 let mut lines = vec![format!("first failing test: {test}")];
                 if let Some((lesson, at)) = todo {
-                    lines.push(format!("stopped at the todo!() `{lesson}` ({at})"));
+                    lines.push(format!("stopped at {} ({at})", which_todo(lesson)));
                 }
                 (s.bad("failing"), lines)
             }
@@ -721,4 +721,14 @@ fn newest_change(dir: &Path) -> Option<SystemTime> {
         }
     }
     newest
+}
+
+/// "the todo!() `name`", or "a todo!()" for one whose message does not
+/// start with a part's name (one the learner wrote, say).
+fn which_todo(lesson: &str) -> String {
+    if lesson.is_empty() {
+        "a todo!()".to_string()
+    } else {
+        format!("the todo!() `{lesson}`")
+    }
 }

@@ -254,6 +254,23 @@ fn checks_a_step_and_says_what_next() {
     );
 }
 
+/// A todo!() of the learner's own, whose message names no part, is shown as
+/// "a todo!()" with its message, not as an empty name.
+#[test]
+fn shows_a_todo_without_a_part_name_as_a_todo() {
+    let tree = Tree::new();
+    let own = STEP3_FAILING.replace(
+        "not yet implemented: register_client: put the new client on the queue",
+        "not yet implemented: my own reminder",
+    );
+    tree.fake_cargo(&own, 101);
+    tree.learn(&["check", "3"]).assert().code(1).stdout(
+        predicate::str::contains("stopped at a todo!() (steps/step3/src/exercise.rs:117)")
+            .and(predicate::str::contains("my own reminder"))
+            .and(predicate::str::contains("``").not()),
+    );
+}
+
 /// A file that does not compile is shown as the compiler's errors.
 #[test]
 fn shows_the_compiler_errors_of_a_file_that_does_not_compile() {
