@@ -75,7 +75,7 @@ impl Client {
     }
 
     /// Connects the way a client across a real network would: segments of
-    /// at most [`NETWORK_MSS`] bytes (TCP_MAXSEG, set before connecting).
+    /// at most `NETWORK_MSS` (1400) bytes (TCP_MAXSEG, set before connecting).
     /// Over loopback the segment size is 64 KiB, and Linux sizes a new
     /// connection's send buffer from it: the server's kernel would take
     /// some 3 MiB for a client that never reads before the server's own

@@ -139,7 +139,7 @@ fn progress(ear: &Ear, voice: Voice, of: usize) -> String {
 
 /// Users 1-3 read everything, user 4 never reads. User 1 floods; users 2
 /// and 3 play ping-pong meanwhile, and each round trip must come back
-/// within [`RTT_DEADLINE`].
+/// within `RTT_DEADLINE` (2 s).
 pub fn keeps_the_room_talking_while_a_user_never_reads(target: &Target) -> Result<()> {
     let max_queue = target.max_queue()?;
     let mut room = Room::new(target);

@@ -423,7 +423,7 @@ pub fn write(fd: c_int, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Sets `O_NONBLOCK` on `fd`: from then on [`read`] and [`write`] return
+/// Sets `O_NONBLOCK` on `fd`: from then on [`read`] and [`write()`] return
 /// `ErrorKind::WouldBlock` where they would have waited.
 pub fn set_nonblocking(fd: c_int) -> io::Result<()> {
     // SAFETY: F_GETFL reads the descriptor's flags; no memory is passed.
