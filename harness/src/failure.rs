@@ -126,7 +126,12 @@ impl fmt::Display for Failure {
         }
         if let Some(s) = &self.server {
             if let Some(status) = &s.status {
-                writeln!(f, "[harness] the server {status}")?;
+                // Said once: a message may already tell it ("the server
+                // exited with status 1 while being checked").
+                let told = format!("the server {status}");
+                if !self.lines.iter().any(|l| l.contains(&told)) {
+                    writeln!(f, "[harness] {told}")?;
+                }
             }
             if s.stderr_tail.is_empty() {
                 writeln!(f, "[harness] {} wrote nothing on stderr", s.name)?;

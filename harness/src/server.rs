@@ -283,8 +283,23 @@ impl Server {
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
+            // Whether the server has exited and all it wrote has been read,
+            // taken before looking, so a line written just before the exit
+            // is still found.
+            let over = self.shared.exit_status().is_some()
+                && self
+                    .shared
+                    .stderr_closed
+                    .load(std::sync::atomic::Ordering::Acquire);
             if self.stderr().contains(needle) {
                 return Ok(());
+            }
+            if over {
+                // Nothing more will come: say so now, not at the deadline.
+                return Err(Failure::new(format!(
+                    "expected the server to log {needle:?}; it exited without logging it"
+                ))
+                .with_server(Some(&self.shared)));
             }
             if Instant::now() >= deadline {
                 return Err(Failure::new(format!(

@@ -6,7 +6,7 @@
 //! After changing a message on purpose: `UPDATE_GOLDEN=1 cargo test -p
 //! harness --test self_test`, then review the diff.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness::checks::{self, Stage};
 use harness::{Failure, Server, Target};
@@ -534,6 +534,30 @@ fn gives_up_on_a_server_that_never_announces_itself() {
     .err()
     .expect("must fail");
     assert_golden("no-announce--spawn", &failure);
+}
+
+/// Waiting for a log line a server that has exited never wrote fails at
+/// once, saying it exited, instead of waiting out the deadline.
+#[test]
+fn stops_waiting_for_a_log_line_once_the_server_has_exited() {
+    let server = spawn("crashes-on-data");
+    let mut c = harness::Client::connect(&server.target()).expect("connect");
+    c.send_line("boom").expect("send");
+    let asked = Instant::now();
+    let Err(failure) = server.wait_for_stderr("a line it never writes", Duration::from_secs(60))
+    else {
+        panic!("the server never writes that line, yet it was found");
+    };
+    let waited = asked.elapsed();
+    assert!(
+        waited < Duration::from_secs(30),
+        "waited {waited:?} for a server that exited at once"
+    );
+    let text = failure.to_string();
+    assert!(
+        text.contains("it exited without logging it") && text.contains("panicked: oops"),
+        "the failure should say the server exited, with its last words; it says:\n{text}"
+    );
 }
 
 /// Dropping a Server kills its process, also when the test panics.
