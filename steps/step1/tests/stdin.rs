@@ -219,6 +219,53 @@ fn echoes_a_regular_file() {
     );
 }
 
+/// A regular file bigger than step1's buffer says so in `data` (all its
+/// bytes are there at once, unlike a pipe's): step1 reads at most a buffer
+/// per read(), never what `data` says alone, and copies the whole file.
+#[test]
+fn reads_at_most_a_buffer_from_a_file_bigger_than_it() {
+    // 300 KiB, well past the 64 KiB buffer; a pattern, so an offset shows.
+    let content: Vec<u8> = (0..300 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let file = TempFile::with(&content);
+    let out = run_with_stdin(File::open(&file.0).expect("open the temporary file"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "stdin: a file of {} bytes; expected status 0, got {}; stderr:\n{stderr}",
+        content.len(),
+        out.status
+    );
+    assert!(
+        out.stdout == content,
+        "stdin: a file of {} bytes: {}",
+        content.len(),
+        describe_difference(&content, &out.stdout)
+    );
+    let first = format!("data={}", content.len());
+    assert!(
+        stderr.contains(&first),
+        "a file of {} bytes should first be readable with {first}; stderr:\n{stderr}",
+        content.len()
+    );
+}
+
+/// A file in the temporary directory, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn with(content: &[u8]) -> TempFile {
+        let path = std::env::temp_dir().join(format!("step1-stdin-{}.bin", std::process::id()));
+        std::fs::write(&path, content).expect("write a temporary file");
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // assert_cmd always gives the child a pipe for stdin; /dev/null and regular
 // files need std's Command, with the same deadline and kill.
