@@ -104,17 +104,31 @@ fn expect(
 /// nothing on stdout, status 2.
 pub fn refuses_bad_arguments(program: &Path, name: &str) -> Result<()> {
     for (args, why) in BAD_ARGUMENTS {
-        let out = run_to_exit(program, args)?;
-        let usage = format!("usage: {name}");
-        expect(
-            &out,
-            &format!("{name} {}", args.join(" ")),
-            2,
-            &[],
-            &[why, &usage],
-        )?;
+        refuses(program, name, args, why)?;
     }
     Ok(())
+}
+
+/// `name args` is refused: `why` and the usage on stderr, nothing on
+/// stdout, status 2, no panic. For a step's own options as much as for
+/// [`BAD_ARGUMENTS`].
+pub fn refuses(program: &Path, name: &str, args: &[&str], why: &str) -> Result<()> {
+    let out = run_to_exit(program, args)?;
+    let usage = format!("usage: {name}");
+    expect(
+        &out,
+        &format!("{name} {}", args.join(" ")),
+        2,
+        &[],
+        &[why, &usage],
+    )
+}
+
+/// `name --help` shows each of `wanted` on stdout (a step's own options
+/// and their defaults), status 0.
+pub fn documents(program: &Path, name: &str, wanted: &[&str]) -> Result<()> {
+    let out = run_to_exit(program, &["--help"])?;
+    expect(&out, &format!("{name} --help"), 0, wanted, &[])
 }
 
 /// `--help`: the usage on stdout, status 0.

@@ -95,6 +95,26 @@ pub enum Stage {
     Limits,
 }
 
+/// The checks of `stages` that `ours` does not name, each as "the STAGE
+/// check 'NAME' (what it proves)". A step's tests list the checks they run
+/// and assert that this is empty, so a check added to the harness cannot go
+/// untested there.
+pub fn not_named(stages: &[Stage], ours: &[&str]) -> Vec<String> {
+    stages
+        .iter()
+        .flat_map(|stage| stage.checks().iter().map(move |check| (stage, check)))
+        .filter(|(_, check)| !ours.contains(&check.name))
+        .map(|(stage, check)| {
+            format!(
+                "the {} check '{}' ({})",
+                stage.name(),
+                check.name,
+                check.about
+            )
+        })
+        .collect()
+}
+
 impl Stage {
     pub const ALL: [Stage; 11] = [
         Stage::Listen,
@@ -422,4 +442,23 @@ pub(crate) fn expect_fds_back(target: &Target, baseline: Option<usize>, what: &s
         last.map_or("an unknown number".to_string(), |n| n.to_string()),
         crate::fds::how_counted()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A check left out of a step's list is named, with its stage; a full
+    /// list leaves nothing.
+    #[test]
+    fn names_the_checks_a_list_leaves_out() {
+        let all: Vec<&str> = Stage::Port.checks().iter().map(|c| c.name).collect();
+        assert!(not_named(&[Stage::Port], &all).is_empty());
+        let missing = not_named(&[Stage::Port], &all[1..]);
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(
+            missing[0].starts_with(&format!("the port check '{}' (", all[0])),
+            "{missing:?}"
+        );
+    }
 }

@@ -25,15 +25,7 @@ fn refuses_unknown_remove_modes_and_bad_limits() -> harness::Result {
             "expected a number of at least 1",
         ),
     ] {
-        let out = contract::run_to_exit(bin(), args)?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.code() != Some(2) || !stderr.contains(why) {
-            return Err(harness::Failure::new(format!(
-                "ran step4 {}: expected status 2 and {why:?} on stderr, got {} and {stderr:?}",
-                args.join(" "),
-                out.status
-            )));
-        }
+        contract::refuses(bin(), "step4", args, why)?;
     }
     Ok(())
 }

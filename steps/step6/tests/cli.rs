@@ -13,26 +13,6 @@ fn bin() -> &'static Path {
 
 harness::contract_tests!("step6", env!("CARGO_BIN_EXE_step6"));
 
-/// Runs `step6 FLAG VALUE --port 0` and expects status 2, `want` and the
-/// usage on stderr, and nothing on stdout.
-fn expect_refused(flag: &str, value: &str, want: &str) -> harness::Result {
-    let out = contract::run_to_exit(bin(), &[flag, value, "--port", "0"])?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(2)
-        && stderr.contains(want)
-        && stderr.contains("usage: step6")
-        && out.stdout.is_empty()
-    {
-        Ok(())
-    } else {
-        Err(harness::Failure::new(format!(
-            "ran `step6 {flag} {value}`: expected status 2, {want:?} and the usage on stderr, nothing on stdout\ngot {}\nstdout: {:?}\nstderr: {stderr:?}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout)
-        )))
-    }
-}
-
 /// A room size that is not a number from 1 to 65536 is refused with the
 /// value, the range and the usage, status 2.
 #[rstest]
@@ -41,9 +21,10 @@ fn expect_refused(flag: &str, value: &str, want: &str) -> harness::Result {
 #[case::too_many("65537")]
 #[case::not_a_number("ten")]
 fn refuses_a_bad_room_size(#[case] value: &str) -> harness::Result {
-    expect_refused(
-        "--max-users",
-        value,
+    contract::refuses(
+        bin(),
+        "step6",
+        &["--max-users", value, "--port", "0"],
         &format!("--max-users: takes a number from 1 to 65536, not '{value}'"),
     )
 }
@@ -57,9 +38,10 @@ fn refuses_a_bad_room_size(#[case] value: &str) -> harness::Result {
 #[case::with_a_unit("4MiB")]
 #[case::empty("")]
 fn refuses_a_bad_queue_limit(#[case] value: &str) -> harness::Result {
-    expect_refused(
-        "--max-queue",
-        value,
+    contract::refuses(
+        bin(),
+        "step6",
+        &["--max-queue", value, "--port", "0"],
         &format!("--max-queue: takes a number of bytes from 1 to 1073741824, not '{value}'"),
     )
 }
@@ -67,17 +49,14 @@ fn refuses_a_bad_queue_limit(#[case] value: &str) -> harness::Result {
 /// `--help` documents `--max-users` and `--max-queue`, with their defaults.
 #[test]
 fn documents_its_options_in_the_usage() -> harness::Result {
-    let out = contract::run_to_exit(bin(), &["--help"])?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if stdout.contains("[--max-users N]")
-        && stdout.contains("default 10")
-        && stdout.contains("[--max-queue BYTES]")
-        && stdout.contains("default 4194304, 4 MiB")
-    {
-        Ok(())
-    } else {
-        Err(harness::Failure::new(format!(
-            "`step6 --help` should show [--max-users N] and [--max-queue BYTES] with their defaults (10; 4194304, 4 MiB), got:\n{stdout}"
-        )))
-    }
+    contract::documents(
+        bin(),
+        "step6",
+        &[
+            "[--max-users N]",
+            "default 10",
+            "[--max-queue BYTES]",
+            "default 4194304, 4 MiB",
+        ],
+    )
 }

@@ -13,26 +13,6 @@ fn bin() -> &'static Path {
 
 harness::contract_tests!("step8", env!("CARGO_BIN_EXE_step8"));
 
-/// Runs `step8 FLAG VALUE --port 0` and expects status 2, `want` and the
-/// usage on stderr, and nothing on stdout.
-fn expect_refused(flag: &str, value: &str, want: &str) -> harness::Result {
-    let out = contract::run_to_exit(bin(), &[flag, value, "--port", "0"])?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(2)
-        && stderr.contains(want)
-        && stderr.contains("usage: step8")
-        && out.stdout.is_empty()
-    {
-        Ok(())
-    } else {
-        Err(harness::Failure::new(format!(
-            "ran `step8 {flag} {value}`: expected status 2, {want:?} and the usage on stderr, nothing on stdout\ngot {}\nstdout: {:?}\nstderr: {stderr:?}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout)
-        )))
-    }
-}
-
 /// A room size that is not a number from 1 to 65536 is refused with the
 /// value, the range and the usage, status 2.
 #[rstest]
@@ -41,9 +21,10 @@ fn expect_refused(flag: &str, value: &str, want: &str) -> harness::Result {
 #[case::too_many("65537")]
 #[case::not_a_number("ten")]
 fn refuses_a_bad_room_size(#[case] value: &str) -> harness::Result {
-    expect_refused(
-        "--max-users",
-        value,
+    contract::refuses(
+        bin(),
+        "step8",
+        &["--max-users", value, "--port", "0"],
         &format!("--max-users: takes a number from 1 to 65536, not '{value}'"),
     )
 }
@@ -57,9 +38,10 @@ fn refuses_a_bad_room_size(#[case] value: &str) -> harness::Result {
 #[case::with_a_unit("4MiB")]
 #[case::empty("")]
 fn refuses_a_bad_queue_limit(#[case] value: &str) -> harness::Result {
-    expect_refused(
-        "--max-queue",
-        value,
+    contract::refuses(
+        bin(),
+        "step8",
+        &["--max-queue", value, "--port", "0"],
         &format!("--max-queue: takes a number of bytes from 1 to 1073741824, not '{value}'"),
     )
 }
@@ -73,9 +55,10 @@ fn refuses_a_bad_queue_limit(#[case] value: &str) -> harness::Result {
 #[case::more_than_a_day("86401")]
 #[case::with_a_unit("10s")]
 fn refuses_a_bad_idle_timeout(#[case] value: &str) -> harness::Result {
-    expect_refused(
-        "--idle-timeout",
-        value,
+    contract::refuses(
+        bin(),
+        "step8",
+        &["--idle-timeout", value, "--port", "0"],
         &format!("--idle-timeout: takes a number of seconds from 1 to 86400, not '{value}'"),
     )
 }
@@ -84,19 +67,16 @@ fn refuses_a_bad_idle_timeout(#[case] value: &str) -> harness::Result {
 /// with their defaults.
 #[test]
 fn documents_its_options_in_the_usage() -> harness::Result {
-    let out = contract::run_to_exit(bin(), &["--help"])?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if stdout.contains("[--max-users N]")
-        && stdout.contains("default 10")
-        && stdout.contains("[--max-queue BYTES]")
-        && stdout.contains("default 4194304, 4 MiB")
-        && stdout.contains("[--idle-timeout SECS]")
-        && stdout.contains("default: never")
-    {
-        Ok(())
-    } else {
-        Err(harness::Failure::new(format!(
-            "`step8 --help` should show [--max-users N], [--max-queue BYTES] and [--idle-timeout SECS] with their defaults (10; 4194304, 4 MiB; never), got:\n{stdout}"
-        )))
-    }
+    contract::documents(
+        bin(),
+        "step8",
+        &[
+            "[--max-users N]",
+            "default 10",
+            "[--max-queue BYTES]",
+            "default 4194304, 4 MiB",
+            "[--idle-timeout SECS]",
+            "default: never",
+        ],
+    )
 }
