@@ -60,25 +60,26 @@ fn libkq_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "kq-c",
-                "--lib",
-                "--message-format=json-render-diagnostics",
-            ])
-            .args([
-                "--manifest-path",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"),
-            ])
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run cargo to build kq-c's library: {e}"));
+        let out = run(
+            Command::new(cargo)
+                .args([
+                    "build",
+                    "-p",
+                    "kq-c",
+                    "--lib",
+                    "--message-format=json-render-diagnostics",
+                ])
+                .args([
+                    "--manifest-path",
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"),
+                ]),
+            COMPILE_DEADLINE,
+        );
         assert!(
             out.status.success(),
-            "cargo build -p kq-c --lib failed: {}",
-            out.status
+            "cargo build -p kq-c --lib failed: {}\n{}",
+            out.status,
+            text(&out.stderr)
         );
         let json = String::from_utf8_lossy(&out.stdout);
         let lib = json

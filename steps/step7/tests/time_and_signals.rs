@@ -157,7 +157,7 @@ fn closes_every_connection_itself_then_exits_0() -> harness::Result {
         "step7: SIGTERM: shutting down; goodbye to 4 user(s); EV_DELETE, close(",
         DEADLINE,
     )?;
-    if std::net::TcpStream::connect(server.addr()).is_ok() {
+    if std::net::TcpStream::connect_timeout(&server.addr(), DEADLINE).is_ok() {
         return Err(server.target().fail(
             "after SIGTERM a new client could still connect: the listener should be closed at once",
         ));
