@@ -108,12 +108,11 @@ impl Shared {
     /// last stderr lines may still be in the pipe. Waits briefly for the
     /// exit, and after an exit, for the rest of stderr.
     pub(crate) fn settle(&self) {
-        use std::sync::atomic::Ordering;
         let start = Instant::now();
         loop {
             let exited = self.exit_status().is_some();
             let waited = start.elapsed();
-            if exited && self.stderr_closed.load(Ordering::Acquire) {
+            if self.finished() {
                 return;
             }
             if (!exited && waited >= Duration::from_millis(150)) || waited >= Duration::from_secs(2)
@@ -122,6 +121,15 @@ impl Shared {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Whether the server has exited and everything it wrote on stderr has
+    /// been read: nothing more will come.
+    pub(crate) fn finished(&self) -> bool {
+        self.exit_status().is_some()
+            && self
+                .stderr_closed
+                .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The exit status, if the server has exited (without waiting).
@@ -286,11 +294,7 @@ impl Server {
             // Whether the server has exited and all it wrote has been read,
             // taken before looking, so a line written just before the exit
             // is still found.
-            let over = self.shared.exit_status().is_some()
-                && self
-                    .shared
-                    .stderr_closed
-                    .load(std::sync::atomic::Ordering::Acquire);
+            let over = self.shared.finished();
             if self.stderr().contains(needle) {
                 return Ok(());
             }
