@@ -330,41 +330,49 @@ fn others(rep: &mut Report, phase: &str, l0: sys::Load, busy: &mut Vec<String>) 
 }
 
 /// Finds the step binaries in `need`: those given with `--stepN PATH`,
-/// and the others built (`cargo build --release`) next to this executable.
-/// A step that cannot be had is an error for it alone: the phases that
-/// need it say so (step3 ends the run, a chat step skips its rows).
+/// and the others built with `cargo build --release`, at the path cargo
+/// reports for them (not beside this executable: a debug bench would
+/// otherwise run whatever debug build of the step was there last, a
+/// learner's exercise build included). A step that cannot be had is an
+/// error for it alone: the phases that need it say so (step3 ends the run,
+/// a chat step skips its rows).
 fn locate_steps(
     opts: &Opts,
     need: &[&str],
 ) -> Result<HashMap<String, Result<PathBuf, String>>, String> {
-    let dir = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .ok_or("cannot find the bench's own directory")?;
-    let build = |name: &str| -> Result<(), String> {
+    let build = |name: &str| -> Result<PathBuf, String> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         eprintln!("building {name} (release) ...");
-        let status = Command::new(&cargo)
+        let out = Command::new(&cargo)
             .args(["build", "--quiet", "--release", "-p", name])
+            .args(["--message-format", "json-render-diagnostics"])
             .arg("--manifest-path")
             .arg(&manifest)
-            .status()
+            .stderr(std::process::Stdio::inherit())
+            .output()
             .map_err(|e| format!("{cargo}: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "`cargo build --release -p {name}` failed ({status})"
-            ))
+        if !out.status.success() {
+            return Err(format!(
+                "`cargo build --release -p {name}` failed ({})",
+                out.status
+            ));
         }
+        // The last artifact line naming the binary: `"executable":"PATH"`.
+        let json = String::from_utf8_lossy(&out.stdout);
+        let suffix = format!("/{name}");
+        json.lines()
+            .filter_map(|line| line.split("\"executable\":\"").nth(1))
+            .filter_map(|rest| rest.split('"').next())
+            .rfind(|path| path.ends_with(&suffix))
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("`cargo build --release -p {name}` named no executable {name}"))
     };
     let pick = |name: &str| -> Result<PathBuf, String> {
-        let given = opts.steps.iter().find(|(n, _)| n == name).map(|(_, p)| p);
-        if given.is_none() {
-            build(name)?;
-        }
-        let p = given.cloned().unwrap_or_else(|| dir.join(name));
+        let p = match opts.steps.iter().find(|(n, _)| n == name) {
+            Some((_, given)) => given.clone(),
+            None => build(name)?,
+        };
         if p.is_file() {
             Ok(p)
         } else {
