@@ -195,11 +195,24 @@ fn stops_waiting_at_a_second_signal() -> harness::Result {
     let server = step7(&[])?;
     let mut room = Room::new(&server.target());
     room.join()?;
+    room.join()?;
     room.join_with(&|t| Client::connect_with_receive_buffer(t, SMALL_RCVBUF))?;
-    room.users[0].send(&payload(256 * 1024, 8))?;
+    // User 2 reads everything user 1 sent, so the server has read all of
+    // it and holds most of it for user 3 (who never reads) before the
+    // signal: otherwise what it had read by then could fit in user 3's
+    // socket buffers, and it would not have to wait at all.
+    let queued = payload(256 * 1024, 8);
+    room.users[0].send(&queued)?;
+    room.users[1].expect_bytes(&queued)?;
     kill(&server, "TERM")?;
-    room.users[0].expect_line("server is shutting down, goodbye")?;
-    room.users[0].expect_eof()?;
+    for u in &mut room.users[..2] {
+        u.expect_line("server is shutting down, goodbye")?;
+        u.expect_eof()?;
+    }
+    server.wait_for_stderr(
+        "step7: SIGTERM: shutting down; goodbye to 3 user(s)",
+        DEADLINE,
+    )?;
     kill(&server, "INT")?;
     let status = exited_within(&server, Duration::from_millis(900))?;
     server.wait_for_stderr("step7: SIGINT again: not waiting any longer\n", DEADLINE)?;
