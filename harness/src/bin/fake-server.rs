@@ -544,9 +544,14 @@ impl Chat {
         let goodbye = b"fake-server: shutting down, goodbye\n";
         if self.mode() == "chat-no-flush" {
             // Says goodbye where the socket has room right now, and drops
-            // the queues.
+            // the queues. Not to a user with bytes still queued: the
+            // goodbye would overtake them, and whether their socket happens
+            // to have room depends on how far that user's writer thread has
+            // got (a single-threaded server would have filled it already).
             for u in lock(&self.room).iter() {
-                let _ = send_now(&u.conn, goodbye);
+                if lock(&u.out).queue.is_empty() {
+                    let _ = send_now(&u.conn, goodbye);
+                }
             }
             exit(0);
         }
