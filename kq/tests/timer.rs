@@ -32,12 +32,18 @@ fn timer_data_counts_expirations_since_last_delivery() {
     let kq = new_kq();
     add(&kq, &[change(1, EVFILT_TIMER, EV_ADD, 0, 10, 0)]);
     std::thread::sleep(Duration::from_millis(150));
+    let first = Instant::now();
     let ev = wait_for(&kq, 1, EVFILT_TIMER);
     assert!(ev.data >= 5, "about 15 expirations in 150 ms, got {ev:?}");
     let ev = wait_for(&kq, 1, EVFILT_TIMER);
+    // At most one expiration per 10 ms since the first delivery (plus the
+    // one in progress): usually 1, more only if this thread was kept off
+    // the CPU between the two calls. Counting on from the first delivery
+    // would add its 15 or so.
+    let most = 5.max(first.elapsed().as_millis() as i64 / 10 + 1);
     assert!(
-        ev.data >= 1 && ev.data <= 5,
-        "counting restarts after delivery, got {ev:?}"
+        ev.data >= 1 && ev.data <= most,
+        "counting restarts after delivery: expected 1 to {most} expirations, got {ev:?}"
     );
 }
 
@@ -111,24 +117,24 @@ fn readding_a_timer_restarts_it() {
     std::thread::sleep(Duration::from_millis(120));
     let readd = Instant::now();
     add(&kq, &[change(1, EVFILT_TIMER, EV_ADD, 0, 200, 2)]);
-    assert_quiet(
-        &kq,
-        1,
-        EVFILT_TIMER,
-        Duration::from_millis(150),
-        "restarted at 120 ms, due at 320 ms",
-    );
+    // The first event, whenever this thread gets to wait for it: one that
+    // arrives sooner than 200 ms after the re-add (less a little slack)
+    // came from the old timer. (A quiet window of its own would start
+    // late on a loaded machine and run into the new timer.)
     let ev = wait_for(&kq, 1, EVFILT_TIMER);
     let since = readd.elapsed();
     assert!(
         since >= Duration::from_millis(180),
-        "fired {since:?} after the re-add ({:?} after start)",
+        "restarted at 120 ms, due at 320 ms: fired {since:?} after the re-add ({:?} after start)",
         start.elapsed()
     );
     assert_eq!(ev.udata, 2, "udata replaced by the re-add, got {ev:?}");
-    assert_eq!(
-        ev.data, 1,
-        "expirations of the old timer are gone, got {ev:?}"
+    // One expiration, unless this thread came to wait more than a period
+    // late: never one of the old timer's.
+    let most = 1.max(since.as_millis() as i64 / 200);
+    assert!(
+        ev.data >= 1 && ev.data <= most,
+        "expirations of the old timer are gone: expected 1 to {most} in {since:?}, got {ev:?}"
     );
 }
 
