@@ -230,6 +230,9 @@ fn stops_waiting_at_a_second_signal() -> harness::Result {
 #[test]
 fn exits_0_at_once_on_sigint_with_nobody_there() -> harness::Result {
     let server = step7(&[])?;
+    // It says "listening on" before it ignores SIGINT and registers it: a
+    // signal sent before this line would simply kill it.
+    server.wait_for_stderr("step7: the room has 10 slots", DEADLINE)?;
     kill(&server, "INT")?;
     let status = exited_within(&server, Duration::from_millis(900))?;
     server.wait_for_stderr(
