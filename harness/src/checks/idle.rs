@@ -83,8 +83,10 @@ fn not_early(user: &Client, silent: Duration, timeout: Duration) -> Result<()> {
 /// One user connects and says nothing.
 pub fn disconnects_a_silent_user_with_one_line(target: &Target) -> Result<()> {
     let timeout = target.idle_timeout()?;
-    let mut user = Client::connect(target)?.named("user 1");
+    // Before connecting: the server may accept the user (and start its
+    // clock) before connect() returns here.
     let start = Instant::now();
+    let mut user = Client::connect(target)?.named("user 1");
     user.set_timeout(timeout + SLACK);
     let line = user.read_line().map_err(|f| {
         f.context(format!(
