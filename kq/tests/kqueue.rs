@@ -19,6 +19,8 @@ use common::*;
 fn null_timeout_waits_for_an_event() {
     let kq = Arc::new(new_kq());
     add(&kq, &[change(1, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, 0)]);
+    // Before the trigger thread starts its 100 ms.
+    let start = Instant::now();
     let trigger = {
         let kq = Arc::clone(&kq);
         std::thread::spawn(move || {
@@ -26,7 +28,6 @@ fn null_timeout_waits_for_an_event() {
             add(&kq, &[change(1, EVFILT_USER, 0, NOTE_TRIGGER, 0, 0)]);
         })
     };
-    let start = Instant::now();
     let waiter = Arc::clone(&kq);
     let got = within(DEADLINE, "kevent(NULL timeout)", move || {
         let mut out = [kevent_zeroed(); 2];
