@@ -156,7 +156,13 @@ fn relays_every_size_whole_to_users_who_read() -> harness::Result {
 fn closes_a_refused_client_once_it_closes() -> harness::Result {
     let server = step6(&["--max-users", "1"])?;
     let mut room = Room::new(&server.target().with_max_users(1));
-    room.join()?;
+    let first = room.join()?.local_addr();
+    // Nobody confirms the first user's join: count descriptors once the
+    // server has accepted it.
+    server.wait_for_stderr(
+        &format!("step6: user #0 joined from {first} (fd "),
+        DEADLINE,
+    )?;
     let before = server.open_fds();
     let mut extra = server.client()?.named("user 2 (one too many)");
     let peer = extra.local_addr();
@@ -186,7 +192,13 @@ fn closes_a_refused_client_once_it_closes() -> harness::Result {
 fn lets_at_most_16_refused_clients_wait() -> harness::Result {
     let server = step6(&["--max-users", "1"])?;
     let mut room = Room::new(&server.target().with_max_users(1));
-    room.join()?;
+    let first = room.join()?.local_addr();
+    // Nobody confirms the first user's join: count descriptors once the
+    // server has accepted it.
+    server.wait_for_stderr(
+        &format!("step6: user #0 joined from {first} (fd "),
+        DEADLINE,
+    )?;
     let before = server.open_fds();
     let mut refused = Vec::new();
     for i in 0..17 {
