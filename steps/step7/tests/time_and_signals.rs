@@ -97,11 +97,19 @@ fn disconnects_nobody_for_silence_without_idle_timeout() -> harness::Result {
 fn closes_a_refused_client_that_never_closes_after_2_s() -> harness::Result {
     let server = step7(&["--max-users", "1"])?;
     let mut room = Room::new(&server.target().with_max_users(1));
-    room.join()?;
+    let first = room.join()?.local_addr();
+    // Nobody confirms the first user's join: count descriptors once the
+    // server has accepted it.
+    server.wait_for_stderr(
+        &format!("step7: user #0 joined from {first} (fd "),
+        DEADLINE,
+    )?;
     let before = server.open_fds();
+    // Before connecting: the server may refuse the client (and start its
+    // 2 s) before connect() returns here.
+    let refused_at = Instant::now();
     let mut extra = server.client()?.named("user 2 (one too many)");
     let peer = extra.local_addr();
-    let refused_at = Instant::now();
     extra.expect_line("server is full, try again later")?;
     extra.expect_eof()?;
     let gone = format!("step7: refused {peer} (fd ");
@@ -147,8 +155,9 @@ fn closes_every_connection_itself_then_exits_0() -> harness::Result {
     for u in &mut room.users[1..3] {
         u.expect_bytes(&queued)?;
     }
-    kill(&server, "TERM")?;
+    // Before the signal: the server may handle it before kill(1) returns.
     let signalled = Instant::now();
+    kill(&server, "TERM")?;
     for u in &mut room.users[..3] {
         u.expect_line("server is shutting down, goodbye")?;
         u.expect_eof()?;
