@@ -478,13 +478,21 @@ impl Drop for Server {
 pub fn start_clean(cmd: &mut Command, fd_limit: Option<u64>) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and only
-    // calls prctl() (Linux), syscall(), fcntl() and setrlimit(), which are
-    // async-signal-safe and touch no memory of the parent's; the rlimit
-    // struct lives on the child's stack.
+    // calls prctl() (Linux), signal(), syscall(), fcntl() and setrlimit(),
+    // which are async-signal-safe and touch no memory of the parent's; the
+    // rlimit struct lives on the child's stack.
     unsafe {
         cmd.pre_exec(move || {
             #[cfg(target_os = "linux")]
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // An ignored signal stays ignored across exec, and a shell
+            // starts background jobs (`cargo test &`, a CI script) with
+            // SIGINT and SIGQUIT ignored: the server would shrug off the
+            // Ctrl-C a check sends. Give it the dispositions a terminal
+            // would.
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
             close_inherited_on_exec();
             if let Some(n) = fd_limit {
                 let limit = libc::rlimit {
