@@ -349,6 +349,12 @@ impl Server {
         stop(pid)
     }
 
+    /// Sends the server `sig` (`libc::SIGTERM`, `libc::SIGINT`), as kill(1)
+    /// would.
+    pub fn signal(&self, sig: libc::c_int) -> Result<()> {
+        signal(self.shared.pid as libc::pid_t, sig)
+    }
+
     /// Waits until the kernel holds `n` completed connections in the
     /// server's accept queue (Linux: /proc/net/tcp; elsewhere the loopback
     /// handshake completes within connect(), so there is nothing to wait

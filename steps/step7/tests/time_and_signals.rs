@@ -5,12 +5,12 @@
 //! connection itself, stops listening at once, exits with status 0, and
 //! stops waiting at a second signal.
 
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use harness::checks::chat::Room;
 use harness::checks::{payload, settle};
-use harness::{Client, Closed, Failure, Server};
+use harness::{Client, Closed, Server};
 
 /// How long any single wait in these tests may take.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -20,22 +20,6 @@ const SMALL_RCVBUF: usize = 4096;
 
 fn step7(args: &[&str]) -> harness::Result<Server> {
     Server::spawn("step7", env!("CARGO_BIN_EXE_step7"), args)
-}
-
-/// Sends the server `sig` (`TERM`, `INT`) with kill(1).
-fn kill(server: &Server, sig: &str) -> harness::Result {
-    let status = Command::new("kill")
-        .args([format!("-{sig}"), server.pid().to_string()])
-        .status()
-        .map_err(|e| Failure::new(format!("cannot run kill -{sig}: {e}")))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Failure::new(format!(
-            "kill -{sig} {}: {status}",
-            server.pid()
-        )))
-    }
 }
 
 /// The server's exit status, once it has exited (within `within`).
@@ -157,7 +141,7 @@ fn closes_every_connection_itself_then_exits_0() -> harness::Result {
     }
     // Before the signal: the server may handle it before kill(1) returns.
     let signalled = Instant::now();
-    kill(&server, "TERM")?;
+    server.signal(libc::SIGTERM)?;
     for u in &mut room.users[..3] {
         u.expect_line("server is shutting down, goodbye")?;
         u.expect_eof()?;
@@ -213,7 +197,7 @@ fn stops_waiting_at_a_second_signal() -> harness::Result {
     let queued = payload(256 * 1024, 8);
     room.users[0].send(&queued)?;
     room.users[1].expect_bytes(&queued)?;
-    kill(&server, "TERM")?;
+    server.signal(libc::SIGTERM)?;
     for u in &mut room.users[..2] {
         u.expect_line("server is shutting down, goodbye")?;
         u.expect_eof()?;
@@ -222,7 +206,7 @@ fn stops_waiting_at_a_second_signal() -> harness::Result {
         "step7: SIGTERM: shutting down; goodbye to 3 user(s)",
         DEADLINE,
     )?;
-    kill(&server, "INT")?;
+    server.signal(libc::SIGINT)?;
     let status = exited_within(&server, Duration::from_millis(900))?;
     server.wait_for_stderr("step7: SIGINT again: not waiting any longer\n", DEADLINE)?;
     if status.success() {
@@ -242,7 +226,7 @@ fn exits_0_at_once_on_sigint_with_nobody_there() -> harness::Result {
     // It says "listening on" before it ignores SIGINT and registers it: a
     // signal sent before this line would simply kill it.
     server.wait_for_stderr("step7: the room has 10 slots", DEADLINE)?;
-    kill(&server, "INT")?;
+    server.signal(libc::SIGINT)?;
     let status = exited_within(&server, Duration::from_millis(900))?;
     server.wait_for_stderr(
         "step7: SIGINT: shutting down; goodbye to 0 user(s)",

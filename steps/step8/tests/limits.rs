@@ -3,12 +3,11 @@
 //! batched, a descriptor closed and reused in one batch, a busy room and a
 //! shutdown all go without a failed change.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::checks::chat::{Attempt, Room};
 use harness::checks::{self, payload, settle, Stage};
-use harness::{Client, Failure, Server};
+use harness::{Client, Server};
 
 /// How long any single wait in these tests may take.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -173,14 +172,8 @@ fn closes_every_connection_itself_then_exits_0() -> harness::Result {
     for u in &mut room.users[1..3] {
         u.expect_bytes(&queued)?;
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .map_err(|e| Failure::new(format!("cannot run kill: {e}")))?;
-    if !status.success() {
-        return Err(Failure::new(format!("kill -TERM failed: {status}")));
-    }
     let signalled = Instant::now();
+    server.signal(libc::SIGTERM)?;
     for u in &mut room.users[..3] {
         u.expect_line("server is shutting down, goodbye")?;
         u.expect_eof()?;
