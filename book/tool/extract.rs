@@ -147,6 +147,107 @@ pub fn test_attributes(src: &str) -> usize {
         .count()
 }
 
+/// One `harness::stage_tests!(...)` in a test file: the module it sits in
+/// (step 4's `delete`, for `--remove delete`), the arguments every server
+/// gets (`with [...]`), and the stages, as the identifiers written there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageTests {
+    pub module: Option<String>,
+    pub args: Vec<String>,
+    pub stages: Vec<String>,
+}
+
+/// The text inside the parentheses of each `NAME!(...)` in `src`, outside
+/// comments.
+fn macro_calls<'a>(src: &'a str, name: &str) -> Vec<(usize, &'a str)> {
+    let needle = format!("{name}!(");
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(i) = src[at..].find(&needle) {
+        let start = at + i;
+        let line_start = src[..start].rfind('\n').map_or(0, |n| n + 1);
+        let open = start + needle.len();
+        at = open;
+        if src[line_start..start].trim_start().starts_with("//")
+            || src[..start].ends_with("macro_rules! ")
+        {
+            continue;
+        }
+        let mut depth = 1;
+        let end = src[open..].char_indices().find_map(|(j, c)| {
+            match c {
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(open + j)
+        });
+        if let Some(end) = end {
+            found.push((start, &src[open..end]));
+        }
+    }
+    found
+}
+
+/// The `mod NAME {` at the start of a line that encloses byte `at` of
+/// `src`, if any (one level: the steps' tests nest no deeper).
+fn enclosing_module(src: &str, at: usize) -> Option<String> {
+    let before = &src[..at];
+    let open = before.rfind("\nmod ")? + 1;
+    // Closed again before `at`: a `}` alone at the start of a line.
+    if before[open..].contains("\n}") {
+        return None;
+    }
+    let name: String = before[open + 4..]
+        .chars()
+        .take_while(|&c| c.is_alphanumeric() || c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Every `harness::stage_tests!(...)` in `src`.
+pub fn stage_tests_in(src: &str) -> Vec<StageTests> {
+    macro_calls(src, "stage_tests")
+        .into_iter()
+        .map(|(at, body)| {
+            let (args, stages) = match body.trim_start().strip_prefix("with") {
+                Some(rest) => {
+                    let rest = rest.trim_start();
+                    let close = rest.find(']').unwrap_or(rest.len());
+                    let args = rest[1.min(rest.len())..close]
+                        .split(',')
+                        .map(|a| a.trim().trim_matches('"').to_string())
+                        .filter(|a| !a.is_empty())
+                        .collect();
+                    let after = rest[close..].trim_start_matches(']').trim_start();
+                    (args, after.trim_start_matches(';'))
+                }
+                None => (Vec::new(), body),
+            };
+            StageTests {
+                module: enclosing_module(src, at),
+                args,
+                stages: stages
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The options a `harness::contract_tests!(...)` in `src` names, if there
+/// is one (`contract_tests!()` names none).
+pub fn contract_tests_in(src: &str) -> Option<Vec<String>> {
+    macro_calls(src, "contract_tests").first().map(|(_, body)| {
+        body.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
 /// `fn name(` (with optional `pub`/`async`) at the start of a line.
 fn fn_name(t: &str) -> Option<String> {
     let t = t.strip_prefix("pub ").unwrap_or(t);
@@ -231,6 +332,46 @@ fn plain() {}
         assert_eq!(found[0].doc, "Proves a thing.");
         assert_eq!(found[0].cases, ["short", "long_one"]);
         assert_eq!(test_attributes(src), 2);
+    }
+
+    /// `stage_tests!` calls are found with their module, arguments and
+    /// stages; one in a comment or a macro definition is not.
+    #[test]
+    fn finds_stage_tests_with_their_module_and_arguments() {
+        let src = "\
+//! harness::stage_tests!(not, this);
+mod delete {
+    harness::stage_tests!(with [\"--remove\", \"delete\"]; listen, echo);
+}
+
+harness::stage_tests!(port, urgent_echo);
+";
+        let found = stage_tests_in(src);
+        assert_eq!(
+            found,
+            [
+                StageTests {
+                    module: Some("delete".into()),
+                    args: vec!["--remove".into(), "delete".into()],
+                    stages: vec!["listen".into(), "echo".into()],
+                },
+                StageTests {
+                    module: None,
+                    args: vec![],
+                    stages: vec!["port".into(), "urgent_echo".into()],
+                },
+            ],
+            "in {src:?}"
+        );
+        assert_eq!(
+            contract_tests_in("harness::contract_tests!(max_users, max_queue);"),
+            Some(vec!["max_users".to_string(), "max_queue".to_string()])
+        );
+        assert_eq!(
+            contract_tests_in("harness::contract_tests!();"),
+            Some(vec![])
+        );
+        assert_eq!(contract_tests_in("fn main() {}"), None);
     }
 
     /// Names in the table may break after `_` and `/`, nowhere else, and

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use harness::checks::Stage;
+
 use crate::steps::{self, Step};
 use crate::{extract, plot, readme, stages, starter};
 
@@ -133,7 +135,12 @@ pub fn transcript_path(file: &str) -> PathBuf {
     Path::new(DIR).join("transcripts").join(file)
 }
 
-/// The table of a step's tests, from its `tests/*.rs`.
+/// The tests `contract_tests!` writes once per option it is given (in the
+/// module named after the option).
+const OPTION_TESTS: &[&str] = &["refuses_bad_values", "documents_its_default"];
+
+/// The table of a step's tests, from its `tests/*.rs`: their own tests,
+/// and those `contract_tests!` and `stage_tests!` write there.
 fn step_tests(
     root: &Path,
     step: &str,
@@ -153,9 +160,57 @@ fn step_tests(
             "tests/{}",
             file.file_name().and_then(|n| n.to_str()).unwrap_or("?")
         );
-        if src.contains("contract_tests!(") {
-            for t in contract_tests {
-                rows.push((format!("{name} (contract_tests!)"), t.clone()));
+        if let Some(options) = extract::contract_tests_in(&src) {
+            let shown = format!("{name} (contract_tests!)");
+            for t in contract_tests
+                .iter()
+                .filter(|t| !OPTION_TESTS.contains(&t.name.as_str()))
+            {
+                rows.push((shown.clone(), t.clone()));
+            }
+            for option in &options {
+                for t in contract_tests
+                    .iter()
+                    .filter(|t| OPTION_TESTS.contains(&t.name.as_str()))
+                {
+                    let flag = format!("--{}", option.replace('_', "-"));
+                    rows.push((
+                        shown.clone(),
+                        extract::TestFn {
+                            name: format!("{option}::{}", t.name),
+                            doc: format!("`{flag}`: {}", t.doc),
+                            cases: Vec::new(),
+                        },
+                    ));
+                }
+            }
+        }
+        for call in extract::stage_tests_in(&src) {
+            for ident in &call.stages {
+                let stage = Stage::from_name(&ident.replace('_', "-")).ok_or_else(|| {
+                    format!("steps/{step}/{name}: stage_tests! names `{ident}`, which is no stage of the harness")
+                })?;
+                let path = match &call.module {
+                    Some(m) => format!("{m}::{ident}::"),
+                    None => format!("{ident}::"),
+                };
+                let with = if call.args.is_empty() {
+                    String::new()
+                } else {
+                    format!(", every server started with `{}`", call.args.join(" "))
+                };
+                rows.push((
+                    format!("{name} (stage_tests!)"),
+                    extract::TestFn {
+                        name: path,
+                        doc: format!(
+                            "The harness's `{}` stage, one test per check{with}: {}.",
+                            stage.name(),
+                            stage.about()
+                        ),
+                        cases: stage.checks().iter().map(|c| c.name.to_string()).collect(),
+                    },
+                ));
             }
         }
         let tests = extract::tests_in(&src);

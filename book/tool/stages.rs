@@ -1,6 +1,6 @@
 //! Which steps exercise which of the harness's stages, derived from the
 //! steps' own tests: a step runs a stage when a file in its `tests/` names
-//! it (`Stage::Echo`). The harness itself names no step (it checks any
+//! it in `harness::stage_tests!(...)`, or as `Stage::Echo`. The harness itself names no step (it checks any
 //! server, in any language), so this table is the one place the relation
 //! is written, and it is written by the generator.
 
@@ -43,9 +43,15 @@ pub fn steps_per_stage(root: &Path, steps: &[Step]) -> Result<Vec<(Stage, Vec<St
         .into_iter()
         .map(|stage| {
             let variant = format!("{stage:?}");
+            let ident = stage.name().replace('-', "_");
             let users = sources
                 .iter()
-                .filter(|(_, src)| names(src, &variant))
+                .filter(|(_, src)| {
+                    names(src, &variant)
+                        || crate::extract::stage_tests_in(src)
+                            .iter()
+                            .any(|call| call.stages.contains(&ident))
+                })
                 .map(|(name, _)| name.clone())
                 .collect();
             (stage, users)

@@ -173,46 +173,143 @@ pub fn exits_1_when_the_address_is_not_this_machines(program: &Path, name: &str)
     )
 }
 
-/// Writes the contract's four tests into a step's `tests/cli.rs`:
+/// An option several steps take, as the course defines it: what a bad
+/// value is told (`--max-users: takes a number from 1 to 65536, not '0'`),
+/// values that must be refused, and what `--help` says of its default.
+pub struct KnownOption {
+    /// The identifier a step's `contract_tests!` names it by.
+    pub id: &'static str,
+    pub flag: &'static str,
+    pub takes: &'static str,
+    pub bad: &'static [&'static str],
+    pub usage: &'static str,
+    pub default: &'static str,
+}
+
+/// The options of the course's chat steps, each written once here and
+/// checked in every step that takes it.
+pub const OPTIONS: &[KnownOption] = &[
+    KnownOption {
+        id: "max_users",
+        flag: "--max-users",
+        takes: "takes a number from 1 to 65536",
+        bad: &["0", "-3", "65537", "ten"],
+        usage: "[--max-users N]",
+        default: "default 10",
+    },
+    KnownOption {
+        id: "max_queue",
+        flag: "--max-queue",
+        takes: "takes a number of bytes from 1 to 1073741824",
+        bad: &["0", "-1", "1073741825", "4MiB", ""],
+        usage: "[--max-queue BYTES]",
+        default: "default 4194304, 4 MiB",
+    },
+    KnownOption {
+        id: "idle_timeout",
+        flag: "--idle-timeout",
+        takes: "takes a number of seconds from 1 to 86400",
+        bad: &["0", "-5", "1.5", "86401", "10s"],
+        usage: "[--idle-timeout SECS]",
+        default: "default: never",
+    },
+];
+
+/// The known option `id`, or a failure naming the ones there are.
+pub fn option(id: &str) -> Result<&'static KnownOption> {
+    OPTIONS.iter().find(|o| o.id == id).ok_or_else(|| {
+        let ids: Vec<&str> = OPTIONS.iter().map(|o| o.id).collect();
+        Failure::new(format!(
+            "contract_tests! names an option `{id}` the contract does not know; it knows: {}",
+            ids.join(", ")
+        ))
+    })
+}
+
+/// Every bad value of the option is refused with the value, what the
+/// option takes and the usage, status 2.
+pub fn refuses_bad_values(program: &Path, name: &str, id: &str) -> Result<()> {
+    let opt = option(id)?;
+    for value in opt.bad {
+        refuses(
+            program,
+            name,
+            &[opt.flag, value, "--port", "0"],
+            &format!("{}: {}, not '{value}'", opt.flag, opt.takes),
+        )?;
+    }
+    Ok(())
+}
+
+/// `--help` shows the option and its default.
+pub fn documents_option(program: &Path, name: &str, id: &str) -> Result<()> {
+    let opt = option(id)?;
+    documents(program, name, &[opt.usage, opt.default])
+}
+
+/// Writes the contract's tests into a step's `tests/cli.rs`, for the step
+/// whose tests these are (its name and binary come from Cargo):
 ///
-/// ```no_run
-/// // steps/step3/tests/cli.rs (there the path is env!("CARGO_BIN_EXE_step3"))
-/// harness::contract_tests!("step3", "target/debug/step3");
-/// # fn main() {}
+/// ```text
+/// // steps/step8/tests/cli.rs
+/// harness::contract_tests!(max_users, max_queue, idle_timeout);
 /// ```
 ///
-/// Each becomes a `#[test]` named after the behaviour it proves.
+/// Each becomes a `#[test]` named after the behaviour it proves; each
+/// option named (one of [`OPTIONS`]) gets a module with two more:
+/// `max_users::refuses_bad_values` and `max_users::documents_its_default`.
 #[macro_export]
 macro_rules! contract_tests {
-    ($step:literal, $bin:expr) => {
+    ($($option:ident),* $(,)?) => {
         /// Bad arguments print what is wrong and the usage on stderr,
         /// nothing on stdout, and exit with status 2.
         #[test]
         fn refuses_bad_arguments_with_usage() -> $crate::Result {
-            $crate::contract::refuses_bad_arguments(::std::path::Path::new($bin), $step)
+            let step = $crate::this_step!();
+            $crate::contract::refuses_bad_arguments(step.path(), step.name)
         }
 
         /// `--help` prints the usage on stdout and exits with status 0.
         #[test]
         fn prints_usage_on_help() -> $crate::Result {
-            $crate::contract::prints_usage_on_help(::std::path::Path::new($bin), $step)
+            let step = $crate::this_step!();
+            $crate::contract::prints_usage_on_help(step.path(), step.name)
         }
 
         /// A port already in use is one clear line naming the address, and
         /// exit status 1 (no panic, no backtrace).
         #[test]
         fn exits_1_naming_the_address_when_the_port_is_in_use() -> $crate::Result {
-            $crate::contract::exits_1_when_the_port_is_in_use(::std::path::Path::new($bin), $step)
+            let step = $crate::this_step!();
+            $crate::contract::exits_1_when_the_port_is_in_use(step.path(), step.name)
         }
 
         /// An address that is not this machine's cannot be listened on: one
         /// line naming it, status 1.
         #[test]
         fn exits_1_when_the_address_is_not_this_machines() -> $crate::Result {
-            $crate::contract::exits_1_when_the_address_is_not_this_machines(
-                ::std::path::Path::new($bin),
-                $step,
-            )
+            let step = $crate::this_step!();
+            $crate::contract::exits_1_when_the_address_is_not_this_machines(step.path(), step.name)
         }
+
+        $(
+            #[doc = concat!("The `", stringify!($option), "` option of the course's contract.")]
+            mod $option {
+                /// A bad value is refused with the value, what the option
+                /// takes and the usage, status 2.
+                #[test]
+                fn refuses_bad_values() -> $crate::Result {
+                    let step = $crate::this_step!();
+                    $crate::contract::refuses_bad_values(step.path(), step.name, stringify!($option))
+                }
+
+                /// `--help` documents the option with its default.
+                #[test]
+                fn documents_its_default() -> $crate::Result {
+                    let step = $crate::this_step!();
+                    $crate::contract::documents_option(step.path(), step.name, stringify!($option))
+                }
+            }
+        )*
     };
 }

@@ -22,8 +22,10 @@ mod client;
 pub mod contract;
 mod failure;
 mod fds;
+pub mod house;
 pub mod process;
 mod server;
+mod step;
 pub mod text;
 
 pub use client::{Client, Closed, DEFAULT_TIMEOUT};
@@ -31,3 +33,4 @@ pub use failure::{Failure, Result};
 pub use server::{
     open_fds, parse_listening_line, start_clean, Frozen, Launch, Server, Target, DEFAULT_MAX_USERS,
 };
+pub use step::Step;

@@ -49,16 +49,22 @@ impl Launch {
     /// The same server on another port: any `--port` in the arguments is
     /// replaced by `--port PORT`.
     pub fn on_port(&self, port: u16) -> Launch {
+        self.with_arg("--port", &port.to_string())
+    }
+
+    /// The same server with `flag value` in its arguments, replacing any
+    /// `flag` they had.
+    pub fn with_arg(&self, flag: &str, value: &str) -> Launch {
         let mut args = Vec::new();
         let mut given = self.args.iter();
         while let Some(a) = given.next() {
-            if a == "--port" {
+            if a == flag {
                 given.next();
             } else {
                 args.push(a.clone());
             }
         }
-        args.extend(["--port".to_string(), port.to_string()]);
+        args.extend([flag.to_string(), value.to_string()]);
         Launch {
             args,
             ..self.clone()
@@ -289,31 +295,14 @@ impl Server {
 
     /// Waits until the server's stderr contains `needle`.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            // Whether the server has exited and all it wrote has been read,
-            // taken before looking, so a line written just before the exit
-            // is still found.
-            let over = self.shared.finished();
-            if self.stderr().contains(needle) {
-                return Ok(());
-            }
-            if over {
-                // Nothing more will come: say so now, not at the deadline.
-                return Err(Failure::new(format!(
-                    "expected the server to log {needle:?}; it exited without logging it"
-                ))
-                .with_server(Some(&self.shared)));
-            }
-            if Instant::now() >= deadline {
-                return Err(Failure::new(format!(
-                    "expected the server to log {needle:?} within {} ms; it did not",
-                    timeout.as_millis()
-                ))
-                .with_server(Some(&self.shared)));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_stderr(&self.shared, needle, timeout)
+    }
+
+    /// Waits for the server to log `line`, prefixed the way a step prefixes
+    /// every log line, with its name: `user #0 joined` waits for
+    /// `step8: user #0 joined`.
+    pub fn wait_for_log(&self, line: &str, timeout: Duration) -> Result<()> {
+        self.wait_for_stderr(&format!("{}: {line}", self.shared.launch.name), timeout)
     }
 
     /// How many descriptors the server has open, where the OS can tell
@@ -617,6 +606,36 @@ pub use crate::fds::open_fds;
 /// The chat room size when nobody says otherwise: NUSERS in chatserv.c.
 pub const DEFAULT_MAX_USERS: usize = 10;
 
+/// Waits until the server's stderr contains `needle`; fails at `timeout`,
+/// or at once when the server has exited without writing it.
+fn wait_for_stderr(shared: &Shared, needle: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Whether the server has exited and all it wrote has been read,
+        // taken before looking, so a line written just before the exit
+        // is still found.
+        let over = shared.finished();
+        if shared.stderr_text().contains(needle) {
+            return Ok(());
+        }
+        if over {
+            // Nothing more will come: say so now, not at the deadline.
+            return Err(Failure::new(format!(
+                "expected the server to log {needle:?}; it exited without logging it"
+            ))
+            .with_server(Some(shared)));
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::new(format!(
+                "expected the server to log {needle:?} within {} ms; it did not",
+                timeout.as_millis()
+            ))
+            .with_server(Some(shared)));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Where checks connect: an address, plus (when the harness spawned the
 /// server) the server itself, for stderr tails, its pid and liveness; and
 /// what the server was started with, as far as checks need to know.
@@ -731,6 +750,19 @@ impl Target {
     /// started it (else None: a running server's stderr is not ours).
     pub fn stderr(&self) -> Option<String> {
         self.server.as_deref().map(Shared::stderr_text)
+    }
+
+    /// Waits for the server to log `line` with its name in front (see
+    /// [`Server::wait_for_log`]); fails when the harness did not start the
+    /// server, since then its log is not ours to read.
+    pub fn wait_for_log(&self, line: &str, timeout: Duration) -> Result<()> {
+        let Some(shared) = self.server.as_deref() else {
+            return Err(Failure::new(
+                "this check reads the server's log, so the harness must start the server: \
+                 give its command (harness check STAGE -- <command...>), not --addr",
+            ));
+        };
+        wait_for_stderr(shared, &format!("{}: {line}", shared.launch.name), timeout)
     }
 
     /// How many lines and bytes the server has written on stderr so far,

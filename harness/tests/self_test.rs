@@ -347,6 +347,12 @@ fn correct_servers_pass_the_new_stages(#[case] mode: &str, #[case] stage: Stage)
     "says_goodbye_and_exits_0_on_sigterm",
     Mask::Exact
 )]
+#[case::keeps_listening(
+    "chat-keeps-listening",
+    Stage::Shutdown,
+    "closes_every_connection_itself_then_exits_0",
+    Mask::Numbers
+)]
 #[case::no_flush(
     "chat-no-flush",
     Stage::Shutdown,

@@ -25,7 +25,8 @@
 //! forgotten), `chat-rude-refusal` (closes with the client's input unread),
 //! `chat-kicks-active` (idle since joining, not since the last message),
 //! `chat-ignores-signals`, `chat-dies-on-signal` (no handler),
-//! `chat-exits-1` (status 1 after the goodbye), `chat-no-flush` (exits at
+//! `chat-exits-1` (status 1 after the goodbye), `chat-keeps-listening`
+//! (accepts newcomers while it shuts down), `chat-no-flush` (exits at
 //! once, queues lost), `chat-spins-at-limit` (retries accept() at once,
 //! logging every failure), `chat-stops-accepting` (never accepts again once
 //! out of descriptors), `chat-urgent-spins`, `chat-urgent-loses`.
@@ -287,6 +288,8 @@ struct Out {
 struct Chat {
     o: Arc<Opts>,
     room: Mutex<Vec<Arc<User>>>,
+    /// The listening socket's descriptor, shut down at the first signal.
+    listener: std::os::fd::RawFd,
 }
 
 /// Signalled when a user's descriptor is closed: the accept loop, out of
@@ -319,6 +322,7 @@ impl Chat {
         let chat = Arc::new(Chat {
             o,
             room: Mutex::default(),
+            listener: listener.as_raw_fd(),
         });
         if !matches!(
             chat.o.mode.as_str(),
@@ -375,6 +379,10 @@ impl Chat {
                         }
                     }
                 }
+                // The listener was shut down: the server is shutting down.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => loop {
+                    std::thread::park();
+                },
                 Err(_) => {}
             }
         }
@@ -541,6 +549,12 @@ impl Chat {
             "SIGTERM"
         };
         eprintln!("fake-server: {name}: shutting down");
+        if self.mode() != "chat-keeps-listening" {
+            // No new clients: a listening socket shut down refuses them
+            // (the accept thread's accept() then fails, and it stops).
+            // SAFETY: plain syscall on our own listening descriptor.
+            unsafe { libc::shutdown(self.listener, libc::SHUT_RDWR) };
+        }
         let goodbye = b"fake-server: shutting down, goodbye\n";
         if self.mode() == "chat-no-flush" {
             // Says goodbye where the socket has room right now, and drops

@@ -9,54 +9,21 @@
 
 use std::time::{Duration, Instant};
 
-use super::{expect_fds_back, payload, Check, Need};
+use super::{expect_fds_back, payload};
 use crate::text::{explain_difference, preview};
 use crate::{Client, Failure, Result, Target};
 
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "relays_each_message_to_every_other_user",
-        about: "with 3 users, each message reaches exactly the other two, byte for byte",
-        run: relays_each_message_to_every_other_user,
-        needs: &[],
-    },
-    Check {
-        name: "refuses_a_client_when_the_room_is_full",
-        about: "with the room full, the next client gets a line saying 'full' and EOF; the others keep talking",
-        run: refuses_a_client_when_the_room_is_full,
-        needs: &[],
-    },
-    Check {
-        name: "gives_a_freed_slot_to_the_next_client",
-        about: "when a user of a full room leaves, the next client gets the slot",
-        run: gives_a_freed_slot_to_the_next_client,
-        needs: &[],
-    },
-    Check {
-        name: "removes_a_user_who_resets",
-        about: "a user who resets mid-conversation is removed and nobody else notices",
-        run: removes_a_user_who_resets,
-        needs: &[],
-    },
-    Check {
-        name: "relays_64_kib_whole",
-        about: "a 64 KiB message arrives whole at every other user",
-        run: relays_64_kib_whole,
-        needs: &[],
-    },
-    Check {
-        name: "relays_binary_bytes_unchanged",
-        about: "every byte value, NUL included, passes through unchanged",
-        run: relays_binary_bytes_unchanged,
-        needs: &[],
-    },
-    Check {
-        name: "survives_500_join_leave_cycles_without_leaking",
-        about: "500 users join and leave; the server's open descriptors end where they started",
-        run: survives_500_join_leave_cycles_without_leaking,
-        needs: &[Need::FdCount],
-    },
-];
+super::declare! { $ CHECKS for Chat, tests chat:
+    relays_each_message_to_every_other_user: "with 3 users, each message reaches exactly the other two, byte for byte", [];
+    refuses_a_client_when_the_room_is_full: "with the room full, the next client gets a line saying 'full' and EOF; the others keep talking", [];
+    gives_a_freed_slot_to_the_next_client: "when a user of a full room leaves, the next client gets the slot", [];
+    removes_a_user_who_resets: "a user who resets mid-conversation is removed and nobody else notices", [];
+    relays_64_kib_whole: "a 64 KiB message arrives whole at every other user", [];
+    relays_binary_bytes_unchanged: "every byte value, NUL included, passes through unchanged", [];
+    survives_500_join_leave_cycles_without_leaking: "500 users join and leave; the server's open descriptors end where they started", [FdCount];
+    relays_the_last_words_of_a_leaving_user: "a user sends a line and shuts down writing in one go: the others still get the line, and the room goes on", [];
+    honours_max_users: "started with --max-users 1 and 3, the full-room and freed-slot checks hold for those sizes", [Command];
+}
 
 /// How long a join may keep finding the room full while earlier users'
 /// departures are processed.
@@ -451,4 +418,50 @@ pub fn survives_500_join_leave_cycles_without_leaking(target: &Target) -> Result
     room.join()?;
     room.say(2, b"the room still works\n")
         .map_err(|f: Failure| f.context("after 500 join/leave cycles"))
+}
+
+/// Bytes sent right before leaving (data and FIN together) still reach
+/// everyone: the server goes by read() returning 0, not by EV_EOF alone.
+pub fn relays_the_last_words_of_a_leaving_user(target: &Target) -> Result<()> {
+    let mut room = Room::new(target);
+    for _ in 0..3 {
+        room.join()?;
+    }
+    let mut leaving = room.users.remove(2);
+    leaving.send(b"goodbye, all\n")?;
+    leaving.shutdown_write()?;
+    drop(leaving);
+    for u in &mut room.users {
+        u.expect_bytes(b"goodbye, all\n").map_err(|f| {
+            f.context(
+                "a user sent 'goodbye, all' and shut down writing at once (data and FIN together)\n\
+                 read what a leaving user sent before closing them: EV_EOF can come with bytes still to read",
+            )
+        })?;
+    }
+    room.say(0, b"and then there were two\n")?;
+    room.expect_quiet()
+}
+
+/// `--max-users N` is the room size: the full-room and freed-slot checks
+/// hold for a room of one and a room of three.
+pub fn honours_max_users(target: &Target) -> Result<()> {
+    let launch = target.launch().ok_or_else(|| {
+        Failure::new(
+            "this check starts the server with --max-users 1 and 3, so the harness must start it: \
+             give its command (harness check chat -- <command...>), not --addr",
+        )
+    })?;
+    for size in [1usize, 3] {
+        let sized = launch.on_port(0).with_arg("--max-users", &size.to_string());
+        let server = crate::Server::start(&sized)?;
+        let room = server.target().with_max_users(size);
+        for check in [
+            refuses_a_client_when_the_room_is_full,
+            gives_a_freed_slot_to_the_next_client,
+        ] {
+            check(&room).map_err(|f| f.context(format!("started `{}`", sized.shown())))?;
+        }
+    }
+    Ok(())
 }

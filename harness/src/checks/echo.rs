@@ -2,59 +2,19 @@
 
 use std::time::Duration;
 
-use super::{expect_fds_back, payload, Check, Need};
+use super::{expect_fds_back, payload};
 use crate::{Client, Result, Target};
 
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "echoes_a_line",
-        about: "a line sent comes back",
-        run: echoes_a_line,
-        needs: &[],
-    },
-    Check {
-        name: "echoes_each_line_back_in_order",
-        about: "several lines on one connection come back in order",
-        run: echoes_each_line_back_in_order,
-        needs: &[],
-    },
-    Check {
-        name: "echoes_100_interleaving_clients",
-        about: "100 connected clients taking turns each get their own bytes back",
-        run: echoes_100_interleaving_clients,
-        needs: &[],
-    },
-    Check {
-        name: "round_trips_1_mib_while_reading",
-        about: "1 MiB of binary data comes back exactly while the client reads as it sends",
-        run: round_trips_1_mib_while_reading,
-        needs: &[],
-    },
-    Check {
-        name: "round_trips_every_byte_value",
-        about: "all 256 byte values, NUL and CR included, with no newline at the end",
-        run: round_trips_every_byte_value,
-        needs: &[],
-    },
-    Check {
-        name: "echoes_the_rest_after_half_close",
-        about: "after shutdown(SHUT_WR) the last bytes still come back, then EOF",
-        run: echoes_the_rest_after_half_close,
-        needs: &[],
-    },
-    Check {
-        name: "keeps_serving_after_a_client_resets",
-        about: "a client that resets mid-stream does not disturb the others",
-        run: keeps_serving_after_a_client_resets,
-        needs: &[],
-    },
-    Check {
-        name: "survives_1000_connect_disconnect_cycles_without_leaking",
-        about: "1000 clients come and go; the server's open descriptors end where they started",
-        run: survives_1000_connect_disconnect_cycles_without_leaking,
-        needs: &[Need::FdCount],
-    },
-];
+super::declare! { $ CHECKS for Echo, tests echo:
+    echoes_a_line: "a line sent comes back", [];
+    echoes_each_line_back_in_order: "several lines on one connection come back in order", [];
+    echoes_100_interleaving_clients: "100 connected clients taking turns each get their own bytes back", [];
+    round_trips_1_mib_while_reading: "1 MiB of binary data comes back exactly while the client reads as it sends", [];
+    round_trips_every_byte_value: "all 256 byte values, NUL and CR included, with no newline at the end", [];
+    echoes_the_rest_after_half_close: "after shutdown(SHUT_WR) the last bytes still come back, then EOF", [];
+    keeps_serving_after_a_client_resets: "a client that resets mid-stream does not disturb the others", [];
+    survives_1000_connect_disconnect_cycles_without_leaking: "1000 clients come and go; the server's open descriptors end where they started", [FdCount];
+}
 
 /// One line, one echo.
 pub fn echoes_a_line(target: &Target) -> Result<()> {

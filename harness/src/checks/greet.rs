@@ -1,28 +1,12 @@
 //! greet: each client receives exactly one line, then EOF.
 
-use super::Check;
 use crate::{Client, Result, Target};
 
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "greets_a_client_with_one_line_then_closes",
-        about: "a client gets one line ending in \\n, then end of file",
-        run: greets_a_client_with_one_line_then_closes,
-        needs: &[],
-    },
-    Check {
-        name: "greets_clients_in_sequence",
-        about: "5 clients one after another each get their line and EOF",
-        run: greets_clients_in_sequence,
-        needs: &[],
-    },
-    Check {
-        name: "greets_clients_connecting_at_once",
-        about: "10 clients connected before any is served each get their line and EOF",
-        run: greets_clients_connecting_at_once,
-        needs: &[],
-    },
-];
+super::declare! { $ CHECKS for Greet, tests greet:
+    greets_a_client_with_one_line_then_closes: "a client gets one line ending in \\n, then end of file", [];
+    greets_clients_in_sequence: "5 clients one after another each get their line and EOF", [];
+    greets_clients_connecting_at_once: "10 clients connected before any is served each get their line and EOF", [];
+}
 
 fn expect_greeting(client: &mut Client) -> Result<()> {
     let line = client.read_line()?;

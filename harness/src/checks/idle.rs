@@ -10,30 +10,15 @@
 use std::time::{Duration, Instant};
 
 use super::chat::Room;
-use super::{secs, Check, Need};
+use super::secs;
 use crate::text::preview;
 use crate::{Client, Closed, Result, Target};
 
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "disconnects_a_silent_user_with_one_line",
-        about: "a user who sends nothing gets one line after --idle-timeout, then end of file; the room still works",
-        run: disconnects_a_silent_user_with_one_line,
-        needs: &[Need::IdleTimeout],
-    },
-    Check {
-        name: "keeps_users_who_talk_connected",
-        about: "two users who each send a line every 0.3 x --idle-timeout, for 3 x --idle-timeout, stay connected and get every line",
-        run: keeps_users_who_talk_connected,
-        needs: &[Need::IdleTimeout],
-    },
-    Check {
-        name: "counts_a_user_who_only_reads_as_idle",
-        about: "a user who only reads while another talks is idle: it gets one line, then end of file, and the talker stays",
-        run: counts_a_user_who_only_reads_as_idle,
-        needs: &[Need::IdleTimeout],
-    },
-];
+super::declare! { $ CHECKS for Idle, tests idle:
+    disconnects_a_silent_user_with_one_line: "a user who sends nothing gets one line after --idle-timeout, then end of file; the room still works", [IdleTimeout];
+    keeps_users_who_talk_connected: "two users who each send a line every 0.3 x --idle-timeout, for 3 x --idle-timeout, stay connected and get every line", [IdleTimeout];
+    counts_a_user_who_only_reads_as_idle: "a user who only reads while another talks is idle: it gets one line, then end of file, and the talker stays", [IdleTimeout];
+}
 
 /// How late after the timeout the line may come.
 const SLACK: Duration = Duration::from_secs(2);

@@ -14,27 +14,17 @@
 use std::time::{Duration, Instant};
 
 use super::chat::{Attempt, Room, Waiting};
-use super::{expect_calm, millis, secs, Check, Need};
+use super::{expect_calm, millis, secs};
 use crate::text::preview;
 use crate::{Client, Result, Target};
 
 /// The descriptor limit the harness starts the server with.
 pub const FD_LIMIT: u64 = 32;
 
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "stays_calm_while_out_of_descriptors",
-        about: "with no descriptor left and 2 clients waiting to be accepted, the server uses almost no CPU and writes at most a few lines",
-        run: stays_calm_while_out_of_descriptors,
-        needs: &[Need::Pid],
-    },
-    Check {
-        name: "serves_waiting_clients_once_descriptors_free",
-        about: "when users leave, the clients who waited to be accepted meanwhile get in and are heard",
-        run: serves_waiting_clients_once_descriptors_free,
-        needs: &[],
-    },
-];
+super::declare! { $ CHECKS for Limits, tests limits:
+    stays_calm_while_out_of_descriptors: "with no descriptor left and 2 clients waiting to be accepted, the server uses almost no CPU and writes at most a few lines", [Pid];
+    serves_waiting_clients_once_descriptors_free: "when users leave, the clients who waited to be accepted meanwhile get in and are heard", [];
+}
 
 /// A newcomer not heard within this is waiting to be accepted.
 const UNHEARD: Duration = Duration::from_secs(1);

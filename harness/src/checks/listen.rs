@@ -2,29 +2,13 @@
 
 use std::time::Duration;
 
-use super::Check;
 use crate::{Client, Result, Target};
 
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "accepts_a_connection",
-        about: "a client can connect to the announced address",
-        run: accepts_a_connection,
-        needs: &[],
-    },
-    Check {
-        name: "accepts_several_connections_at_once",
-        about: "20 clients can be connected at the same time",
-        run: accepts_several_connections_at_once,
-        needs: &[],
-    },
-    Check {
-        name: "survives_clients_that_vanish",
-        about: "clients that reset or close at once do not stop the server",
-        run: survives_clients_that_vanish,
-        needs: &[],
-    },
-];
+super::declare! { $ CHECKS for Listen, tests listen:
+    accepts_a_connection: "a client can connect to the announced address", [];
+    accepts_several_connections_at_once: "20 clients can be connected at the same time", [];
+    survives_clients_that_vanish: "clients that reset or close at once do not stop the server", [];
+}
 
 /// A client can connect, and the server is still running afterwards.
 pub fn accepts_a_connection(target: &Target) -> Result<()> {

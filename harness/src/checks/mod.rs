@@ -8,7 +8,69 @@
 
 use std::time::Duration;
 
-use crate::{Launch, Result, Server, Target};
+use crate::{Launch, Result, Server, Step, Target};
+
+/// Declares a stage's checks once, in the stage's module:
+///
+/// ```text
+/// super::declare! { $ CHECKS for Listen, tests listen:
+///     accepts_a_connection: "a client can connect to the announced address", [];
+///     stays_idle = chat_stays_idle: "...", [CpuTime];
+/// }
+/// ```
+///
+/// gives the module's `CHECKS` list (what the CLI, [`run`] and the book
+/// read) and a hidden exported macro, `harness::listen!`, that writes one
+/// `#[test]` per check into a step's tests ([`stage_tests!`](crate::stage_tests)).
+/// A check added here is thereby tested in every step that runs its stage,
+/// and no step lists the checks. The `$` is passed in because a macro that
+/// writes a macro cannot write `$` itself.
+macro_rules! declare {
+    ($d:tt $list:ident for $stage:ident, tests $tests:ident:
+        $( $name:ident $(= $run:ident)? : $about:literal, [$($need:ident),*]; )*
+    ) => {
+        pub const $list: &[$crate::checks::Check] = &[
+            $(
+                $crate::checks::Check {
+                    name: stringify!($name),
+                    about: $about,
+                    run: $crate::checks::check_fn!($name $(, $run)?),
+                    needs: &[$($crate::checks::Need::$need),*],
+                },
+            )*
+        ];
+
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! $tests {
+            ($d step:expr) => {
+                $(
+                    #[doc = $about]
+                    #[test]
+                    fn $name() -> $crate::Result {
+                        $crate::checks::run_for_step(
+                            $crate::checks::Stage::$stage,
+                            stringify!($name),
+                            &$d step,
+                        )
+                    }
+                )*
+            };
+        }
+    };
+}
+pub(crate) use declare;
+
+/// The function a check runs: its own name, unless it names another.
+macro_rules! check_fn {
+    ($name:ident) => {
+        $name
+    };
+    ($name:ident, $run:ident) => {
+        $run
+    };
+}
+pub(crate) use check_fn;
 
 pub mod chat;
 pub mod echo;
@@ -17,6 +79,7 @@ pub mod greet;
 pub mod idle;
 pub mod limits;
 pub mod listen;
+pub mod narration;
 pub mod never_block;
 pub mod port;
 pub mod shutdown;
@@ -83,6 +146,10 @@ pub enum Stage {
     Chat,
     /// An urgent (MSG_OOB) byte neither stops the relay nor spins the server.
     UrgentChat,
+    /// Narrates each join and leave, with the slot, the peer and the fd.
+    ChatLog,
+    /// `--quiet` silences the narration.
+    Quiet,
     /// A user who never reads stalls nobody and is dropped past
     /// `--max-queue`; refusals are polite.
     NeverBlock,
@@ -95,28 +162,8 @@ pub enum Stage {
     Limits,
 }
 
-/// The checks of `stages` that `ours` does not name, each as "the STAGE
-/// check 'NAME' (what it proves)". A step's tests list the checks they run
-/// and assert that this is empty, so a check added to the harness cannot go
-/// untested there.
-pub fn not_named(stages: &[Stage], ours: &[&str]) -> Vec<String> {
-    stages
-        .iter()
-        .flat_map(|stage| stage.checks().iter().map(move |check| (stage, check)))
-        .filter(|(_, check)| !ours.contains(&check.name))
-        .map(|(stage, check)| {
-            format!(
-                "the {} check '{}' ({})",
-                stage.name(),
-                check.name,
-                check.about
-            )
-        })
-        .collect()
-}
-
 impl Stage {
-    pub const ALL: [Stage; 11] = [
+    pub const ALL: [Stage; 13] = [
         Stage::Listen,
         Stage::Port,
         Stage::Greet,
@@ -124,6 +171,8 @@ impl Stage {
         Stage::UrgentEcho,
         Stage::Chat,
         Stage::UrgentChat,
+        Stage::ChatLog,
+        Stage::Quiet,
         Stage::NeverBlock,
         Stage::Idle,
         Stage::Shutdown,
@@ -139,6 +188,8 @@ impl Stage {
             Stage::UrgentEcho => "urgent-echo",
             Stage::Chat => "chat",
             Stage::UrgentChat => "urgent-chat",
+            Stage::ChatLog => "chat-log",
+            Stage::Quiet => "quiet",
             Stage::NeverBlock => "never-block",
             Stage::Idle => "idle",
             Stage::Shutdown => "shutdown",
@@ -164,6 +215,11 @@ impl Stage {
             Stage::UrgentChat => {
                 "an urgent (MSG_OOB) byte neither stops the relay nor spins the server"
             }
+            Stage::ChatLog => {
+                "narrates on stderr each join (slot, peer, fd), each leave and each freed slot; \
+                 a newcomer takes the lowest free slot"
+            }
+            Stage::Quiet => "with --quiet, narrates nothing on stderr",
             Stage::NeverBlock => {
                 "a user who never reads stalls nobody and is dropped past --max-queue; \
                  a refused client is closed politely"
@@ -192,6 +248,8 @@ impl Stage {
             Stage::UrgentEcho => urgent::ECHO_CHECKS,
             Stage::Chat => chat::CHECKS,
             Stage::UrgentChat => urgent::CHAT_CHECKS,
+            Stage::ChatLog => narration::CHAT_LOG_CHECKS,
+            Stage::Quiet => narration::QUIET_CHECKS,
             Stage::NeverBlock => never_block::CHECKS,
             Stage::Idle => idle::CHECKS,
             Stage::Shutdown => shutdown::CHECKS,
@@ -268,6 +326,14 @@ impl Stage {
     ) -> Result<Server> {
         Server::start(&self.launch(name, program, args, &[]))
     }
+}
+
+/// Runs one check of a stage against a server of `step` started the way
+/// the stage needs it: the test [`stage_tests!`](crate::stage_tests) writes
+/// for each check.
+pub fn run_for_step(stage: Stage, name: &str, step: &Step) -> Result<()> {
+    let server = step.spawn_for(stage, &[])?;
+    run(stage, name, &server.target())
 }
 
 /// Runs one check of a stage by name.
@@ -442,23 +508,4 @@ pub(crate) fn expect_fds_back(target: &Target, baseline: Option<usize>, what: &s
         last.map_or("an unknown number".to_string(), |n| n.to_string()),
         crate::fds::how_counted()
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A check left out of a step's list is named, with its stage; a full
-    /// list leaves nothing.
-    #[test]
-    fn names_the_checks_a_list_leaves_out() {
-        let all: Vec<&str> = Stage::Port.checks().iter().map(|c| c.name).collect();
-        assert!(not_named(&[Stage::Port], &all).is_empty());
-        let missing = not_named(&[Stage::Port], &all[1..]);
-        assert_eq!(missing.len(), 1, "{missing:?}");
-        assert!(
-            missing[0].starts_with(&format!("the port check '{}' (", all[0])),
-            "{missing:?}"
-        );
-    }
 }

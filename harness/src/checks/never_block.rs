@@ -18,36 +18,16 @@ use std::time::{Duration, Instant};
 
 use super::chat::Room;
 use super::flow::{keep_listening, listen, Ear, Ending, Flow, Mouth, Script, Voice, STALL};
-use super::{millis, secs, Check, Need};
+use super::{millis, secs};
 use crate::text::preview;
 use crate::{Client, Closed, Result, Target};
 
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "keeps_the_room_talking_while_a_user_never_reads",
-        about: "user 4 never reads while user 1 sends megabytes: users 2 and 3 get every byte in order, their round trips stay under 2 s, user 1 is never kept waiting",
-        run: keeps_the_room_talking_while_a_user_never_reads,
-        needs: &[Need::MaxQueue],
-    },
-    Check {
-        name: "drops_a_user_whose_queue_passes_max_queue",
-        about: "a user who never reads is disconnected once more than --max-queue bytes wait for it; the others notice nothing",
-        run: drops_a_user_whose_queue_passes_max_queue,
-        needs: &[Need::MaxQueue],
-    },
-    Check {
-        name: "relays_every_size_whole_through_partial_writes",
-        about: "two users send writes of 1 B to 1 MiB at once to users with small receive buffers (the server's writes come up short): every byte arrives, in order",
-        run: relays_every_size_whole_through_partial_writes,
-        needs: &[Need::MaxQueue],
-    },
-    Check {
-        name: "refuses_politely_a_client_who_typed_first",
-        about: "with the room full, a client who typed before it was refused still reads the whole 'full' line, then a clean end of file (no reset)",
-        run: refuses_politely_a_client_who_typed_first,
-        needs: &[Need::Pause],
-    },
-];
+super::declare! { $ CHECKS for NeverBlock, tests never_block:
+    keeps_the_room_talking_while_a_user_never_reads: "user 4 never reads while user 1 sends megabytes: users 2 and 3 get every byte in order, their round trips stay under 2 s, user 1 is never kept waiting", [MaxQueue];
+    drops_a_user_whose_queue_passes_max_queue: "a user who never reads is disconnected once more than --max-queue bytes wait for it; the others notice nothing", [MaxQueue];
+    relays_every_size_whole_through_partial_writes: "two users send writes of 1 B to 1 MiB at once to users with small receive buffers (the server's writes come up short): every byte arrives, in order", [MaxQueue];
+    refuses_politely_a_client_who_typed_first: "with the room full, a client who typed before it was refused still reads the whole 'full' line, then a clean end of file (no reset)", [Pause];
+}
 
 /// The receive buffer of users who read slowly or never.
 const SMALL_RCVBUF: usize = 4096;

@@ -8,23 +8,12 @@
 
 use std::net::TcpListener;
 
-use super::{Check, Need};
 use crate::{Client, Failure, Result, Server, Target};
 
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "listens_on_the_port_it_is_given",
-        about: "started with --port P (a free port the harness picked), it announces P and accepts there",
-        run: listens_on_the_port_it_is_given,
-        needs: &[Need::Command],
-    },
-    Check {
-        name: "gets_a_free_port_for_port_0",
-        about: "two servers started with --port 0 at once each get their own free port and accept there",
-        run: gets_a_free_port_for_port_0,
-        needs: &[Need::Command],
-    },
-];
+super::declare! { $ CHECKS for Port, tests port:
+    listens_on_the_port_it_is_given: "started with --port P (a free port the harness picked), it announces P and accepts there", [Command];
+    gets_a_free_port_for_port_0: "two servers started with --port 0 at once each get their own free port and accept there", [Command];
+}
 
 /// The launch of the server under check, or a failure saying why these
 /// checks need it.

@@ -12,32 +12,18 @@ use std::time::{Duration, Instant};
 
 use super::chat::Room;
 use super::flow::{Mouth, Script, Voice};
-use super::{secs, Check, Need};
+use super::secs;
 use crate::failure::describe_status;
 use crate::server::Ended;
 use crate::text::{explain_difference, preview};
 use crate::{Client, Closed, Failure, Result, Target};
 
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "says_goodbye_and_exits_0_on_sigterm",
-        about: "on SIGTERM each of 3 users gets a line, then end of file, and the server exits with status 0 within 5 s",
-        run: says_goodbye_and_exits_0_on_sigterm,
-        needs: &[Need::Pid, Need::StopsServer],
-    },
-    Check {
-        name: "says_goodbye_and_exits_0_on_sigint",
-        about: "on SIGINT (Ctrl-C) each of 3 users gets a line, then end of file, and the server exits with status 0 within 5 s",
-        run: says_goodbye_and_exits_0_on_sigint,
-        needs: &[Need::Pid, Need::StopsServer],
-    },
-    Check {
-        name: "flushes_queued_output_before_exiting_on_sigterm",
-        about: "SIGTERM while output waits in queues: a user who reads late still gets every queued byte and the goodbye; one who never reads does not hold up the exit",
-        run: flushes_queued_output_before_exiting_on_sigterm,
-        needs: &[Need::Pid, Need::StopsServer, Need::MaxQueue],
-    },
-];
+super::declare! { $ CHECKS for Shutdown, tests shutdown:
+    says_goodbye_and_exits_0_on_sigterm: "on SIGTERM each of 3 users gets a line, then end of file, and the server exits with status 0 within 5 s", [Pid, StopsServer];
+    says_goodbye_and_exits_0_on_sigint: "on SIGINT (Ctrl-C) each of 3 users gets a line, then end of file, and the server exits with status 0 within 5 s", [Pid, StopsServer];
+    flushes_queued_output_before_exiting_on_sigterm: "SIGTERM while output waits in queues: a user who reads late still gets every queued byte and the goodbye; one who never reads does not hold up the exit", [Pid, StopsServer, MaxQueue];
+    closes_every_connection_itself_then_exits_0: "SIGTERM while a user who never reads has output queued: the others get the goodbye and end of file at once, the listener is closed at once, and while the server waits for that user it holds only that user's descriptor; then it exits with status 0", [Pid, StopsServer, FdCount];
+}
 
 /// From the signal to the server's exit, flushing included.
 const EXIT_DEADLINE: Duration = Duration::from_secs(5);
@@ -238,4 +224,63 @@ fn exited_0(target: &Target, ended: Option<Ended>, took: Duration, signame: &str
             Ok(())
         }
     }
+}
+
+/// Three users and one who never reads (256 KiB queued for them), then
+/// SIGTERM: the three get the goodbye and end of file at once, a new client
+/// cannot connect (the listener is closed at once), and while the server
+/// still waits for the fourth it holds four descriptors fewer than with
+/// everyone in (three users and the listener): it closed each connection
+/// itself, not by exiting. Then it exits with status 0 within 5 s.
+pub fn closes_every_connection_itself_then_exits_0(target: &Target) -> Result<()> {
+    target.need_pid("sends the server SIGTERM")?;
+    let mut room = Room::new(target);
+    for _ in 0..3 {
+        room.join()?;
+    }
+    room.join_with(&|t| Client::connect_with_receive_buffer(t, SMALL_RCVBUF))?;
+    let queued = super::payload(QUEUED, 7);
+    room.users[0].send(&queued)?;
+    for u in &mut room.users[1..3] {
+        u.expect_bytes(&queued)?;
+    }
+    let with_everyone = target.open_fds();
+    // Before the signal: the server may handle it before kill(2) returns.
+    let sent = Instant::now();
+    target.signal(libc::SIGTERM, "sends the server SIGTERM")?;
+    let deadline = sent + EXIT_DEADLINE;
+    for u in &mut room.users[..3] {
+        let (got, how) = read_until_closed_by(u, deadline)
+            .map_err(|f| f.context("the harness sent the server SIGTERM"))?;
+        expect_goodbye(u, &got, how, "SIGTERM")?;
+    }
+    if std::net::TcpStream::connect_timeout(&target.socket_addr(), EXIT_DEADLINE).is_ok() {
+        // Let it finish first, so the failure shows how it ended.
+        let _ = target.wait_for_exit(EXIT_DEADLINE.saturating_sub(sent.elapsed()));
+        return Err(target.fail(
+            "after SIGTERM a new client could still connect: close the listener at once, \
+             so nobody new joins a room that is shutting down",
+        ));
+    }
+    if let Some(all) = with_everyone {
+        let expected = all.saturating_sub(4);
+        let mut now = None;
+        let seen = super::settle(Duration::from_millis(1500), || {
+            now = target.open_fds();
+            now.filter(|&n| n <= expected)
+        });
+        // Gone already is fine too: nothing was left to count.
+        if seen.is_none() && target.wait_for_exit(Duration::ZERO).is_none() {
+            return Err(target.fail(format!(
+                "with 4 users in, the server had {all} descriptors open; after SIGTERM, while it still waits for the user who never reads, \
+                 it should hold {expected} (less the 3 users who got their goodbye, less the listener), but holds {}\n\
+                 close each connection yourself once its goodbye is written, and the listener at once",
+                now.map_or("an unknown number".to_string(), |n| n.to_string())
+            )));
+        }
+    }
+    let ended = target.wait_for_exit(EXIT_DEADLINE.saturating_sub(sent.elapsed()));
+    let took = sent.elapsed();
+    killed_by_the_signal(target, &ended, "SIGTERM")?;
+    exited_0(target, ended, took, "SIGTERM")
 }

@@ -17,39 +17,19 @@
 use std::time::Duration;
 
 use super::chat::Room;
-use super::{expect_calm, Check, Need};
+use super::expect_calm;
 use crate::text::preview;
 use crate::{Client, Result, Target};
 
-pub const ECHO_CHECKS: &[Check] = &[
-    Check {
-        name: "echoes_the_bytes_after_an_urgent_byte",
-        about: "a line, one urgent (MSG_OOB) byte, another line: both lines come back, and another client is still served",
-        run: echoes_the_bytes_after_an_urgent_byte,
-        needs: &[],
-    },
-    Check {
-        name: "stays_idle_after_an_urgent_byte",
-        about: "after an urgent byte the server uses almost no CPU (it is not woken again and again)",
-        run: echo_stays_idle_after_an_urgent_byte,
-        needs: &[Need::CpuTime],
-    },
-];
+super::declare! { $ ECHO_CHECKS for UrgentEcho, tests urgent_echo:
+    echoes_the_bytes_after_an_urgent_byte: "a line, one urgent (MSG_OOB) byte, another line: both lines come back, and another client is still served", [];
+    stays_idle_after_an_urgent_byte = echo_stays_idle_after_an_urgent_byte: "after an urgent byte the server uses almost no CPU (it is not woken again and again)", [CpuTime];
+}
 
-pub const CHAT_CHECKS: &[Check] = &[
-    Check {
-        name: "relays_the_bytes_after_an_urgent_byte",
-        about: "a user sends a line, one urgent (MSG_OOB) byte, another line: the others get both lines, and the room keeps talking",
-        run: relays_the_bytes_after_an_urgent_byte,
-        needs: &[],
-    },
-    Check {
-        name: "stays_idle_after_an_urgent_byte",
-        about: "after an urgent byte the server uses almost no CPU (it is not woken again and again)",
-        run: chat_stays_idle_after_an_urgent_byte,
-        needs: &[Need::CpuTime],
-    },
-];
+super::declare! { $ CHAT_CHECKS for UrgentChat, tests urgent_chat:
+    relays_the_bytes_after_an_urgent_byte: "a user sends a line, one urgent (MSG_OOB) byte, another line: the others get both lines, and the room keeps talking", [];
+    stays_idle_after_an_urgent_byte = chat_stays_idle_after_an_urgent_byte: "after an urgent byte the server uses almost no CPU (it is not woken again and again)", [CpuTime];
+}
 
 const BEFORE: &[u8] = b"before the mark\n";
 const URGENT: u8 = b'!';

@@ -56,9 +56,14 @@ const NEVENTS: usize = 8;
 /// The most bytes read per readable event; the rest is reported again.
 const BUFSIZE: usize = 64 * 1024;
 
-const USAGE: &str = "usage: step1
+const USAGE: &str = concat!(
+    "usage: ",
+    stepkit::name!(),
+    "
   Watches standard input with a kqueue: echoes what arrives to standard
-  output and reports each event on standard error. Try: echo hi | step1";
+  output and reports each event on standard error. Try: echo hi | ",
+    stepkit::name!()
+);
 
 pub fn main() {
     parse_args();
@@ -66,7 +71,7 @@ pub fn main() {
     let kq: Kqueue = todo!(
         "create_queue: kqueue(): make a new, empty queue (on failure, fatal(\"kqueue()\", e))"
     );
-    eprintln!("step1: kqueue() returned descriptor {}", kq.as_raw_fd());
+    stepkit::say!("kqueue() returned descriptor {}", kq.as_raw_fd());
 
     // kevent(kq, NULL, 0, events, NEVENTS, &timeout): no changes, and
     // nothing registered yet, so nothing can be ready. A zero timeout polls
@@ -76,15 +81,15 @@ pub fn main() {
     for timeout in [Duration::ZERO, Duration::from_millis(100)] {
         let started = Instant::now();
         let n: usize = todo!("poll_empty: kevent() with no changes, room for NEVENTS events and this timeout: n is how many came back");
-        eprintln!(
-            "step1: kevent() with no changes, timeout {} ms: {n} events after {} ms",
+        stepkit::say!(
+            "kevent() with no changes, timeout {} ms: {n} events after {} ms",
             timeout.as_millis(),
             started.elapsed().as_millis()
         );
     }
 
     todo!("register_stdin: register stdin: EV_SET(change, STDIN, EVFILT_READ, EV_ADD), then kevent() with that one change");
-    eprintln!("step1: registered EVFILT_READ for stdin (fd {STDIN})");
+    stepkit::say!("registered EVFILT_READ for stdin (fd {STDIN})");
 
     // A regular file is readable until its end, and `data` counts the bytes
     // up to it. At the end FreeBSD (and kq on Linux) report nothing more:
@@ -103,15 +108,15 @@ pub fn main() {
             // is packed and references to its fields are not allowed.
             let (flags, data) = ({ ev.flags }, { ev.data });
             let eof = flags & EV_EOF != 0;
-            eprintln!(
-                "step1: fd {} readable: data={data}{}",
+            stepkit::say!(
+                "fd {} readable: data={data}{}",
                 { ev.ident },
                 if eof { " EV_EOF" } else { "" }
             );
             let want: usize = todo!("how_much: how many bytes to read: `data` says how many are waiting (at most BUFSIZE); EV_EOF with data 0 means the input is over: exit(0)");
             match read(STDIN, &mut buf[..want]) {
                 Ok(0) => {
-                    eprintln!("step1: read() returned 0: end of input");
+                    stepkit::say!("read() returned 0: end of input");
                     exit(0);
                 }
                 Ok(got) => {
@@ -120,7 +125,7 @@ pub fn main() {
                         fatal("write(stdout)", e);
                     }
                     if stdin_is_a_file && data > 0 && got == data as usize {
-                        eprintln!("step1: read to the end of the file: end of input");
+                        stepkit::say!("read to the end of the file: end of input");
                         exit(0);
                     }
                 }
@@ -163,13 +168,13 @@ fn parse_args() {
             println!("{USAGE}");
             exit(0);
         }
-        eprintln!("step1: unknown argument '{arg}'\n{USAGE}");
+        stepkit::say!("unknown argument '{arg}'\n{USAGE}");
         exit(2);
     }
 }
 
 /// Something failed that the program cannot work around.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step1: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

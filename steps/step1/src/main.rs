@@ -40,9 +40,14 @@ const NEVENTS: usize = 8;
 /// The most bytes read per readable event; the rest is reported again.
 const BUFSIZE: usize = 64 * 1024;
 
-const USAGE: &str = "usage: step1
+const USAGE: &str = concat!(
+    "usage: ",
+    stepkit::name!(),
+    "
   Watches standard input with a kqueue: echoes what arrives to standard
-  output and reports each event on standard error. Try: echo hi | step1";
+  output and reports each event on standard error. Try: echo hi | ",
+    stepkit::name!()
+);
 
 pub fn main() {
     parse_args();
@@ -53,7 +58,7 @@ pub fn main() {
     // other: 0, 1 and 2 are taken, so it is usually 3.
     let kq = Kqueue::new().unwrap_or_else(|e| fatal("kqueue()", e));
     // LESSON_END
-    eprintln!("step1: kqueue() returned descriptor {}", kq.as_raw_fd());
+    stepkit::say!("kqueue() returned descriptor {}", kq.as_raw_fd());
     // ANCHOR_END: create_queue
 
     // ANCHOR: poll_empty
@@ -69,8 +74,8 @@ pub fn main() {
             .kevent(&[], &mut events, Some(timeout))
             .unwrap_or_else(|e| fatal("kevent(poll)", e));
         // LESSON_END
-        eprintln!(
-            "step1: kevent() with no changes, timeout {} ms: {n} events after {} ms",
+        stepkit::say!(
+            "kevent() with no changes, timeout {} ms: {n} events after {} ms",
             timeout.as_millis(),
             started.elapsed().as_millis()
         );
@@ -95,7 +100,7 @@ pub fn main() {
         fatal("kevent(EV_ADD stdin)", e);
     }
     // LESSON_END
-    eprintln!("step1: registered EVFILT_READ for stdin (fd {STDIN})");
+    stepkit::say!("registered EVFILT_READ for stdin (fd {STDIN})");
     // ANCHOR_END: register_stdin
 
     // A regular file is readable until its end, and `data` counts the bytes
@@ -127,8 +132,8 @@ pub fn main() {
             // is packed and references to its fields are not allowed.
             let (flags, data) = ({ ev.flags }, { ev.data });
             let eof = flags & EV_EOF != 0;
-            eprintln!(
-                "step1: fd {} readable: data={data}{}",
+            stepkit::say!(
+                "fd {} readable: data={data}{}",
                 { ev.ident },
                 if eof { " EV_EOF" } else { "" }
             );
@@ -136,7 +141,7 @@ pub fn main() {
             if eof && data == 0 {
                 // The writer has gone (a pipe's other end closed) and every
                 // byte it wrote has been read: the input is over.
-                eprintln!("step1: EV_EOF and nothing left to read: end of input");
+                stepkit::say!("EV_EOF and nothing left to read: end of input");
                 exit(0);
             }
             // Read what `data` says is there. A terminal's Ctrl-D and
@@ -149,7 +154,7 @@ pub fn main() {
             // LESSON_END
             match read(STDIN, &mut buf[..want]) {
                 Ok(0) => {
-                    eprintln!("step1: read() returned 0: end of input");
+                    stepkit::say!("read() returned 0: end of input");
                     exit(0);
                 }
                 Ok(got) => {
@@ -158,7 +163,7 @@ pub fn main() {
                         fatal("write(stdout)", e);
                     }
                     if stdin_is_a_file && data > 0 && got == data as usize {
-                        eprintln!("step1: read to the end of the file: end of input");
+                        stepkit::say!("read to the end of the file: end of input");
                         exit(0);
                     }
                 }
@@ -202,13 +207,13 @@ fn parse_args() {
             println!("{USAGE}");
             exit(0);
         }
-        eprintln!("step1: unknown argument '{arg}'\n{USAGE}");
+        stepkit::say!("unknown argument '{arg}'\n{USAGE}");
         exit(2);
     }
 }
 
 /// Something failed that the program cannot work around.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step1: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

@@ -1,6 +1,7 @@
 //! Step 1 run as a program: standard input in, the same bytes out, and on
 //! stderr what the kqueue said. Every run has a deadline and is killed
-//! after it, also when a test fails.
+//! after it, also when a test fails. The command line takes no arguments
+//! but `--help`.
 
 use std::fs::File;
 use std::io::Read;
@@ -12,21 +13,24 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use rstest::rstest;
 
-/// Long enough for a slow machine; step1 needs about 0.1 s plus the input.
+/// Long enough for a slow machine; the program needs about 0.1 s plus the input.
 const DEADLINE: Duration = Duration::from_secs(10);
 
-fn step1() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_step1"));
+/// The step under test: its name and binary, from Cargo.
+const STEP: harness::Step = harness::this_step!();
+
+fn program() -> Command {
+    let mut cmd = Command::new(STEP.bin);
     cmd.timeout(DEADLINE);
     cmd
 }
 
-/// Runs step1 with `input` on a pipe and returns what it did.
+/// Runs the program with `input` on a pipe and returns what it did.
 fn run_with(input: &[u8]) -> Output {
-    step1()
+    program()
         .write_stdin(input)
         .output()
-        .expect("run step1 with piped input")
+        .expect("run the step with piped input")
 }
 
 /// Where two byte strings first differ, for a failure message that a
@@ -45,7 +49,7 @@ fn describe_difference(sent: &[u8], got: &[u8]) -> String {
 }
 
 /// Piped input comes out on stdout byte for byte (text, every byte value
-/// including NUL, more than one pipe buffer) and step1 exits with status 0
+/// including NUL, more than one pipe buffer) and the program exits with status 0
 /// at end of input.
 #[rstest]
 #[case::a_line(b"hi\n".to_vec())]
@@ -72,7 +76,7 @@ fn echoes_piped_input_exactly(#[case] input: Vec<u8>) {
 /// nothing on stdout, exit status 0.
 #[test]
 fn exits_0_on_empty_input() {
-    step1()
+    program()
         .write_stdin("")
         .assert()
         .success()
@@ -89,12 +93,15 @@ fn reports_the_kqueue_descriptor() {
     let fd: i32 = stderr
         .lines()
         .find_map(|l| {
-            l.strip_prefix("step1: kqueue() returned descriptor ")?
+            l.strip_prefix(&STEP.log_line("kqueue() returned descriptor "))?
                 .parse()
                 .ok()
         })
         .unwrap_or_else(|| {
-            panic!("expected a line 'step1: kqueue() returned descriptor N' in:\n{stderr}")
+            panic!(
+                "expected a line '{}N' in:\n{stderr}",
+                STEP.log_line("kqueue() returned descriptor ")
+            )
         });
     assert!(
         fd > 2,
@@ -106,7 +113,7 @@ fn reports_the_kqueue_descriptor() {
 /// with a zero timeout, and 0 events after a short (100 ms) timeout.
 #[test]
 fn reports_0_events_before_anything_is_registered() {
-    step1().write_stdin("").assert().success().stderr(
+    program().write_stdin("").assert().success().stderr(
         predicate::str::contains("timeout 0 ms: 0 events")
             .and(predicate::str::contains("timeout 100 ms: 0 events"))
             .and(predicate::str::contains(
@@ -122,7 +129,9 @@ fn waits_out_the_short_timeout() {
     let out = run_with(b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let waited = |timeout: &str| -> u128 {
-        let prefix = format!("step1: kevent() with no changes, timeout {timeout}: 0 events after ");
+        let prefix = STEP.log_line(&format!(
+            "kevent() with no changes, timeout {timeout}: 0 events after "
+        ));
         stderr
             .lines()
             .find_map(|l| l.strip_prefix(&prefix)?.strip_suffix(" ms")?.parse().ok())
@@ -135,7 +144,7 @@ fn waits_out_the_short_timeout() {
 
 /// Each readiness is logged with `data`, the bytes waiting: a 6-byte line
 /// shows as `data=6`, and over a pipe the `data` values add up to exactly
-/// the bytes sent, because step1 reads what `data` says is there.
+/// the bytes sent, because the program reads what `data` says is there.
 #[rstest]
 #[case::a_line(6)]
 #[case::more_than_a_pipe_holds(300_000)]
@@ -145,7 +154,7 @@ fn reports_data_for_each_readiness(#[case] size: usize) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let datas: Vec<usize> = stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("step1: fd 0 readable: data="))
+        .filter_map(|l| l.strip_prefix(&STEP.log_line("fd 0 readable: data=")))
         .map(|rest| {
             rest.split(' ')
                 .next()
@@ -174,7 +183,7 @@ fn reports_data_for_each_readiness(#[case] size: usize) {
 }
 
 /// /dev/null is always readable with data=0 (as on BSD); read() returns 0
-/// and step1 exits with status 0, printing nothing.
+/// and the program exits with status 0, printing nothing.
 #[test]
 fn exits_0_on_dev_null() {
     let out = run_with_stdin(File::open("/dev/null").expect("open /dev/null"));
@@ -193,7 +202,7 @@ fn exits_0_on_dev_null() {
 }
 
 /// A regular file on stdin is readable with `data` = the bytes left to its
-/// end; step1 copies the whole file and exits with status 0 (at the end
+/// end; the program copies the whole file and exits with status 0 (at the end
 /// FreeBSD, and kq on Linux, report nothing more).
 #[test]
 fn echoes_a_regular_file() {
@@ -219,8 +228,8 @@ fn echoes_a_regular_file() {
     );
 }
 
-/// A regular file bigger than step1's buffer says so in `data` (all its
-/// bytes are there at once, unlike a pipe's): step1 reads at most a buffer
+/// A regular file bigger than the program's buffer says so in `data` (all its
+/// bytes are there at once, unlike a pipe's): the program reads at most a buffer
 /// per read(), never what `data` says alone, and copies the whole file.
 #[test]
 fn reads_at_most_a_buffer_from_a_file_bigger_than_it() {
@@ -254,7 +263,8 @@ struct TempFile(std::path::PathBuf);
 
 impl TempFile {
     fn with(content: &[u8]) -> TempFile {
-        let path = std::env::temp_dir().join(format!("step1-stdin-{}.bin", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("{}-stdin-{}.bin", STEP.name, std::process::id()));
         std::fs::write(&path, content).expect("write a temporary file");
         TempFile(path)
     }
@@ -282,12 +292,12 @@ impl Drop for Running {
 }
 
 fn run_with_stdin(stdin: File) -> Output {
-    let child = StdCommand::new(env!("CARGO_BIN_EXE_step1"))
+    let child = StdCommand::new(STEP.bin)
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn step1");
+        .expect("spawn the step");
     let mut running = Running(child);
     let collect = |mut from: Box<dyn Read + Send>| {
         thread::spawn(move || {
@@ -300,7 +310,7 @@ fn run_with_stdin(stdin: File) -> Output {
     let stderr = collect(Box::new(running.0.stderr.take().expect("stderr")));
     let start = Instant::now();
     let status = loop {
-        if let Some(status) = running.0.try_wait().expect("wait for step1") {
+        if let Some(status) = running.0.try_wait().expect("wait for the step") {
             break status;
         }
         if start.elapsed() > DEADLINE {
@@ -308,7 +318,7 @@ fn run_with_stdin(stdin: File) -> Output {
             drop(running);
             let err = stderr.join().unwrap_or_default();
             panic!(
-                "step1 did not exit within {DEADLINE:?}; stderr:\n{}",
+                "the step did not exit within {DEADLINE:?}; stderr:\n{}",
                 String::from_utf8_lossy(&err)
             );
         }
@@ -319,4 +329,39 @@ fn run_with_stdin(stdin: File) -> Output {
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
     }
+}
+
+// ---------------------------------------------------------------------------
+// The command line: no arguments but `--help`.
+// ---------------------------------------------------------------------------
+
+/// Any argument but `--help` is a usage error: what is wrong and the usage
+/// on stderr, nothing on stdout, exit status 2, and stdin is never read.
+#[rstest]
+#[case::unknown_flag("--bogus")]
+#[case::network_option("--port")]
+#[case::a_word("input.txt")]
+fn refuses_arguments_with_usage(#[case] arg: &str) {
+    program()
+        .arg(arg)
+        .write_stdin("not echoed\n")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(
+            predicate::str::contains(STEP.log_line(&format!("unknown argument '{arg}'")))
+                .and(predicate::str::contains(format!("usage: {}", STEP.name))),
+        );
+}
+
+/// `--help` and `-h` print the usage on stdout and exit with status 0.
+#[rstest]
+#[case::long("--help")]
+#[case::short("-h")]
+fn prints_usage_on_help(#[case] flag: &str) {
+    program()
+        .arg(flag)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!("usage: {}", STEP.name)));
 }

@@ -42,9 +42,9 @@ use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD};
 const NEVENTS: usize = 64;
 
 pub fn main() {
-    let args = stepkit::Args::parse("step2");
+    let args = stepkit::Args::parse(stepkit::name!());
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step2", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
 
     // kqueue(): a new, empty event queue. It is a descriptor like any other.
     let kq = Kqueue::new().unwrap_or_else(|e| fatal("kqueue()", e));
@@ -69,7 +69,7 @@ pub fn main() {
             let data = { ev.data };
 
             if fd == listener {
-                stepkit::log!("step2: listener fd {fd}: data={data} connection(s) waiting");
+                stepkit::log!("listener fd {fd}: data={data} connection(s) waiting");
                 todo!("accept_clients: accept exactly as many connections as `data` says are waiting, and greet() each; an accept() that fails is logged and skipped");
             }
         }
@@ -80,20 +80,20 @@ pub fn main() {
 /// A new socket's send buffer is empty, so one write() takes the whole
 /// line.
 fn greet(client: c_int, peer: SocketAddr) {
-    stepkit::log!("step2: accepted fd {client} from {peer}");
+    stepkit::log!("accepted fd {client} from {peer}");
     // One line, then close(): the client reads the line, then end of
     // file. A new socket's send buffer is empty, so one write() takes the
     // whole line.
-    let greeting = format!("hello from step2, you are fd {client}\n");
+    let greeting = format!("hello from {}, you are fd {client}\n", stepkit::name!());
     if let Err(e) = stepkit::write(client, greeting.as_bytes()) {
-        stepkit::log!("step2: fd {client}: write: {e}");
+        stepkit::log!("fd {client}: write: {e}");
     }
-    stepkit::log!("step2: fd {client}: greeted, close({client})");
+    stepkit::log!("fd {client}: greeted, close({client})");
     stepkit::close(client);
 }
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step2: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

@@ -26,9 +26,9 @@ use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD};
 const NEVENTS: usize = 64;
 
 pub fn main() {
-    let args = stepkit::Args::parse("step2");
+    let args = stepkit::Args::parse(stepkit::name!());
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step2", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
 
     // ANCHOR: create_queue
     // kqueue(): a new, empty event queue. It is a descriptor like any other.
@@ -77,7 +77,7 @@ pub fn main() {
 
             if fd == listener {
                 // ANCHOR: accept_clients
-                stepkit::log!("step2: listener fd {fd}: data={data} connection(s) waiting");
+                stepkit::log!("listener fd {fd}: data={data} connection(s) waiting");
                 // LESSON: accept_clients
                 // On a listener, `data` is how many connections are waiting.
                 // Accepting exactly that many never blocks: they are queued
@@ -92,7 +92,7 @@ pub fn main() {
                         // the listener stays readable, and the next kevent()
                         // brings us back here at once, for ever: a spin at
                         // 100% CPU. Step 8 stops watching the listener.
-                        Err(e) => eprintln!("step2: accept: {e}"),
+                        Err(e) => stepkit::say!("accept: {e}"),
                     }
                 }
                 // LESSON_END
@@ -107,21 +107,21 @@ pub fn main() {
 /// A new socket's send buffer is empty, so one write() takes the whole
 /// line.
 fn greet(client: c_int, peer: SocketAddr) {
-    stepkit::log!("step2: accepted fd {client} from {peer}");
+    stepkit::log!("accepted fd {client} from {peer}");
     // One line, then close(): the client reads the line, then end of
     // file. A new socket's send buffer is empty, so one write() takes the
     // whole line.
-    let greeting = format!("hello from step2, you are fd {client}\n");
+    let greeting = format!("hello from {}, you are fd {client}\n", stepkit::name!());
     if let Err(e) = stepkit::write(client, greeting.as_bytes()) {
-        stepkit::log!("step2: fd {client}: write: {e}");
+        stepkit::log!("fd {client}: write: {e}");
     }
-    stepkit::log!("step2: fd {client}: greeted, close({client})");
+    stepkit::log!("fd {client}: greeted, close({client})");
     stepkit::close(client);
 }
 // ANCHOR_END: greet
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step2: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

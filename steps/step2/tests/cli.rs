@@ -1,5 +1,4 @@
-//! Step 2's command line, the contract every network step keeps (written
-//! once, in `harness::contract`): what a learner sees when the arguments
-//! are wrong or the address cannot be listened on. Every run has a deadline.
+//! The command line: the contract every network step keeps (written once,
+//! in `harness::contract`). Every run has a deadline.
 
-harness::contract_tests!("step2", env!("CARGO_BIN_EXE_step2"));
+harness::contract_tests!();

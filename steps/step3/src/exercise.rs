@@ -55,9 +55,9 @@ const NEVENTS: usize = 64;
 const BUFSIZE: usize = 64 * 1024;
 
 pub fn main() {
-    let args = stepkit::Args::parse("step3");
+    let args = stepkit::Args::parse(stepkit::name!());
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step3", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
 
     // kqueue(): a new, empty event queue. It is a descriptor like any other.
     let kq = Kqueue::new().unwrap_or_else(|e| fatal("kqueue()", e));
@@ -102,7 +102,7 @@ pub fn main() {
                 // Accepting exactly that many never blocks: they are queued
                 // in the kernel already. (More may arrive meanwhile; the
                 // next kevent() reports them.)
-                stepkit::log!("step3: listener fd {fd}: data={data} connection(s) waiting");
+                stepkit::log!("listener fd {fd}: data={data} connection(s) waiting");
                 for _ in 0..data {
                     let (client, peer) = match stepkit::accept(listener) {
                         Ok(accepted) => accepted,
@@ -113,11 +113,11 @@ pub fn main() {
                         // brings us back here at once, for ever: a spin at
                         // 100% CPU. Step 8 stops watching the listener.
                         Err(e) => {
-                            eprintln!("step3: accept: {e}");
+                            stepkit::say!("accept: {e}");
                             continue;
                         }
                     };
-                    stepkit::log!("step3: accepted fd {client} from {peer}");
+                    stepkit::log!("accepted fd {client} from {peer}");
                     todo!("register_client: put the new client on the queue: EV_SET(change, client, EVFILT_READ, EV_ADD) and kevent() it (close it if that fails)");
                 }
                 continue;
@@ -127,9 +127,9 @@ pub fn main() {
             if gone {
                 if fflags != 0 {
                     let err = io::Error::from_raw_os_error(fflags as i32);
-                    stepkit::log!("step3: fd {fd}: EOF with error ({err}), close({fd})");
+                    stepkit::log!("fd {fd}: EOF with error ({err}), close({fd})");
                 } else {
-                    stepkit::log!("step3: fd {fd}: EOF, close({fd})");
+                    stepkit::log!("fd {fd}: EOF, close({fd})");
                 }
                 todo!("close_client: drop the client: one call, which also removes its kevent from the queue");
                 continue;
@@ -143,7 +143,7 @@ pub fn main() {
                 continue;
             }
             let got: usize = todo!("echo: read at most `data` bytes (never more than BUFSIZE), write them back with write_all; drop the client on an error; `got` is how many");
-            stepkit::log!("step3: fd {fd}: data={data}, echoed {got} bytes");
+            stepkit::log!("fd {fd}: data={data}, echoed {got} bytes");
         }
     }
 }
@@ -170,12 +170,12 @@ fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
 /// A read or write failed: the connection is dead. close() removes its
 /// kevent, exactly as on EOF.
 fn drop_client(fd: c_int, call: &str, e: io::Error) {
-    stepkit::log!("step3: fd {fd}: {call}: {e}, close({fd})");
+    stepkit::log!("fd {fd}: {call}: {e}, close({fd})");
     stepkit::close(fd);
 }
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step3: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

@@ -39,9 +39,9 @@ const NEVENTS: usize = 64;
 const BUFSIZE: usize = 64 * 1024;
 
 pub fn main() {
-    let args = stepkit::Args::parse("step3");
+    let args = stepkit::Args::parse(stepkit::name!());
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step3", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
 
     // ANCHOR: create_queue
     // kqueue(): a new, empty event queue. It is a descriptor like any other.
@@ -93,7 +93,7 @@ pub fn main() {
                 // Accepting exactly that many never blocks: they are queued
                 // in the kernel already. (More may arrive meanwhile; the
                 // next kevent() reports them.)
-                stepkit::log!("step3: listener fd {fd}: data={data} connection(s) waiting");
+                stepkit::log!("listener fd {fd}: data={data} connection(s) waiting");
                 for _ in 0..data {
                     let (client, peer) = match stepkit::accept(listener) {
                         Ok(accepted) => accepted,
@@ -104,11 +104,11 @@ pub fn main() {
                         // brings us back here at once, for ever: a spin at
                         // 100% CPU. Step 8 stops watching the listener.
                         Err(e) => {
-                            eprintln!("step3: accept: {e}");
+                            stepkit::say!("accept: {e}");
                             continue;
                         }
                     };
-                    stepkit::log!("step3: accepted fd {client} from {peer}");
+                    stepkit::log!("accepted fd {client} from {peer}");
                     // LESSON: register_client
                     // EV_SET(&change, client, EVFILT_READ, EV_ADD, 0, 0, NULL);
                     // and kevent(changes): the client joins the same queue.
@@ -122,7 +122,7 @@ pub fn main() {
                         ptr::null_mut(),
                     );
                     if let Err(e) = kq.kevent(&[change], &mut [], None) {
-                        eprintln!("step3: fd {client}: kevent(EV_ADD): {e}, close({client})");
+                        stepkit::say!("fd {client}: kevent(EV_ADD): {e}, close({client})");
                         stepkit::close(client);
                     }
                     // LESSON_END
@@ -145,9 +145,9 @@ pub fn main() {
                 // ANCHOR: drop_client
                 if fflags != 0 {
                     let err = io::Error::from_raw_os_error(fflags as i32);
-                    stepkit::log!("step3: fd {fd}: EOF with error ({err}), close({fd})");
+                    stepkit::log!("fd {fd}: EOF with error ({err}), close({fd})");
                 } else {
-                    stepkit::log!("step3: fd {fd}: EOF, close({fd})");
+                    stepkit::log!("fd {fd}: EOF, close({fd})");
                 }
                 // LESSON: close_client
                 // close() is all it takes: closing a descriptor removes its
@@ -170,7 +170,7 @@ pub fn main() {
             let want = (data as usize).min(BUFSIZE);
             let got = match stepkit::read(fd, &mut buf[..want]) {
                 Ok(0) => {
-                    stepkit::log!("step3: fd {fd}: read() returned 0 (EOF), close({fd})");
+                    stepkit::log!("fd {fd}: read() returned 0 (EOF), close({fd})");
                     stepkit::close(fd);
                     continue;
                 }
@@ -191,7 +191,7 @@ pub fn main() {
                 continue;
             }
             // LESSON_END
-            stepkit::log!("step3: fd {fd}: data={data}, echoed {got} bytes");
+            stepkit::log!("fd {fd}: data={data}, echoed {got} bytes");
             // ANCHOR_END: echo_client
         }
     }
@@ -221,12 +221,12 @@ fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
 /// A read or write failed: the connection is dead. close() removes its
 /// kevent, exactly as on EOF.
 fn drop_client(fd: c_int, call: &str, e: io::Error) {
-    stepkit::log!("step3: fd {fd}: {call}: {e}, close({fd})");
+    stepkit::log!("fd {fd}: {call}: {e}, close({fd})");
     stepkit::close(fd);
 }
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step3: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

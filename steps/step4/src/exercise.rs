@@ -87,10 +87,10 @@ stepkit::options! {
 }
 
 pub fn main() {
-    let (args, opts) = stepkit::Args::parse_with::<Options>("step4");
+    let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (mode, max_clients) = (opts.remove, opts.max_clients);
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step4", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
 
     // kqueue(): a new, empty event queue. It is a descriptor like any other.
     let kq = Kqueue::new().unwrap_or_else(|e| fatal("kqueue()", e));
@@ -142,7 +142,7 @@ pub fn main() {
             let stale: bool = todo!("stale_event: is this event stale? It is when an earlier event of this batch made us close `fd`");
             if stale {
                 stepkit::log!(
-                    "step4: fd {fd}: stale event (closed earlier in this batch), skipped"
+                    "fd {fd}: stale event (closed earlier in this batch), skipped"
                 );
                 continue;
             }
@@ -152,7 +152,7 @@ pub fn main() {
                 // Accepting exactly that many never blocks: they are queued
                 // in the kernel already. (More may arrive meanwhile; the
                 // next kevent() reports them.)
-                stepkit::log!("step4: listener fd {fd}: data={data} connection(s) waiting");
+                stepkit::log!("listener fd {fd}: data={data} connection(s) waiting");
                 for _ in 0..data {
                     // Full: drop the longest-connected client first, so the
                     // newcomer gets its place (and, likely, its number).
@@ -168,7 +168,7 @@ pub fn main() {
                         // brings us back here at once, for ever: a spin at
                         // 100% CPU. Step 8 stops watching the listener.
                         Err(e) => {
-                            eprintln!("step4: accept: {e}");
+                            stepkit::say!("accept: {e}");
                             continue;
                         }
                     };
@@ -179,7 +179,7 @@ pub fn main() {
                     } else {
                         ""
                     };
-                    stepkit::log!("step4: accepted fd {client}{reused} from {peer}");
+                    stepkit::log!("accepted fd {client}{reused} from {peer}");
                     // EV_SET(&change, client, EVFILT_READ, EV_ADD, 0, 0, NULL);
                     // and kevent(changes): the client joins the same queue.
                     ev_set(
@@ -192,7 +192,7 @@ pub fn main() {
                         ptr::null_mut(),
                     );
                     if let Err(e) = kq.kevent(&[change], &mut [], None) {
-                        eprintln!("step4: fd {client}: kevent(EV_ADD): {e}, close({client})");
+                        stepkit::say!("fd {client}: kevent(EV_ADD): {e}, close({client})");
                         stepkit::close(client);
                         continue;
                     }
@@ -209,9 +209,9 @@ pub fn main() {
                 // Remove it the way --remove says.
                 if fflags != 0 {
                     let err = io::Error::from_raw_os_error(fflags as i32);
-                    stepkit::log!("step4: fd {fd}: EOF with error ({err})");
+                    stepkit::log!("fd {fd}: EOF with error ({err})");
                 } else {
-                    stepkit::log!("step4: fd {fd}: EOF");
+                    stepkit::log!("fd {fd}: EOF");
                 }
                 clients.remove(&kq, fd);
                 continue;
@@ -227,7 +227,7 @@ pub fn main() {
             let want = (data as usize).min(BUFSIZE);
             let got = match stepkit::read(fd, &mut buf[..want]) {
                 Ok(0) => {
-                    stepkit::log!("step4: fd {fd}: read() returned 0 (EOF)");
+                    stepkit::log!("fd {fd}: read() returned 0 (EOF)");
                     clients.remove(&kq, fd);
                     continue;
                 }
@@ -247,7 +247,7 @@ pub fn main() {
                 clients.drop_client(&kq, fd, "write", e);
                 continue;
             }
-            stepkit::log!("step4: fd {fd}: data={data}, echoed {got} bytes");
+            stepkit::log!("fd {fd}: data={data}, echoed {got} bytes");
         }
     }
 }
@@ -323,14 +323,14 @@ impl Clients {
 
     fn drop_oldest(&mut self, kq: &Kqueue) {
         if let Some(&oldest) = self.oldest_first.front() {
-            stepkit::log!("step4: full: dropping the longest-connected client, fd {oldest}");
+            stepkit::log!("full: dropping the longest-connected client, fd {oldest}");
             self.remove(kq, oldest);
         }
     }
 
     /// A read or write failed: the connection is dead.
     fn drop_client(&mut self, kq: &Kqueue, fd: c_int, call: &str, e: io::Error) {
-        stepkit::log!("step4: fd {fd}: {call}: {e}");
+        stepkit::log!("fd {fd}: {call}: {e}");
         self.remove(kq, fd);
     }
 
@@ -344,14 +344,14 @@ impl Clients {
                 // still names this client. The result is checked.
                 let deleted: io::Result<()> = todo!("delete_then_close: chatserv.c's order: EV_DELETE (ev_delete) while fd is still this client's, then close(fd); `deleted` is what ev_delete said");
                 match deleted {
-                    Ok(()) => stepkit::log!("step4: fd {fd}: EV_DELETE ok, close({fd})"),
-                    Err(e) => eprintln!("step4: fd {fd}: EV_DELETE failed: {e}, close({fd})"),
+                    Ok(()) => stepkit::log!("fd {fd}: EV_DELETE ok, close({fd})"),
+                    Err(e) => stepkit::say!("fd {fd}: EV_DELETE failed: {e}, close({fd})"),
                 }
             }
             Remove::CloseOnly => {
                 // close() removes every kevent of the descriptor: nothing
                 // else to do, and one system call fewer.
-                stepkit::log!("step4: fd {fd}: close({fd}), its knote goes with it");
+                stepkit::log!("fd {fd}: close({fd}), its knote goes with it");
                 stepkit::close(fd);
             }
             Remove::CloseThenDelete => {
@@ -363,9 +363,9 @@ impl Clients {
                 // in a real server it hides the mistake.
                 stepkit::close(fd);
                 match ev_delete(kq, fd) {
-                    Ok(()) => eprintln!("step4: fd {fd}: close, then EV_DELETE ok: unexpected"),
+                    Ok(()) => stepkit::say!("fd {fd}: close, then EV_DELETE ok: unexpected"),
                     Err(e) => stepkit::log!(
-                        "step4: fd {fd}: close({fd}), then EV_DELETE: {e} (handled: the knote went with close())"
+                        "fd {fd}: close({fd}), then EV_DELETE: {e} (handled: the knote went with close())"
                     ),
                 }
             }
@@ -401,6 +401,6 @@ fn ev_delete(kq: &Kqueue, fd: c_int) -> io::Result<()> {
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step4: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

@@ -1,16 +1,10 @@
-//! Step 4's command line, the contract every network step keeps (written
+//! The command line: the contract every network step keeps (written
 //! once, in `harness::contract`): what a learner sees when the arguments
 //! are wrong or the address cannot be listened on. Every run has a deadline.
 
-use std::path::Path;
-
 use harness::contract;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_step4"))
-}
-
-harness::contract_tests!("step4", env!("CARGO_BIN_EXE_step4"));
+harness::contract_tests!();
 
 /// `--remove` and `--max-clients` refuse values they do not know.
 #[test]
@@ -25,7 +19,8 @@ fn refuses_unknown_remove_modes_and_bad_limits() -> harness::Result {
             "expected a number of at least 1",
         ),
     ] {
-        contract::refuses(bin(), "step4", args, why)?;
+        let step = harness::this_step!();
+        contract::refuses(step.path(), step.name, args, why)?;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Step 4's server, in each way of removing a client: it still passes the
-//! echo checks, leaks nothing, survives a busy batch of departures, skips
+//! The server, in each way of removing a client: it removes the echo
+//! stage's clients without an error, leaks nothing, survives a busy batch of departures, skips
 //! stale events, and handles the wrong order's error.
 
 use std::time::Duration;
@@ -10,8 +10,11 @@ use rstest::rstest;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-fn step4(args: &[&str]) -> harness::Result<Server> {
-    Server::spawn("step4", env!("CARGO_BIN_EXE_step4"), args)
+/// The step under test: its name and binary, from Cargo.
+const STEP: harness::Step = harness::this_step!();
+
+fn server(args: &[&str]) -> harness::Result<Server> {
+    STEP.spawn(args)
 }
 
 /// What a healthy run never logs: a removal that failed, or an error code
@@ -33,38 +36,23 @@ fn assert_no_removal_error(server: &Server) -> harness::Result {
     Ok(())
 }
 
-/// Every listen and echo check of step 3 passes, however clients are
-/// removed.
+/// The echo stage's clients, run against one server, are each removed
+/// without an error in the log, however clients are removed (the stages
+/// themselves run in `stages.rs`, a server per check).
 #[rstest]
-fn passes_the_echo_checks(#[values("delete", "close")] mode: &str) -> harness::Result {
-    let server = step4(&["--remove", mode])?;
-    checks::run_stage(Stage::Listen, &server.target())?;
+fn removes_the_echo_stages_clients_without_an_error(
+    #[values("delete", "close")] mode: &str,
+) -> harness::Result {
+    let server = server(&["--remove", mode])?;
     checks::run_stage(Stage::Echo, &server.target())?;
     assert_no_removal_error(&server)
-}
-
-/// The port stage: `--port P` is honoured, and `--port 0` gets a free
-/// port, so two servers can run at once.
-#[test]
-fn passes_the_port_checks() -> harness::Result {
-    let server = Stage::Port.spawn("step4", env!("CARGO_BIN_EXE_step4"), &[])?;
-    checks::run_stage(Stage::Port, &server.target())
-}
-
-/// The urgent-echo stage, however clients are removed: one urgent
-/// (MSG_OOB) byte neither stops the echo of what follows nor makes the
-/// server spin.
-#[rstest]
-fn passes_the_urgent_echo_checks(#[values("delete", "close")] mode: &str) -> harness::Result {
-    let server = step4(&["--remove", mode])?;
-    checks::run_stage(Stage::UrgentEcho, &server.target())
 }
 
 /// 2000 clients come and go (half of them echo a byte first): no
 /// descriptor is left behind and no removal fails.
 #[rstest]
 fn leaks_nothing_over_2000_cycles(#[values("delete", "close")] mode: &str) -> harness::Result {
-    let server = step4(&["--remove", mode, "--quiet"])?;
+    let server = server(&["--remove", mode, "--quiet"])?;
     let mut warm = server.client()?;
     warm.send_line("warm")?;
     warm.expect_line("warm")?;
@@ -97,7 +85,7 @@ fn leaks_nothing_over_2000_cycles(#[values("delete", "close")] mode: &str) -> ha
 fn handles_clients_leaving_in_a_busy_batch(
     #[values("delete", "close")] mode: &str,
 ) -> harness::Result {
-    let server = step4(&["--remove", mode])?;
+    let server = server(&["--remove", mode])?;
     let mut clients = (0..30)
         .map(|i| {
             let mut c = server.client()?.named(format!("client {i}"));
@@ -150,7 +138,7 @@ fn handles_clients_leaving_in_a_busy_batch(
 fn skips_a_stale_event_for_a_number_closed_in_the_same_batch(
     #[values("delete", "close")] mode: &str,
 ) -> harness::Result {
-    let server = step4(&["--remove", mode, "--max-clients", "1"])?;
+    let server = server(&["--remove", mode, "--max-clients", "1"])?;
     let mut old = server.client()?.named("old client");
     old.send_line("first")?;
     old.expect_line("first")?;
@@ -196,7 +184,7 @@ fn skips_a_stale_event_for_a_number_closed_in_the_same_batch(
 /// server logs it as handled and keeps serving.
 #[test]
 fn closing_before_ev_delete_fails_with_ebadf_and_is_handled() -> harness::Result {
-    let server = step4(&["--remove", "close-then-delete"])?;
+    let server = server(&["--remove", "close-then-delete"])?;
     let mut c = server.client()?;
     c.send_line("bye")?;
     c.expect_line("bye")?;
@@ -211,7 +199,7 @@ fn closing_before_ev_delete_fails_with_ebadf_and_is_handled() -> harness::Result
 fn logs_that_the_next_client_reuses_the_number(
     #[values("delete", "close")] mode: &str,
 ) -> harness::Result {
-    let server = step4(&["--remove", mode])?;
+    let server = server(&["--remove", mode])?;
     let mut first = server.client()?;
     first.send_line("one")?;
     first.expect_line("one")?;

@@ -86,13 +86,13 @@ struct User {
 }
 
 pub fn main() {
-    let (args, opts) = stepkit::Args::parse_with::<Options>("step5");
+    let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let nusers = opts.max_users;
     // static struct uc users[NUSERS]: every slot starts free.
     let mut users: Vec<Option<User>> = vec![None; nusers];
 
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step5", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
 
     let kq = Kqueue::new().unwrap_or_else(|e| fatal("kqueue()", e));
 
@@ -110,7 +110,7 @@ pub fn main() {
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
         fatal("kevent(EV_ADD listener)", e);
     }
-    stepkit::log!("step5: the room has {nusers} slots");
+    stepkit::log!("the room has {nusers} slots");
 
     let mut events = [kevent_zeroed(); NEVENTS];
     let mut buf = vec![0u8; BUFSIZE];
@@ -137,7 +137,7 @@ pub fn main() {
             // so a miss would mean an event for a slot already freed: not
             // ours to act on.
             let Some(slot) = conn_index(&users, fd) else {
-                stepkit::log!("step5: fd {fd} is nobody's: event ignored");
+                stepkit::log!("fd {fd} is nobody's: event ignored");
                 continue;
             };
             if data == 0 && flags & EV_EOF == 0 {
@@ -166,7 +166,7 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
         // here at once, for ever: a spin at 100% CPU. Step 8 stops watching
         // the listener.
         Err(e) => {
-            eprintln!("step5: accept: {e}");
+            stepkit::say!("accept: {e}");
             return;
         }
     };
@@ -176,12 +176,12 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
         let room = users.len();
         let s = if room == 1 { "" } else { "s" };
         stepkit::log!(
-            "step5: refused {addr} (fd {fd}): the room is full ({room} user{s}), close({fd})"
+            "refused {addr} (fd {fd}): the room is full ({room} user{s}), close({fd})"
         );
         return;
     };
     todo!("register_user: register fd (EV_SET ... EV_ADD and kevent(); close it and return if that fails), then put the user in users[slot]");
-    stepkit::log!("step5: user #{slot} joined from {addr} (fd {fd})");
+    stepkit::log!("user #{slot} joined from {addr} (fd {fd})");
 }
 
 /// A user is readable: relay what arrived to everyone else, or remove the
@@ -192,12 +192,12 @@ fn recv_msg(kq: &Kqueue, users: &mut [Option<User>], slot: usize, buf: &mut [u8]
     let user = users[slot].expect("conn_index found it");
     match stepkit::read(user.fd, buf) {
         Ok(0) => {
-            stepkit::log!("step5: user #{slot} ({}) left", user.addr);
+            stepkit::log!("user #{slot} ({}) left", user.addr);
             conn_delete(kq, users, slot);
         }
         Ok(got) => relay(users, slot, &buf[..got]),
         Err(e) => {
-            stepkit::log!("step5: user #{slot} ({}) dropped: {e}", user.addr);
+            stepkit::log!("user #{slot} ({}) dropped: {e}", user.addr);
             conn_delete(kq, users, slot);
         }
     }
@@ -211,7 +211,7 @@ fn recv_msg(kq: &Kqueue, users: &mut [Option<User>], slot: usize, buf: &mut [u8]
 fn relay(users: &[Option<User>], from: usize, msg: &[u8]) {
     let reached: usize = todo!("relay: write msg to every user but the sender (`from`), with write_all; `reached` is how many writes succeeded (a failed one is only logged)");
     stepkit::log!(
-        "step5: user #{from}: relayed {} bytes to {reached} other user(s)",
+        "user #{from}: relayed {} bytes to {reached} other user(s)",
         msg.len()
     );
 }
@@ -246,15 +246,15 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let fd = user.fd;
     let deleted: io::Result<usize> = todo!("delete_user: conn_delete(): EV_DELETE the user's knote while fd is still theirs, then close(fd); `deleted` is kevent()'s result");
     match deleted {
-        Ok(_) => stepkit::log!("step5: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
+        Ok(_) => stepkit::log!("fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
         // Should not happen: the fd is open and registered. Say so loudly
         // (it was closed all the same, or it would leak).
-        Err(e) => eprintln!("step5: fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
+        Err(e) => stepkit::say!("fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
     }
 }
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step5: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

@@ -74,7 +74,7 @@ struct User {
 // ANCHOR_END: users
 
 pub fn main() {
-    let (args, opts) = stepkit::Args::parse_with::<Options>("step5");
+    let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let nusers = opts.max_users;
     // ANCHOR: users_array
     // static struct uc users[NUSERS]: every slot starts free.
@@ -82,7 +82,7 @@ pub fn main() {
     // ANCHOR_END: users_array
 
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step5", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
 
     // ANCHOR: create_queue
     let kq = Kqueue::new().unwrap_or_else(|e| fatal("kqueue()", e));
@@ -104,7 +104,7 @@ pub fn main() {
         fatal("kevent(EV_ADD listener)", e);
     }
     // ANCHOR_END: register_listener
-    stepkit::log!("step5: the room has {nusers} slots");
+    stepkit::log!("the room has {nusers} slots");
 
     let mut events = [kevent_zeroed(); NEVENTS];
     let mut buf = vec![0u8; BUFSIZE];
@@ -134,7 +134,7 @@ pub fn main() {
             // so a miss would mean an event for a slot already freed: not
             // ours to act on.
             let Some(slot) = conn_index(&users, fd) else {
-                stepkit::log!("step5: fd {fd} is nobody's: event ignored");
+                stepkit::log!("fd {fd} is nobody's: event ignored");
                 continue;
             };
             if data == 0 && flags & EV_EOF == 0 {
@@ -165,7 +165,7 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
         // here at once, for ever: a spin at 100% CPU. Step 8 stops watching
         // the listener.
         Err(e) => {
-            eprintln!("step5: accept: {e}");
+            stepkit::say!("accept: {e}");
             return;
         }
     };
@@ -186,7 +186,7 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
         let room = users.len();
         let s = if room == 1 { "" } else { "s" };
         stepkit::log!(
-            "step5: refused {addr} (fd {fd}): the room is full ({room} user{s}), close({fd})"
+            "refused {addr} (fd {fd}): the room is full ({room} user{s}), close({fd})"
         );
         return;
     };
@@ -203,13 +203,13 @@ fn accept_user(kq: &Kqueue, listener: c_int, users: &mut [Option<User>]) {
         ptr::null_mut(),
     );
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
-        eprintln!("step5: fd {fd}: kevent(EV_ADD): {e}, close({fd})");
+        stepkit::say!("fd {fd}: kevent(EV_ADD): {e}, close({fd})");
         stepkit::close(fd);
         return;
     }
     users[slot] = Some(User { fd, addr });
     // LESSON_END
-    stepkit::log!("step5: user #{slot} joined from {addr} (fd {fd})");
+    stepkit::log!("user #{slot} joined from {addr} (fd {fd})");
 }
 // ANCHOR_END: accept_user
 
@@ -222,12 +222,12 @@ fn recv_msg(kq: &Kqueue, users: &mut [Option<User>], slot: usize, buf: &mut [u8]
     let user = users[slot].expect("conn_index found it");
     match stepkit::read(user.fd, buf) {
         Ok(0) => {
-            stepkit::log!("step5: user #{slot} ({}) left", user.addr);
+            stepkit::log!("user #{slot} ({}) left", user.addr);
             conn_delete(kq, users, slot);
         }
         Ok(got) => relay(users, slot, &buf[..got]),
         Err(e) => {
-            stepkit::log!("step5: user #{slot} ({}) dropped: {e}", user.addr);
+            stepkit::log!("user #{slot} ({}) dropped: {e}", user.addr);
             conn_delete(kq, users, slot);
         }
     }
@@ -252,12 +252,12 @@ fn relay(users: &[Option<User>], from: usize, msg: &[u8]) {
             Ok(()) => reached += 1,
             // That user is gone (EPIPE, ECONNRESET; Rust ignores SIGPIPE).
             // Their own EVFILT_READ event reports it and removes them.
-            Err(e) => stepkit::log!("step5: user #{i} (fd {}): write: {e}", user.fd),
+            Err(e) => stepkit::log!("user #{i} (fd {}): write: {e}", user.fd),
         }
     }
     // LESSON_END
     stepkit::log!(
-        "step5: user #{from}: relayed {} bytes to {reached} other user(s)",
+        "user #{from}: relayed {} bytes to {reached} other user(s)",
         msg.len()
     );
 }
@@ -309,16 +309,16 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     stepkit::close(fd);
     // LESSON_END
     match deleted {
-        Ok(_) => stepkit::log!("step5: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
+        Ok(_) => stepkit::log!("fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
         // Should not happen: the fd is open and registered. Say so loudly
         // (it was closed all the same, or it would leak).
-        Err(e) => eprintln!("step5: fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
+        Err(e) => stepkit::say!("fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
     }
 }
 // ANCHOR_END: conn_delete
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step5: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

@@ -121,7 +121,7 @@ struct Refused {
 }
 
 pub fn main() {
-    let (args, opts) = stepkit::Args::parse_with::<Options>("step6");
+    let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (nusers, max_queue) = (opts.max_users, opts.max_queue);
     // static struct uc users[NUSERS]: every slot starts free.
     let mut users: Vec<Option<User>> = (0..nusers).map(|_| None).collect();
@@ -129,7 +129,7 @@ pub fn main() {
     let mut refused: VecDeque<Refused> = VecDeque::new();
 
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step6", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
     // A connection counted in the listener's `data` may be gone (reset by
     // its client) before we accept it: a blocking accept() would then wait
     // for the next one, and the room with it. Non-blocking, it says EAGAIN.
@@ -153,7 +153,7 @@ pub fn main() {
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
         fatal("kevent(EV_ADD listener)", e);
     }
-    stepkit::log!("step6: the room has {nusers} slots; at most {max_queue} bytes wait for a user");
+    stepkit::log!("the room has {nusers} slots; at most {max_queue} bytes wait for a user");
 
     let mut events = [kevent_zeroed(); NEVENTS];
     let mut buf = vec![0u8; BUFSIZE];
@@ -194,7 +194,7 @@ pub fn main() {
                 drop_refused_input(&kq, &mut refused, i);
                 continue;
             }
-            stepkit::log!("step6: fd {fd} is nobody's: event ignored");
+            stepkit::log!("fd {fd} is nobody's: event ignored");
         }
     }
 }
@@ -225,7 +225,7 @@ fn accept_user(
         // kevent() reports it at once, and we come back here, again and
         // again. Step 8 stops watching the listener instead.
         Err(e) => {
-            eprintln!("step6: accept: {e}");
+            stepkit::say!("accept: {e}");
             return false;
         }
     };
@@ -248,7 +248,7 @@ fn accept_user(
         ptr::null_mut(),
     );
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
-        eprintln!("step6: fd {fd}: kevent(EV_ADD): {e}, close({fd})");
+        stepkit::say!("fd {fd}: kevent(EV_ADD): {e}, close({fd})");
         stepkit::close(fd);
         return true;
     }
@@ -258,7 +258,7 @@ fn accept_user(
         out: VecDeque::new(),
         writing: false,
     });
-    stepkit::log!("step6: user #{slot} joined from {addr} (fd {fd})");
+    stepkit::log!("user #{slot} joined from {addr} (fd {fd})");
     true
 }
 
@@ -273,12 +273,12 @@ fn refuse(kq: &Kqueue, fd: c_int, addr: SocketAddr, room: usize, refused: &mut V
     todo!("refuse_politely: send FULL_MSG with one write() (its empty send buffer takes it whole), then shutdown(SHUT_WR): end of file after the line, and no close() yet");
     let s = if room == 1 { "" } else { "s" };
     stepkit::log!(
-        "step6: refused {addr} (fd {fd}): the room is full ({room} user{s}), shutdown(SHUT_WR)"
+        "refused {addr} (fd {fd}): the room is full ({room} user{s}), shutdown(SHUT_WR)"
     );
     // What it typed before we answered is here already: drop it. If it has
     // closed its side too, we are done.
     if !drain(fd) {
-        stepkit::log!("step6: refused {addr} (fd {fd}) is gone: close({fd})");
+        stepkit::log!("refused {addr} (fd {fd}) is gone: close({fd})");
         stepkit::close(fd);
         return;
     }
@@ -299,7 +299,7 @@ fn refuse(kq: &Kqueue, fd: c_int, addr: SocketAddr, room: usize, refused: &mut V
         ptr::null_mut(),
     );
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
-        eprintln!("step6: fd {fd}: kevent(EV_ADD): {e}, close({fd})");
+        stepkit::say!("fd {fd}: kevent(EV_ADD): {e}, close({fd})");
         stepkit::close(fd);
         return;
     }
@@ -345,7 +345,7 @@ fn drop_refused(kq: &Kqueue, refused: &mut VecDeque<Refused>, i: usize) {
     );
     let _ = kq.kevent(&[change], &mut [], None);
     stepkit::log!(
-        "step6: refused {} (fd {}) is gone: close({})",
+        "refused {} (fd {}) is gone: close({})",
         r.addr,
         r.fd,
         r.fd
@@ -370,13 +370,13 @@ fn recv_msg(
     let (fd, addr) = (user.fd, user.addr);
     match stepkit::read(fd, buf) {
         Ok(0) => {
-            stepkit::log!("step6: user #{slot} ({addr}) left");
+            stepkit::log!("user #{slot} ({addr}) left");
             conn_delete(kq, users, slot);
         }
         Ok(got) => relay(kq, users, slot, &buf[..got], max_queue),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => {
-            stepkit::log!("step6: user #{slot} ({addr}) dropped: {e}");
+            stepkit::log!("user #{slot} ({addr}) dropped: {e}");
             conn_delete(kq, users, slot);
         }
     }
@@ -398,7 +398,7 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
         let Some(user) = &users[i] else { continue };
         if over {
             stepkit::log!(
-                "step6: user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
+                "user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
                 user.addr,
                 user.out.len()
             );
@@ -406,7 +406,7 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
         }
     }
     stepkit::log!(
-        "step6: user #{from}: relayed {} bytes to {reached} other user(s)",
+        "user #{from}: relayed {} bytes to {reached} other user(s)",
         msg.len()
     );
 }
@@ -423,15 +423,15 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let (want, changed): (bool, io::Result<usize>) = todo!("write_knote: make the write knote match the queue: `want` is whether bytes wait; if that is already so (user.writing), return; else EV_ADD or EV_DELETE this user's EVFILT_WRITE knote, `changed` being kevent()'s result");
     match changed {
         Ok(_) if want => stepkit::log!(
-            "step6: user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
+            "user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
             user.fd
         ),
         Ok(_) => stepkit::log!(
-            "step6: user #{slot} (fd {}) caught up: their queue is empty; EV_DELETE EVFILT_WRITE",
+            "user #{slot} (fd {}) caught up: their queue is empty; EV_DELETE EVFILT_WRITE",
             user.fd
         ),
         Err(e) => {
-            eprintln!("step6: fd {}: kevent(EVFILT_WRITE): {e}", user.fd);
+            stepkit::say!("fd {}: kevent(EVFILT_WRITE): {e}", user.fd);
             return;
         }
     }
@@ -448,15 +448,15 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let fd = user.fd;
     let deleted: io::Result<usize> = todo!("delete_user: conn_delete(): EV_DELETE the read knote, and the write knote too if user.writing, in one kevent(); then close(fd). `deleted` is kevent()'s result");
     match deleted {
-        Ok(_) => stepkit::log!("step6: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
+        Ok(_) => stepkit::log!("fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
         // Should not happen: the fd is open and registered. Say so loudly
         // (it was closed all the same, or it would leak).
-        Err(e) => eprintln!("step6: fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
+        Err(e) => stepkit::say!("fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
     }
 }
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step6: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

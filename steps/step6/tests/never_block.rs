@@ -1,4 +1,4 @@
-//! Step 6's lesson over TCP: nothing waits for a user who does not read.
+//! The lesson over TCP: nothing waits for a user who does not read.
 //! What the harness's never-block stage checks from outside, seen from
 //! the server's log too: the write knote added when a queue starts and
 //! deleted when it drains, `--max-queue` and its default, every message
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use harness::checks::chat::Room;
 use harness::checks::{self, payload, settle, Stage};
+use harness::house;
 use harness::{Client, Server};
 use rstest::rstest;
 
@@ -18,9 +19,8 @@ const DEADLINE: Duration = Duration::from_secs(5);
 /// soon stops taking bytes for them and the server's queue comes into play.
 const SMALL_RCVBUF: usize = 4096;
 
-fn step6(args: &[&str]) -> harness::Result<Server> {
-    Server::spawn("step6", env!("CARGO_BIN_EXE_step6"), args)
-}
+/// The step under test: its name and binary, from Cargo.
+const STEP: harness::Step = harness::this_step!();
 
 /// Joins users 1 and 2 (who read), then user 3 with a small receive
 /// buffer (who will not, for a while).
@@ -39,7 +39,7 @@ fn room_with_a_slow_user(server: &Server) -> harness::Result<Room> {
 /// the queue drained (EV_DELETE EVFILT_WRITE).
 #[test]
 fn queues_for_a_user_who_does_not_read_and_delivers_it_all_later() -> harness::Result {
-    let server = step6(&[])?;
+    let server = STEP.spawn(&[])?;
     let mut room = room_with_a_slow_user(&server)?;
     let flood = payload(1 << 20, 6);
     room.users[0].set_timeout(Duration::from_secs(10));
@@ -71,7 +71,7 @@ fn queues_for_a_user_who_does_not_read_and_delivers_it_all_later() -> harness::R
 /// and 2 notice nothing: user 2 gets all of user 1's 1 MiB, and they talk on.
 #[test]
 fn drops_a_user_over_max_queue_and_logs_it() -> harness::Result {
-    let server = step6(&["--max-queue", "100000"])?;
+    let server = STEP.spawn(&["--max-queue", "100000"])?;
     let mut room = room_with_a_slow_user(&server)?;
     let peer = room.users[2].local_addr();
     let flood = payload(1 << 20, 7);
@@ -79,7 +79,7 @@ fn drops_a_user_over_max_queue_and_logs_it() -> harness::Result {
     room.users[0].send(&flood)?;
     room.users[1].set_timeout(Duration::from_secs(10));
     room.users[1].expect_bytes(&flood)?;
-    server.wait_for_stderr(&format!("step6: user #2 ({peer}) dropped: "), DEADLINE)?;
+    server.wait_for_log(&format!("user #2 ({peer}) dropped: "), DEADLINE)?;
     server.wait_for_stderr("more than --max-queue 100000\n", DEADLINE)?;
     server.wait_for_stderr("slot #2 is free", DEADLINE)?;
     let mut dropped = room.users.remove(2);
@@ -107,7 +107,7 @@ fn honours_max_queue(#[case] max_queue: Option<usize>) -> harness::Result {
         Some(n) => vec!["--max-queue", n],
         None => vec![],
     };
-    let server = step6(&args)?;
+    let server = STEP.spawn(&args)?;
     let target = server.target().with_max_queue(max_queue.unwrap_or(4 << 20));
     checks::run(
         Stage::NeverBlock,
@@ -120,7 +120,7 @@ fn honours_max_queue(#[case] max_queue: Option<usize>) -> harness::Result {
 /// as the default `--max-queue`), whatever the socket takes per write().
 #[test]
 fn relays_every_size_whole_to_users_who_read() -> harness::Result {
-    let server = step6(&[])?;
+    let server = STEP.spawn(&[])?;
     let mut room = Room::new(&server.target());
     for _ in 0..3 {
         room.join()?;
@@ -154,34 +154,17 @@ fn relays_every_size_whole_to_users_who_read() -> harness::Result {
 /// both, and no descriptor is left behind.
 #[test]
 fn closes_a_refused_client_once_it_closes() -> harness::Result {
-    let server = step6(&["--max-users", "1"])?;
-    let mut room = Room::new(&server.target().with_max_users(1));
-    let first = room.join()?.local_addr();
-    // Nobody confirms the first user's join: count descriptors once the
-    // server has accepted it.
-    server.wait_for_stderr(
-        &format!("step6: user #0 joined from {first} (fd "),
-        DEADLINE,
-    )?;
-    let before = server.open_fds();
+    let (server, mut room, before) = house::full_room_of_one(&STEP)?;
     let mut extra = server.client()?.named("user 2 (one too many)");
     let peer = extra.local_addr();
     extra.expect_line("server is full, try again later")?;
     extra.expect_eof()?;
-    server.wait_for_stderr(&format!("step6: refused {peer} (fd "), DEADLINE)?;
+    server.wait_for_log(&format!("refused {peer} (fd "), DEADLINE)?;
     server.wait_for_stderr("the room is full (1 user), shutdown(SHUT_WR)\n", DEADLINE)?;
     drop(extra);
-    server.wait_for_stderr(&format!("step6: refused {peer} (fd "), DEADLINE)?;
+    server.wait_for_log(&format!("refused {peer} (fd "), DEADLINE)?;
     server.wait_for_stderr(") is gone: close(", DEADLINE)?;
-    if let Some(before) = before {
-        let after = settle(DEADLINE, || server.open_fds().filter(|&n| n <= before));
-        if after.is_none() {
-            return Err(server.target().fail(format!(
-                "the server had {before} descriptors open before the refusal, and {:?} after the refused client closed",
-                server.open_fds()
-            )));
-        }
-    }
+    house::expect_fds_back(&server, before, "the refusal (the refused client closed)")?;
     room.users[0].send_line("still mine")?;
     room.users[0].expect_silence(Duration::from_millis(100))
 }
@@ -190,16 +173,7 @@ fn closes_a_refused_client_once_it_closes() -> harness::Result {
 /// 16 of them: the 17th makes the server close the first.
 #[test]
 fn lets_at_most_16_refused_clients_wait() -> harness::Result {
-    let server = step6(&["--max-users", "1"])?;
-    let mut room = Room::new(&server.target().with_max_users(1));
-    let first = room.join()?.local_addr();
-    // Nobody confirms the first user's join: count descriptors once the
-    // server has accepted it.
-    server.wait_for_stderr(
-        &format!("step6: user #0 joined from {first} (fd "),
-        DEADLINE,
-    )?;
-    let before = server.open_fds();
+    let (server, mut room, before) = house::full_room_of_one(&STEP)?;
     let mut refused = Vec::new();
     for i in 0..17 {
         let mut c = server.client()?.named(format!("refused client {}", i + 1));
@@ -208,7 +182,7 @@ fn lets_at_most_16_refused_clients_wait() -> harness::Result {
         refused.push(c);
     }
     let first = refused[0].local_addr();
-    server.wait_for_stderr(&format!("step6: refused {first} (fd "), DEADLINE)?;
+    server.wait_for_log(&format!("refused {first} (fd "), DEADLINE)?;
     server.wait_for_stderr(") is gone: close(", DEADLINE)?;
     if let Some(before) = before {
         let want = before + 16;
@@ -228,7 +202,7 @@ fn lets_at_most_16_refused_clients_wait() -> harness::Result {
 fn expect_about_user_3(server: &Server, what: &str) -> harness::Result {
     let stderr = server.stderr();
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(what)).collect();
-    if lines.len() == 1 && lines[0].starts_with("step6: user #2 (fd ") {
+    if lines.len() == 1 && lines[0].starts_with(&STEP.log_line("user #2 (fd ")) {
         Ok(())
     } else {
         Err(server.target().fail(format!(

@@ -147,7 +147,7 @@ struct Refused {
 }
 
 pub fn main() {
-    let (args, opts) = stepkit::Args::parse_with::<Options>("step7");
+    let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (nusers, max_queue, idle_timeout) = (opts.max_users, opts.max_queue, opts.idle_timeout);
     // static struct uc users[NUSERS]: every slot starts free.
     let mut users: Vec<Option<User>> = (0..nusers).map(|_| None).collect();
@@ -155,7 +155,7 @@ pub fn main() {
     let mut refused: VecDeque<Refused> = VecDeque::new();
 
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step7", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
     // A connection counted in the listener's `data` may be gone (reset by
     // its client) before we accept it: a blocking accept() would then wait
     // for the next one, and the room with it. Non-blocking, it says EAGAIN.
@@ -197,11 +197,11 @@ pub fn main() {
     todo!("register_tick: EV_ADD the tick: an EVFILT_TIMER knote with ident TICK and data TICK_MS (periodic: no EV_ONESHOT); fatal() if it fails");
     match idle_timeout {
         Some(t) => stepkit::log!(
-            "step7: the room has {nusers} slots; at most {max_queue} bytes wait for a user; users silent for {} s are disconnected",
+            "the room has {nusers} slots; at most {max_queue} bytes wait for a user; users silent for {} s are disconnected",
             t.as_secs()
         ),
         None => stepkit::log!(
-            "step7: the room has {nusers} slots; at most {max_queue} bytes wait for a user; no idle timeout"
+            "the room has {nusers} slots; at most {max_queue} bytes wait for a user; no idle timeout"
         ),
     }
 
@@ -229,7 +229,7 @@ pub fn main() {
                     "SIGTERM"
                 };
                 if stopping {
-                    stepkit::log!("step7: {sig} again: not waiting any longer");
+                    stepkit::log!("{sig} again: not waiting any longer");
                     for slot in 0..users.len() {
                         conn_delete(&kq, &mut users, slot);
                     }
@@ -272,12 +272,12 @@ pub fn main() {
                 drop_refused_input(&kq, &mut refused, i);
                 continue;
             }
-            stepkit::log!("step7: fd {fd} is nobody's: event ignored");
+            stepkit::log!("fd {fd} is nobody's: event ignored");
         }
 
         // Shutting down, and every user's connection is closed: done.
         if stopping && users.iter().all(Option::is_none) {
-            stepkit::log!("step7: every connection is closed: exit(0)");
+            stepkit::log!("every connection is closed: exit(0)");
             return;
         }
     }
@@ -309,14 +309,14 @@ fn accept_user(
         // kevent() reports it at once, and we come back here, again and
         // again. Step 8 stops watching the listener instead.
         Err(e) => {
-            eprintln!("step7: accept: {e}");
+            stepkit::say!("accept: {e}");
             return false;
         }
     };
     // Each accepted socket is made non-blocking itself: on Linux it does
     // not inherit O_NONBLOCK from the listener (on the BSDs it does).
     if let Err(e) = stepkit::set_nonblocking(fd) {
-        eprintln!("step7: fd {fd}: fcntl(O_NONBLOCK): {e}, close({fd})");
+        stepkit::say!("fd {fd}: fcntl(O_NONBLOCK): {e}, close({fd})");
         stepkit::close(fd);
         return true;
     }
@@ -338,7 +338,7 @@ fn accept_user(
         ptr::null_mut(),
     );
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
-        eprintln!("step7: fd {fd}: kevent(EV_ADD): {e}, close({fd})");
+        stepkit::say!("fd {fd}: kevent(EV_ADD): {e}, close({fd})");
         stepkit::close(fd);
         return true;
     }
@@ -350,7 +350,7 @@ fn accept_user(
         last_heard: Instant::now(),
         leaving: None,
     });
-    stepkit::log!("step7: user #{slot} joined from {addr} (fd {fd})");
+    stepkit::log!("user #{slot} joined from {addr} (fd {fd})");
     true
 }
 
@@ -367,12 +367,12 @@ fn refuse(kq: &Kqueue, fd: c_int, addr: SocketAddr, room: usize, refused: &mut V
     let _ = stepkit::shutdown_write(fd);
     let s = if room == 1 { "" } else { "s" };
     stepkit::log!(
-        "step7: refused {addr} (fd {fd}): the room is full ({room} user{s}), shutdown(SHUT_WR)"
+        "refused {addr} (fd {fd}): the room is full ({room} user{s}), shutdown(SHUT_WR)"
     );
     // What it typed before we answered is here already: drop it. If it has
     // closed its side too, we are done.
     if !drain(fd) {
-        stepkit::log!("step7: refused {addr} (fd {fd}) is gone: close({fd})");
+        stepkit::log!("refused {addr} (fd {fd}) is gone: close({fd})");
         stepkit::close(fd);
         return;
     }
@@ -393,7 +393,7 @@ fn refuse(kq: &Kqueue, fd: c_int, addr: SocketAddr, room: usize, refused: &mut V
         ptr::null_mut(),
     );
     if let Err(e) = kq.kevent(&[change], &mut [], None) {
-        eprintln!("step7: fd {fd}: kevent(EV_ADD): {e}, close({fd})");
+        stepkit::say!("fd {fd}: kevent(EV_ADD): {e}, close({fd})");
         stepkit::close(fd);
         return;
     }
@@ -443,7 +443,7 @@ fn drop_refused(kq: &Kqueue, refused: &mut VecDeque<Refused>, i: usize) {
     );
     let _ = kq.kevent(&[change], &mut [], None);
     stepkit::log!(
-        "step7: refused {} (fd {}) is gone: close({})",
+        "refused {} (fd {}) is gone: close({})",
         r.addr,
         r.fd,
         r.fd
@@ -468,7 +468,7 @@ fn recv_msg(
     let (fd, addr) = (user.fd, user.addr);
     match stepkit::read(fd, buf) {
         Ok(0) => {
-            stepkit::log!("step7: user #{slot} ({addr}) left");
+            stepkit::log!("user #{slot} ({addr}) left");
             conn_delete(kq, users, slot);
         }
         // A user being disconnected was told goodbye: what they still
@@ -481,7 +481,7 @@ fn recv_msg(
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => {
-            stepkit::log!("step7: user #{slot} ({addr}) dropped: {e}");
+            stepkit::log!("user #{slot} ({addr}) dropped: {e}");
             conn_delete(kq, users, slot);
         }
     }
@@ -517,7 +517,7 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
         let Some(user) = &users[i] else { continue };
         if over {
             stepkit::log!(
-                "step7: user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
+                "user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
                 user.addr,
                 user.out.len()
             );
@@ -525,7 +525,7 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
         }
     }
     stepkit::log!(
-        "step7: user #{from}: relayed {} bytes to {reached} other user(s)",
+        "user #{from}: relayed {} bytes to {reached} other user(s)",
         msg.len()
     );
 }
@@ -550,7 +550,7 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
                 // That user is gone (EPIPE, ECONNRESET; Rust ignores
                 // SIGPIPE). Their own EVFILT_READ event reports it and
                 // removes them; nothing waiting for them matters now.
-                stepkit::log!("step7: user #{slot} (fd {}): write: {e}", user.fd);
+                stepkit::log!("user #{slot} (fd {}): write: {e}", user.fd);
                 user.out.clear();
             }
         }
@@ -560,7 +560,7 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     if user.leaving.is_some() && user.out.is_empty() {
         todo!("last_line: this leaving user has taken everything, their last line last: shutdown(SHUT_WR) (end of file after it), then read and drop what they sent (drain), so that close() finds nothing unread");
         stepkit::log!(
-            "step7: user #{slot} ({}) has their last line: shutdown(SHUT_WR)",
+            "user #{slot} ({}) has their last line: shutdown(SHUT_WR)",
             user.addr
         );
         conn_delete(kq, users, slot);
@@ -586,15 +586,15 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let changed = kq.kevent(&[change], &mut [], None);
     match changed {
         Ok(_) if want => stepkit::log!(
-            "step7: user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
+            "user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
             user.fd
         ),
         Ok(_) => stepkit::log!(
-            "step7: user #{slot} (fd {}) caught up: their queue is empty; EV_DELETE EVFILT_WRITE",
+            "user #{slot} (fd {}) caught up: their queue is empty; EV_DELETE EVFILT_WRITE",
             user.fd
         ),
         Err(e) => {
-            eprintln!("step7: fd {}: kevent(EVFILT_WRITE): {e}", user.fd);
+            stepkit::say!("fd {}: kevent(EVFILT_WRITE): {e}", user.fd);
             return;
         }
     }
@@ -626,7 +626,7 @@ fn tick(
         let (late, idle): (bool, bool) = todo!("sweep: the tick's look at one user: `late` when they are leaving and their deadline has passed; `idle` when they are not leaving, an idle timeout is set, and they have been silent at least that long");
         if late {
             stepkit::log!(
-                "step7: user #{slot} ({}) did not take their last {} bytes within {} s",
+                "user #{slot} ({}) did not take their last {} bytes within {} s",
                 user.addr,
                 user.out.len(),
                 LINGER.as_secs()
@@ -635,7 +635,7 @@ fn tick(
         } else if let Some(timeout) = idle_timeout.filter(|_| idle) {
             let secs = timeout.as_secs();
             stepkit::log!(
-                "step7: user #{slot} ({}) was silent for {secs} s",
+                "user #{slot} ({}) was silent for {secs} s",
                 user.addr
             );
             let why = format!("you sent nothing for {secs} s, goodbye\n");
@@ -661,7 +661,7 @@ fn shut_down(
 ) {
     let present = users.iter().filter(|u| u.is_some()).count();
     stepkit::log!(
-        "step7: {sig}: shutting down; goodbye to {present} user(s); EV_DELETE, close({listener}): no new clients"
+        "{sig}: shutting down; goodbye to {present} user(s); EV_DELETE, close({listener}): no new clients"
     );
     todo!("shut_down: stop listening (EV_DELETE the listener, then close() it), drain and drop every refused client (drop_refused), then leave() every slot with SHUTDOWN_MSG");
 }
@@ -697,15 +697,15 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let deleted = kq.kevent(&changes[..n], &mut [], None);
     stepkit::close(fd);
     match deleted {
-        Ok(_) => stepkit::log!("step7: fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
+        Ok(_) => stepkit::log!("fd {fd}: EV_DELETE, close({fd}); slot #{slot} is free"),
         // Should not happen: the fd is open and registered. Say so loudly
         // (it was closed all the same, or it would leak).
-        Err(e) => eprintln!("step7: fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
+        Err(e) => stepkit::say!("fd {fd}: kevent(EV_DELETE): {e}; closed it anyway"),
     }
 }
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step7: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

@@ -171,8 +171,8 @@ impl Changes {
     /// knote would wake us for it at once, every time), and say so once.
     fn pause_listener(&mut self, e: &io::Error) {
         todo!("pause_listener: out of descriptors: unless the listener is gone (self.listener is None) or paused already, push EV_DISABLE for its EVFILT_READ knote and remember it is paused (the line after yours says so, once)");
-        eprintln!(
-            "step8: accept: {e}: out of descriptors; EV_DISABLE the listener until one is closed"
+        stepkit::say!(
+            "accept: {e}: out of descriptors; EV_DISABLE the listener until one is closed"
         );
     }
 
@@ -186,13 +186,13 @@ impl Changes {
         todo!("close_fd: drop the changes still pending in self.list for fd's EVFILT_READ and EVFILT_WRITE knotes (keep all others), then close(fd): close() removes its knotes");
         let resumed: bool = todo!("resume_listener: a descriptor is free: if the listener is paused (and still open), push EV_ENABLE for it and remember it is not paused; `resumed` says whether you did");
         if resumed {
-            eprintln!("step8: fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
+            stepkit::say!("fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
         }
     }
 }
 
 pub fn main() {
-    let (args, opts) = stepkit::Args::parse_with::<Options>("step8");
+    let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (nusers, max_queue, idle_timeout) = (opts.max_users, opts.max_queue, opts.idle_timeout);
     // static struct uc users[NUSERS]: every slot starts free.
     let mut users: Vec<Option<User>> = (0..nusers).map(|_| None).collect();
@@ -200,7 +200,7 @@ pub fn main() {
     let mut refused: VecDeque<Refused> = VecDeque::new();
 
     // mksock(): socket, SO_REUSEADDR, bind, listen; prints `listening on`.
-    let listener = stepkit::listen_or_exit("step8", &args);
+    let listener = stepkit::listen_or_exit(stepkit::name!(), &args);
     // A connection counted in the listener's `data` may be gone (reset by
     // its client) before we accept it: a blocking accept() would then wait
     // for the next one, and the room with it. Non-blocking, it says EAGAIN.
@@ -271,11 +271,11 @@ pub fn main() {
     }
     match idle_timeout {
         Some(t) => stepkit::log!(
-            "step8: the room has {nusers} slots; at most {max_queue} bytes wait for a user; users silent for {} s are disconnected",
+            "the room has {nusers} slots; at most {max_queue} bytes wait for a user; users silent for {} s are disconnected",
             t.as_secs()
         ),
         None => stepkit::log!(
-            "step8: the room has {nusers} slots; at most {max_queue} bytes wait for a user; no idle timeout"
+            "the room has {nusers} slots; at most {max_queue} bytes wait for a user; no idle timeout"
         ),
     }
 
@@ -319,7 +319,7 @@ pub fn main() {
                     "SIGTERM"
                 };
                 if stopping {
-                    stepkit::log!("step8: {sig} again: not waiting any longer");
+                    stepkit::log!("{sig} again: not waiting any longer");
                     for slot in 0..users.len() {
                         conn_delete(&mut changes, &mut users, slot);
                     }
@@ -362,12 +362,12 @@ pub fn main() {
                 drop_refused_input(&mut changes, &mut refused, i);
                 continue;
             }
-            stepkit::log!("step8: fd {fd} is nobody's: event ignored");
+            stepkit::log!("fd {fd} is nobody's: event ignored");
         }
 
         // Shutting down, and every user's connection is closed: done.
         if stopping && users.iter().all(Option::is_none) {
-            stepkit::log!("step8: every connection is closed: exit(0)");
+            stepkit::log!("every connection is closed: exit(0)");
             return;
         }
     }
@@ -402,14 +402,14 @@ fn accept_user(
             return false;
         }
         Err(e) => {
-            eprintln!("step8: accept: {e}");
+            stepkit::say!("accept: {e}");
             return false;
         }
     };
     // Each accepted socket is made non-blocking itself: on Linux it does
     // not inherit O_NONBLOCK from the listener (on the BSDs it does).
     if let Err(e) = stepkit::set_nonblocking(fd) {
-        eprintln!("step8: fd {fd}: fcntl(O_NONBLOCK): {e}, close({fd})");
+        stepkit::say!("fd {fd}: fcntl(O_NONBLOCK): {e}, close({fd})");
         stepkit::close(fd);
         return true;
     }
@@ -430,7 +430,7 @@ fn accept_user(
         last_heard: Instant::now(),
         leaving: None,
     });
-    stepkit::log!("step8: user #{slot} joined from {addr} (fd {fd})");
+    stepkit::log!("user #{slot} joined from {addr} (fd {fd})");
     true
 }
 
@@ -453,12 +453,12 @@ fn refuse(
     let _ = stepkit::shutdown_write(fd);
     let s = if room == 1 { "" } else { "s" };
     stepkit::log!(
-        "step8: refused {addr} (fd {fd}): the room is full ({room} user{s}), shutdown(SHUT_WR)"
+        "refused {addr} (fd {fd}): the room is full ({room} user{s}), shutdown(SHUT_WR)"
     );
     // What it typed before we answered is here already: drop it. If it has
     // closed its side too, we are done.
     if !drain(fd) {
-        stepkit::log!("step8: refused {addr} (fd {fd}) is gone: close({fd})");
+        stepkit::log!("refused {addr} (fd {fd}) is gone: close({fd})");
         changes.close(fd);
         return;
     }
@@ -504,7 +504,7 @@ fn drop_refused(changes: &mut Changes, refused: &mut VecDeque<Refused>, i: usize
         return;
     };
     stepkit::log!(
-        "step8: refused {} (fd {}) is gone: close({})",
+        "refused {} (fd {}) is gone: close({})",
         r.addr,
         r.fd,
         r.fd
@@ -529,7 +529,7 @@ fn recv_msg(
     let (fd, addr) = (user.fd, user.addr);
     match stepkit::read(fd, buf) {
         Ok(0) => {
-            stepkit::log!("step8: user #{slot} ({addr}) left");
+            stepkit::log!("user #{slot} ({addr}) left");
             conn_delete(changes, users, slot);
         }
         // A user being disconnected was told goodbye: what they still
@@ -542,7 +542,7 @@ fn recv_msg(
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => {
-            stepkit::log!("step8: user #{slot} ({addr}) dropped: {e}");
+            stepkit::log!("user #{slot} ({addr}) dropped: {e}");
             conn_delete(changes, users, slot);
         }
     }
@@ -584,7 +584,7 @@ fn relay(
         let Some(user) = &users[i] else { continue };
         if over {
             stepkit::log!(
-                "step8: user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
+                "user #{i} ({}) dropped: {} bytes wait for them, more than --max-queue {max_queue}",
                 user.addr,
                 user.out.len()
             );
@@ -592,7 +592,7 @@ fn relay(
         }
     }
     stepkit::log!(
-        "step8: user #{from}: relayed {} bytes to {reached} other user(s)",
+        "user #{from}: relayed {} bytes to {reached} other user(s)",
         msg.len()
     );
 }
@@ -617,7 +617,7 @@ fn send_queued(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
                 // That user is gone (EPIPE, ECONNRESET; Rust ignores
                 // SIGPIPE). Their own EVFILT_READ event reports it and
                 // removes them; nothing waiting for them matters now.
-                stepkit::log!("step8: user #{slot} (fd {}): write: {e}", user.fd);
+                stepkit::log!("user #{slot} (fd {}): write: {e}", user.fd);
                 user.out.clear();
             }
         }
@@ -628,7 +628,7 @@ fn send_queued(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
         let _ = stepkit::shutdown_write(user.fd);
         drain(user.fd);
         stepkit::log!(
-            "step8: user #{slot} ({}) has their last line: shutdown(SHUT_WR)",
+            "user #{slot} ({}) has their last line: shutdown(SHUT_WR)",
             user.addr
         );
         conn_delete(changes, users, slot);
@@ -645,12 +645,12 @@ fn send_queued(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
     changes.push(user.fd as usize, EVFILT_WRITE, action);
     if want {
         stepkit::log!(
-            "step8: user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
+            "user #{slot} (fd {}) is not keeping up: the rest waits in their queue; EV_ADD EVFILT_WRITE",
             user.fd
         );
     } else {
         stepkit::log!(
-            "step8: user #{slot} (fd {}) caught up: their queue is empty; EV_DELETE EVFILT_WRITE",
+            "user #{slot} (fd {}) caught up: their queue is empty; EV_DELETE EVFILT_WRITE",
             user.fd
         );
     }
@@ -690,7 +690,7 @@ fn tick(
         match (user.leaving, idle_timeout) {
             (Some(deadline), _) if now >= deadline => {
                 stepkit::log!(
-                    "step8: user #{slot} ({}) did not take their last {} bytes within {} s",
+                    "user #{slot} ({}) did not take their last {} bytes within {} s",
                     user.addr,
                     user.out.len(),
                     LINGER.as_secs()
@@ -700,7 +700,7 @@ fn tick(
             (None, Some(timeout)) if now - user.last_heard >= timeout => {
                 let secs = timeout.as_secs();
                 stepkit::log!(
-                    "step8: user #{slot} ({}) was silent for {secs} s",
+                    "user #{slot} ({}) was silent for {secs} s",
                     user.addr
                 );
                 let why = format!("you sent nothing for {secs} s, goodbye\n");
@@ -728,7 +728,7 @@ fn shut_down(
 ) {
     let present = users.iter().filter(|u| u.is_some()).count();
     stepkit::log!(
-        "step8: {sig}: shutting down; goodbye to {present} user(s); close({listener}): no new clients"
+        "{sig}: shutting down; goodbye to {present} user(s); close({listener}): no new clients"
     );
     changes.listener = None;
     changes.close(listener);
@@ -749,7 +749,7 @@ fn conn_delete(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
         return;
     };
     let fd = user.fd;
-    stepkit::log!("step8: fd {fd}: close({fd}) and its knotes with it; slot #{slot} is free");
+    stepkit::log!("fd {fd}: close({fd}) and its knotes with it; slot #{slot} is free");
     changes.close(fd);
 }
 
@@ -772,12 +772,12 @@ fn change_failed(
         "EVFILT_READ"
     };
     let fd = ident as c_int;
-    eprintln!("step8: fd {fd}: a change to its {what} knote failed: {e}");
+    stepkit::say!("fd {fd}: a change to its {what} knote failed: {e}");
     todo!("change_failed: a knote of fd could not be added or changed: if fd is a user's, conn_delete() them; if it is a refused client's, drop_refused() it");
 }
 
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
-    eprintln!("step8: {call}: {e}");
+    stepkit::say!("{call}: {e}");
     exit(1);
 }

@@ -1,12 +1,12 @@
-//! Step 8's lesson over TCP: at the descriptor limit the listener is
+//! The lesson over TCP: at the descriptor limit the listener is
 //! disabled and enabled again, each said once; and with the changes
 //! batched, a descriptor closed and reused in one batch, a busy room and a
 //! shutdown all go without a failed change.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::checks::chat::{Attempt, Room};
-use harness::checks::{self, payload, settle, Stage};
+use harness::checks::{self, narration, settle, Stage};
 use harness::{Client, Server};
 
 /// How long any single wait in these tests may take.
@@ -16,9 +16,8 @@ const DEADLINE: Duration = Duration::from_secs(5);
 const PAUSED: &str = "out of descriptors; EV_DISABLE the listener until one is closed";
 const RESUMED: &str = "a descriptor is free; EV_ENABLE the listener";
 
-fn step8(args: &[&str]) -> harness::Result<Server> {
-    Server::spawn("step8", env!("CARGO_BIN_EXE_step8"), args)
-}
+/// The step under test: its name and binary, from Cargo.
+const STEP: harness::Step = harness::this_step!();
 
 /// How many lines of the server's stderr contain `what`.
 fn count(server: &Server, what: &str) -> usize {
@@ -44,7 +43,7 @@ fn expect_said(server: &Server, paused: usize, resumed: usize, when: &str) -> ha
 /// disables the listener once more.
 #[test]
 fn says_once_that_it_stops_accepting_and_once_that_it_resumes() -> harness::Result {
-    let server = Stage::Limits.spawn("step8", env!("CARGO_BIN_EXE_step8"), &[])?;
+    let server = STEP.spawn_for(Stage::Limits, &[])?;
     let mut room = Room::new(&server.target());
     let mut waiting = Vec::new();
     while waiting.len() < 3 {
@@ -99,7 +98,7 @@ fn says_once_that_it_stops_accepting_and_once_that_it_resumes() -> harness::Resu
 /// it is heard, and no change failed.
 #[test]
 fn serves_a_newcomer_given_a_leavers_number_in_the_same_batch() -> harness::Result {
-    let server = step8(&[])?;
+    let server = STEP.spawn(&[])?;
     let mut room = Room::new(&server.target());
     for _ in 0..3 {
         room.join()?;
@@ -111,12 +110,12 @@ fn serves_a_newcomer_given_a_leavers_number_in_the_same_batch() -> harness::Resu
     server.wait_for_accept_queue(1)?;
     drop(frozen);
     let peer = newcomer.local_addr();
-    server.wait_for_stderr(&format!("step8: user #2 joined from {peer} (fd "), DEADLINE)?;
+    server.wait_for_log(&format!("user #2 joined from {peer} (fd "), DEADLINE)?;
     let stderr = server.stderr();
     let closed = stderr
         .lines()
         .find(|l| l.ends_with("slot #2 is free"))
-        .and_then(|l| l.strip_prefix("step8: fd "))
+        .and_then(|l| l.strip_prefix(&STEP.log_line("fd ")))
         .and_then(|l| l.split(':').next())
         .map(str::to_string);
     let joined = stderr
@@ -143,7 +142,7 @@ fn serves_a_newcomer_given_a_leavers_number_in_the_same_batch() -> harness::Resu
 /// no change fails.
 #[test]
 fn fails_no_change_in_500_join_leave_cycles() -> harness::Result {
-    let server = step8(&[])?;
+    let server = STEP.spawn(&[])?;
     checks::run(
         Stage::Chat,
         "survives_500_join_leave_cycles_without_leaking",
@@ -152,53 +151,24 @@ fn fails_no_change_in_500_join_leave_cycles() -> harness::Result {
     no_failed_change(&server)
 }
 
-/// SIGTERM with output queued for a user who never reads: the others get
-/// the goodbye line and end of file at once, and while the server still
-/// waits for that user it holds none of the others' descriptors and no
-/// listener: it closed them itself. Then it exits with status 0, and no
-/// change failed on the way.
+/// The shutdown stage's check that the server closes every connection
+/// itself (SIGTERM with output queued for a user who never reads), with
+/// no change failing on the way.
 #[test]
-fn closes_every_connection_itself_then_exits_0() -> harness::Result {
-    let server = step8(&[])?;
-    server.wait_for_stderr("step8: the room has 10 slots", DEADLINE)?;
-    let baseline = server.open_fds();
-    let mut room = Room::new(&server.target());
-    for _ in 0..3 {
-        room.join()?;
-    }
-    room.join_with(&|t| Client::connect_with_receive_buffer(t, 4096))?;
-    let queued = payload(256 * 1024, 9);
-    room.users[0].send(&queued)?;
-    for u in &mut room.users[1..3] {
-        u.expect_bytes(&queued)?;
-    }
-    let signalled = Instant::now();
-    server.signal(libc::SIGTERM)?;
-    for u in &mut room.users[..3] {
-        u.expect_line("server is shutting down, goodbye")?;
-        u.expect_eof()?;
-    }
-    if let Some(baseline) = baseline {
-        let seen = settle(Duration::from_millis(1500), || {
-            server.open_fds().filter(|&n| n == baseline)
-        });
-        if seen.is_none() {
-            return Err(server.target().fail(format!(
-                "while waiting for user 4 the server should hold {baseline} descriptors (its own, less the listener, plus user 4's); it holds {:?}",
-                server.open_fds()
-            )));
-        }
-    }
-    let status = settle(DEADLINE, || server.exit_status())
-        .ok_or_else(|| server.target().fail("still running 5 s after SIGTERM"))?;
-    if !status.success() || signalled.elapsed() >= DEADLINE {
-        return Err(server.target().fail(format!(
-            "expected status 0 within 5 s of SIGTERM, got {status} after {:?}",
-            signalled.elapsed()
-        )));
-    }
-    server.wait_for_stderr("step8: every connection is closed: exit(0)\n", DEADLINE)?;
+fn fails_no_change_while_shutting_down() -> harness::Result {
+    let server = STEP.spawn_for(Stage::Shutdown, &[])?;
+    let check = "closes_every_connection_itself_then_exits_0";
+    checks::run(Stage::Shutdown, check, &server.target())?;
     no_failed_change(&server)
+}
+
+/// A leaving user goes with close() alone: its knotes go with the
+/// descriptor, and nothing for it is left in the changelist.
+#[test]
+fn removes_a_leaving_user_with_close_alone() -> harness::Result {
+    let server = STEP.spawn(&[])?;
+    let how = "close({fd}) and its knotes with it; slot #0 is free";
+    narration::expect_removal_logged(&server.target(), how)
 }
 
 /// The server's log has no line about a failed change (an EV_ERROR entry).

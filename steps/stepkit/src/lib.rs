@@ -29,15 +29,68 @@ pub fn is_quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
+/// The step's name, `step8`, from Cargo (the package's name): the prefix
+/// of every line a step writes on stderr, as a C program writes
+/// getprogname() before its messages (warn(3)). A step never writes its
+/// own name; this is the one place it comes from.
+#[macro_export]
+macro_rules! name {
+    () => {
+        env!("CARGO_PKG_NAME")
+    };
+}
+
 /// Narrates the event loop on stderr (accepts, reads, EOFs, removals), so a
 /// learner can watch it work; `--quiet` turns it off, for benchmarks, where
 /// a write(2) to stderr per event would cost more than the event itself.
-/// Errors that end the server are always printed.
+/// Each line starts with the step's name: `log!("accepted fd {fd}")`
+/// writes `step3: accepted fd 5`. Errors are written with [`say!`], which
+/// `--quiet` does not silence.
 #[macro_export]
 macro_rules! log {
     ($($arg:tt)*) => {
         if !$crate::is_quiet() {
-            eprintln!($($arg)*);
+            $crate::say!($($arg)*);
+        }
+    };
+}
+
+/// One line on stderr, whatever `--quiet` says, with the step's name in
+/// front, like warnx(3): for errors, and for what a learner must see.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("{}: {}", $crate::name!(), format_args!($($arg)*))
+    };
+}
+
+/// A step binary's root, `src/pick.rs`, is this one line: it builds the
+/// complete program, `src/main.rs`, or with `--features exercise` the
+/// learner's `src/exercise.rs`, under the same binary name, so the step's
+/// tests run against either unchanged (`cargo learn check N`).
+#[macro_export]
+macro_rules! pick {
+    () => {
+        #[cfg_attr(not(feature = "exercise"), path = "main.rs")]
+        #[cfg_attr(
+                            feature = "exercise",
+                            path = "exercise.rs",
+                            // Until every todo!() is written, the code after one is
+                            // unreachable, and some variables, imports and helpers go
+                            // unused: no warnings.
+                            allow(
+                                unreachable_code,
+                                unused_variables,
+                                unused_imports,
+                                unused_mut,
+                                dead_code,
+                                clippy::diverging_sub_expression
+                            )
+                        )]
+        mod step;
+
+        fn main() {
+            step::main()
         }
     };
 }

@@ -1,0 +1,173 @@
+//! Helpers for a step's own tests: what several steps check of their own
+//! narration (the course's log lines, `data=N connection(s) waiting`,
+//! `accepted fd N from PEER`), written once. The stage checks
+//! ([`crate::checks`]) are for any server; these read a step's log.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::{Failure, Result, Server};
+
+/// How long any single wait of these helpers may take.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+
+/// A plain `TcpStream` to `addr`, for a test that needs its local address
+/// or raw bytes, with a deadline on every read and write.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, DEADLINE)
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .expect("SO_RCVTIMEO");
+    stream
+        .set_write_timeout(Some(DEADLINE))
+        .expect("SO_SNDTIMEO");
+    stream
+}
+
+/// Freezes the server, queues `waiting` connections in the kernel, then
+/// lets it run: its next kevent() sees all of them at once, and it must
+/// say so (`data=N connection(s) waiting`). Returns the connections.
+pub fn queue_connections(server: &Server, waiting: usize) -> Result<Vec<TcpStream>> {
+    let mut clients = Vec::new();
+    {
+        let _frozen = server.freeze()?;
+        for _ in 0..waiting {
+            clients.push(connect(server.addr()));
+        }
+        server.wait_for_accept_queue(waiting)?;
+    }
+    server.wait_for_stderr(&format!("data={waiting} connection(s) waiting"), DEADLINE)?;
+    Ok(clients)
+}
+
+/// How many `accepted fd` lines follow the line `data=N connection(s)
+/// waiting` before the listener is reported again: the accepts that one
+/// event led to.
+fn accepts_after(stderr: &str, waiting: usize) -> usize {
+    let mark = format!("data={waiting} connection(s) waiting");
+    stderr
+        .lines()
+        .skip_while(|l| !l.contains(&mark))
+        .skip(1)
+        .take_while(|l| !l.contains("connection(s) waiting"))
+        .filter(|l| l.contains(": accepted fd "))
+        .count()
+}
+
+/// After [`queue_connections`]: the server accepted exactly `waiting`
+/// clients for the one event that reported them, before waiting again.
+pub fn expect_accepts_after(server: &Server, waiting: usize) -> Result<()> {
+    // The server's stderr reaches us through a pipe: wait until the
+    // accepts of that batch are all in (or the deadline passes).
+    let mut stderr = server.stderr();
+    crate::checks::settle(DEADLINE, || {
+        stderr = server.stderr();
+        (accepts_after(&stderr, waiting) >= waiting).then_some(())
+    });
+    let accepted = accepts_after(&stderr, waiting);
+    if accepted == waiting {
+        return Ok(());
+    }
+    Err(server.target().fail(format!(
+        "one event said data={waiting}; the server should accept that many before \
+         waiting again, but accepted {accepted}:\n{stderr}"
+    )))
+}
+
+/// The fd the server logged for the client whose local address is `peer`
+/// (`stepN: accepted fd N from PEER`).
+pub fn accepted_fd(server: &Server, peer: SocketAddr) -> Result<i32> {
+    let tail = format!(" from {peer}");
+    server.wait_for_stderr(&format!("{tail}\n"), DEADLINE)?;
+    let stderr = server.stderr();
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_suffix(&tail))
+        .find_map(|l| l.rsplit_once("accepted fd ")?.1.parse().ok())
+        .ok_or_else(|| {
+            Failure::new(format!(
+                "expected a line 'accepted fd N{tail}' in the server's log:\n{stderr}"
+            ))
+        })
+}
+
+/// The number after `prefix` in the log (`... (fd 6)` gives 6).
+pub fn number_after(stderr: &str, prefix: &str) -> Result<i32> {
+    let line = stderr
+        .lines()
+        .find_map(|l| Some(&l[l.find(prefix)? + prefix.len()..]))
+        .ok_or_else(|| Failure::new(format!("no line with {prefix:?} in:\n{stderr}")))?;
+    line.trim_end_matches(')')
+        .parse()
+        .map_err(|_| Failure::new(format!("expected '{prefix}N)', got {line:?}")))
+}
+
+/// A room of one (`--max-users 1`) with its one user in, the join logged,
+/// and the server's descriptor count then: where a test of what a full
+/// room does with a refused client starts.
+pub fn full_room_of_one(
+    step: &crate::Step,
+) -> Result<(Server, crate::checks::chat::Room, Option<usize>)> {
+    let server = step.spawn(&["--max-users", "1"])?;
+    let mut room = crate::checks::chat::Room::new(&server.target().with_max_users(1));
+    let first = room.join()?.local_addr();
+    // Nobody confirms the first user's join: count descriptors once the
+    // server has accepted it.
+    server.wait_for_log(&format!("user #0 joined from {first} (fd "), DEADLINE)?;
+    let before = server.open_fds();
+    Ok((server, room, before))
+}
+
+/// Waits until the server holds at most `before` descriptors again (when
+/// they could be counted); fails saying `when`.
+pub fn expect_fds_back(server: &Server, before: Option<usize>, when: &str) -> Result<()> {
+    let Some(before) = before else {
+        return Ok(());
+    };
+    if crate::checks::settle(DEADLINE, || server.open_fds().filter(|&n| n <= before)).is_some() {
+        return Ok(());
+    }
+    Err(server.target().fail(format!(
+        "the server had {before} descriptors open before {when}, and {:?} after",
+        server.open_fds()
+    )))
+}
+
+/// Makes the server hold bytes for the user in slot `slow` (the last of
+/// `room`, who never reads), whatever the kernel's buffers: user 0 sends
+/// 64 KiB at a time, every other user reads each piece, until the server
+/// logs that `slow` is not keeping up (its queue has bytes). A fixed amount
+/// would not do: on a machine whose kernel has cached TCP metrics for
+/// loopback (after a benchmark, say), a quarter of a MiB fits in the
+/// socket buffers and the server holds nothing. Gives up after 16 MiB.
+pub fn hold_bytes_for(
+    server: &Server,
+    room: &mut crate::checks::chat::Room,
+    slow: usize,
+) -> Result<()> {
+    const PIECE: usize = 64 * 1024;
+    const MOST: usize = 16 << 20;
+    let holding = format!("user #{slow} (fd ");
+    let mut sent = 0;
+    while sent < MOST {
+        let piece = crate::checks::payload(PIECE, sent as u64);
+        room.users[0].send(&piece)?;
+        let last = room.users.len() - 1;
+        for u in &mut room.users[1..last] {
+            u.expect_bytes(&piece)?;
+        }
+        sent += PIECE;
+        if server
+            .stderr()
+            .lines()
+            .any(|l| l.contains(&holding) && l.contains("is not keeping up"))
+        {
+            return Ok(());
+        }
+    }
+    Err(server.target().fail(format!(
+        "user 0 sent {sent} bytes and the others read them all, but the server never logged \
+         that user #{slow} (who never reads) is not keeping up"
+    )))
+}
