@@ -24,6 +24,7 @@ mod failure;
 mod fds;
 pub mod process;
 mod server;
+mod sys;
 pub mod text;
 
 pub use client::{Client, Closed, DEFAULT_TIMEOUT};
