@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use crate::sys;
+use crate::sys::{self, cvt};
 
 /// Every message is this long: 63 bytes and a newline (the chat servers
 /// relay lines).
@@ -120,10 +120,6 @@ pub struct Chat {
     pub stalled: Option<Duration>,
 }
 
-fn last_errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
 fn set_int(fd: RawFd, level: i32, opt: i32, v: i32) {
     // SAFETY: `v` is a c_int that outlives the call; the length matches.
     unsafe {
@@ -154,10 +150,7 @@ fn ctl(ep: RawFd, op: i32, fd: RawFd, events: u32, token: usize) -> io::Result<(
         u64: token as u64,
     };
     // SAFETY: `ev` is valid for the duration of the call.
-    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    cvt(unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) }).map(drop)
 }
 
 /// One non-blocking write; the byte count, or None when it would block or
@@ -171,11 +164,21 @@ fn write_fd(fd: RawFd, data: &[u8]) -> Option<usize> {
 /// One non-blocking read: Ok(0) at end of stream, Err(EAGAIN) when empty.
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
     // SAFETY: `buf` is valid for writing `buf.len()` bytes.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(last_errno())
-    } else {
-        Ok(n as usize)
+    cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+        .map(|n| n as usize)
+        .map_err(|e| e.raw_os_error().unwrap_or(0))
+}
+
+/// bind() to `src`, then a non-blocking connect() to `dst`: EINPROGRESS
+/// is the connection under way, not an error.
+fn bind_and_connect(fd: RawFd, src: &libc::sockaddr_in, dst: &libc::sockaddr_in) -> io::Result<()> {
+    let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+    // SAFETY: `src` is a valid sockaddr_in of `len` bytes.
+    cvt(unsafe { libc::bind(fd, (src as *const libc::sockaddr_in).cast(), len) })?;
+    // SAFETY: `dst` is a valid sockaddr_in of `len` bytes.
+    match cvt(unsafe { libc::connect(fd, (dst as *const libc::sockaddr_in).cast(), len) }) {
+        Err(e) if e.raw_os_error() != Some(libc::EINPROGRESS) => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -192,10 +195,7 @@ impl Pool {
             return Err(io::Error::other("the bench connects over IPv4 loopback"));
         };
         // SAFETY: epoll_create1 has no memory preconditions.
-        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if ep < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         let mut pool = Pool {
             ep,
             conns: Vec::with_capacity(n),
@@ -213,19 +213,16 @@ impl Pool {
             let batch = CONNECT_BATCH.min(n - first);
             for i in first..first + batch {
                 // SAFETY: socket() has no memory preconditions.
-                let fd = unsafe {
+                let fd = cvt(unsafe {
                     libc::socket(
                         libc::AF_INET,
                         libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                         0,
                     )
-                };
-                if fd < 0 {
-                    return Err(io::Error::other(format!(
-                        "socket() for connection {i} of {n}: {}",
-                        io::Error::last_os_error()
-                    )));
-                }
+                })
+                .map_err(|e| {
+                    io::Error::other(format!("socket() for connection {i} of {n}: {e}"))
+                })?;
                 pool.conns.push(Conn {
                     fd,
                     got: 0,
@@ -241,17 +238,9 @@ impl Pool {
                 // Let connect() pick the port per 4-tuple, not bind().
                 set_int(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
                 let src = sockaddr([127, 0, 0, 2 + (i % SOURCES) as u8], 0);
-                let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
-                // SAFETY: `src` and `dst` are valid sockaddr_in of `len` bytes.
-                let bad = unsafe {
-                    libc::bind(fd, (&src as *const libc::sockaddr_in).cast(), len) != 0
-                        || (libc::connect(fd, (&dst as *const libc::sockaddr_in).cast(), len) != 0
-                            && last_errno() != libc::EINPROGRESS)
-                };
-                if bad {
+                if let Err(e) = bind_and_connect(fd, &src, &dst) {
                     return Err(io::Error::other(format!(
-                        "connect #{i} of {n} to {addr}: {}",
-                        io::Error::last_os_error()
+                        "connect #{i} of {n} to {addr}: {e}"
                     )));
                 }
                 ctl(ep, libc::EPOLL_CTL_ADD, fd, libc::EPOLLOUT as u32, i)?;

@@ -16,6 +16,8 @@ use std::io::{self, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
 
+use crate::sys::cvt;
+
 pub fn serve(kind: &str, port: u16) -> io::Result<()> {
     let listener = listen(port)?;
     println!("listening on {}", listener.local_addr()?);
@@ -33,9 +35,7 @@ fn listen(port: u16) -> io::Result<TcpListener> {
     let l = TcpListener::bind(("127.0.0.1", port))?;
     // SAFETY: `l` is a listening socket we own; listen() again only raises
     // the backlog above std's 128.
-    if unsafe { libc::listen(l.as_raw_fd(), 65535) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    cvt(unsafe { libc::listen(l.as_raw_fd(), 65535) })?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -46,10 +46,7 @@ fn epoll_ctl(ep: RawFd, op: i32, fd: RawFd, events: u32) -> io::Result<()> {
         u64: fd as u64,
     };
     // SAFETY: `ev` is valid for the duration of the call.
-    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    cvt(unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) }).map(drop)
 }
 
 fn close(fd: RawFd) {
@@ -59,10 +56,7 @@ fn close(fd: RawFd) {
 
 fn epoll_echo(listener: TcpListener) -> io::Result<()> {
     // SAFETY: epoll_create1 has no memory preconditions.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
     let lfd = listener.as_raw_fd();
     epoll_ctl(ep, libc::EPOLL_CTL_ADD, lfd, libc::EPOLLIN as u32)?;
     // Unsent bytes per descriptor, allocated only while a write is pending;
@@ -72,13 +66,13 @@ fn epoll_echo(listener: TcpListener) -> io::Result<()> {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     loop {
         // SAFETY: `events` has room for its length.
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
-        if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(io::Error::last_os_error());
-        }
+        let n = match cvt(unsafe {
+            libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1)
+        }) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         for ev in &events[..n as usize] {
             let fd = ev.u64 as RawFd;
             let flags = ev.events;
@@ -123,17 +117,17 @@ fn epoll_echo(listener: TcpListener) -> io::Result<()> {
                 continue; // do not read more until the backlog is written
             }
             // SAFETY: `buf` is valid for writing its length.
-            let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if r == 0 || (r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN))
-            {
+            let r = match cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }) {
+                Ok(0) => None,
+                Ok(r) => Some(r as usize),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+                Err(_) => None,
+            };
+            let Some(r) = r else {
                 pending[slot] = Vec::new();
                 close(fd); // closing removes it from the epoll set
                 continue;
-            }
-            if r < 0 {
-                continue;
-            }
-            let r = r as usize;
+            };
             // SAFETY: the first `r` bytes of `buf` were just read.
             let w = unsafe { libc::write(fd, buf.as_ptr().cast(), r) };
             let w = if w < 0 { 0 } else { w as usize };

@@ -10,6 +10,34 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// What system calls return: `c_int` (i32) or `ssize_t` (isize), where -1
+/// means the call failed and errno says why.
+pub trait SyscallRet: Copy {
+    fn failed(self) -> bool;
+}
+
+impl SyscallRet for i32 {
+    fn failed(self) -> bool {
+        self < 0
+    }
+}
+
+impl SyscallRet for isize {
+    fn failed(self) -> bool {
+        self < 0
+    }
+}
+
+/// The bench's errno check, in the style of `kq/src/linux/os.rs`: -1 means
+/// the call failed with errno; anything else is its result.
+pub fn cvt<T: SyscallRet>(r: T) -> io::Result<T> {
+    if r.failed() {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
 /// Raises RLIMIT_NOFILE's soft limit to the hard one; returns (soft, hard).
 pub fn raise_nofile() -> (u64, u64) {
     let mut lim = libc::rlimit {
@@ -231,9 +259,7 @@ fn die_with_parent(cmd: &mut Command) -> &mut Command {
     // memory shared with the parent.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            cvt(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
             // The parent may have died before the prctl: then no signal
             // will come, so do not start at all.
             if libc::getppid() != parent {

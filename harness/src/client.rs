@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::failure::{Failure, Result};
 use crate::server::Target;
+use crate::sys::cvt;
 use crate::text::{explain_difference, preview};
 
 /// How long a client waits for any single answer unless told otherwise.
@@ -188,16 +189,15 @@ impl Client {
     pub fn send_urgent(&mut self, byte: u8) -> Result<()> {
         use std::os::fd::AsRawFd;
         // SAFETY: sends one byte from a live local; the fd is our socket.
-        let n = unsafe {
+        let sent = cvt(unsafe {
             libc::send(
                 self.stream.as_raw_fd(),
                 (&byte as *const u8).cast(),
                 1,
                 libc::MSG_OOB,
             )
-        };
-        if n != 1 {
-            let e = io::Error::last_os_error();
+        });
+        if let Err(e) = sent {
             return Err(self.fail(format!(
                 "{} could not send the urgent byte {}: {e}",
                 self.name,
@@ -498,7 +498,7 @@ impl Client {
         };
         use std::os::fd::AsRawFd;
         // SAFETY: passes a live linger struct and its exact size.
-        let rc = unsafe {
+        let set = cvt(unsafe {
             libc::setsockopt(
                 self.stream.as_raw_fd(),
                 libc::SOL_SOCKET,
@@ -506,12 +506,9 @@ impl Client {
                 (&linger as *const libc::linger).cast(),
                 std::mem::size_of::<libc::linger>() as libc::socklen_t,
             )
-        };
-        if rc != 0 {
-            return Err(self.fail(format!(
-                "setting SO_LINGER failed: {}",
-                io::Error::last_os_error()
-            )));
+        });
+        if let Err(e) = set {
+            return Err(self.fail(format!("setting SO_LINGER failed: {e}")));
         }
         drop(self);
         Ok(())
@@ -534,10 +531,7 @@ fn connect_small(
         libc::AF_INET6
     };
     // SAFETY: socket() takes no pointers.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = cvt(unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) })?;
     // SAFETY: `fd` is a new socket that nothing else owns; the TcpStream
     // closes it on every path from here on.
     let stream = unsafe { TcpStream::from_raw_fd(fd) };
@@ -551,9 +545,9 @@ fn connect_small(
     stream.set_nonblocking(true)?;
     let (storage, len) = sockaddr_of(addr);
     // SAFETY: `storage` holds a sockaddr of `len` bytes for `addr`'s family.
-    let rc = unsafe { libc::connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
+    let connected =
+        cvt(unsafe { libc::connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len) });
+    if let Err(e) = connected {
         if e.raw_os_error() != Some(libc::EINPROGRESS) {
             return Err(e);
         }
@@ -564,12 +558,9 @@ fn connect_small(
         };
         let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
         // SAFETY: one live pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        let n = cvt(unsafe { libc::poll(&mut pfd, 1, ms) })?;
         if n == 0 {
             return Err(io::ErrorKind::TimedOut.into());
-        }
-        if n < 0 {
-            return Err(io::Error::last_os_error());
         }
         if let Some(e) = stream.take_error()? {
             return Err(e);
@@ -583,7 +574,7 @@ fn connect_small(
 fn set_int(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: usize) -> io::Result<()> {
     let v = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
     // SAFETY: passes a live c_int and its exact size.
-    let rc = unsafe {
+    cvt(unsafe {
         libc::setsockopt(
             fd,
             level,
@@ -591,12 +582,8 @@ fn set_int(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: usize)
             (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    })
+    .map(drop)
 }
 
 /// `addr` as the sockaddr connect() takes.

@@ -6,9 +6,11 @@
 //! Each step's `tests/cli.rs` calls these with its own binary, so the
 //! contract is written once.
 
+use std::io::{self, Read};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::text::preview;
@@ -28,6 +30,11 @@ pub const BAD_ARGUMENTS: &[(&[&str], &str)] = &[
 ];
 
 /// Runs `program args` to its exit, killing it at the deadline.
+///
+/// Stdout and stderr are read on threads while it runs: a program that
+/// writes more than a pipe holds (64 KiB on Linux) before it exits would
+/// otherwise block in write() until the deadline, and be reported as one
+/// that never exits.
 pub fn run_to_exit(program: &Path, args: &[&str]) -> Result<Output> {
     let shown = format!("{} {}", program.display(), args.join(" "));
     let mut child = Command::new(program)
@@ -38,25 +45,56 @@ pub fn run_to_exit(program: &Path, args: &[&str]) -> Result<Output> {
         .spawn()
         .map_err(|e| Failure::new(format!("cannot start {shown}: {e}")))?;
     let start = Instant::now();
-    loop {
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() < EXIT_DEADLINE => {
+            Ok(Some(status)) if stdout.is_finished() && stderr.is_finished() => break status,
+            Ok(_) if start.elapsed() < EXIT_DEADLINE => {
                 std::thread::sleep(Duration::from_millis(10))
             }
-            _ => {
+            exited => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(Failure::new(format!(
-                    "`{shown}` should exit at once, but was still running after {} s",
-                    EXIT_DEADLINE.as_secs()
-                )));
+                // The readers are left to end on their own: whoever still
+                // holds the pipes may keep them open.
+                let why = match exited {
+                    Ok(Some(status)) => format!(
+                        "exited ({status}), but its stdout or stderr was still open after {} s \
+                         (a process it started holds it?)",
+                        EXIT_DEADLINE.as_secs()
+                    ),
+                    _ => format!(
+                        "should exit at once, but was still running after {} s",
+                        EXIT_DEADLINE.as_secs()
+                    ),
+                };
+                return Err(Failure::new(format!("`{shown}` {why}")));
             }
         }
-    }
-    child
-        .wait_with_output()
-        .map_err(|e| Failure::new(format!("{shown}: {e}")))
+    };
+    let collect = |reader: JoinHandle<io::Result<Vec<u8>>>, name: &str| {
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the reader panicked")))
+            .map_err(|e| Failure::new(format!("{shown}: reading its {name}: {e}")))
+    };
+    Ok(Output {
+        status,
+        stdout: collect(stdout, "stdout")?,
+        stderr: collect(stderr, "stderr")?,
+    })
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<io::Result<Vec<u8>>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_end(&mut bytes)?;
+        }
+        Ok(bytes)
+    })
 }
 
 /// Checks status, stdout and stderr of a finished run.

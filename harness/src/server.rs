@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::failure::{describe_status, Failure, Result};
+use crate::sys::cvt;
 
 /// How long a server has to print `listening on HOST:PORT`.
 pub const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
@@ -396,14 +397,9 @@ fn stop(pid: libc::pid_t) -> Result<Frozen> {
 
 fn signal(pid: libc::pid_t, sig: libc::c_int) -> Result<()> {
     // SAFETY: kill() takes no pointers; `pid` is a server we spawned.
-    if unsafe { libc::kill(pid, sig) } == 0 {
-        Ok(())
-    } else {
-        Err(Failure::new(format!(
-            "kill({pid}, {sig}): {}",
-            std::io::Error::last_os_error()
-        )))
-    }
+    cvt(unsafe { libc::kill(pid, sig) })
+        .map(drop)
+        .map_err(|e| Failure::new(format!("kill({pid}, {sig}): {e}")))
 }
 
 /// Whether the process is blocked in an event wait, judged by its wait
@@ -494,9 +490,7 @@ pub fn start_clean(cmd: &mut Command, fd_limit: Option<u64>) {
                     rlim_cur: n as libc::rlim_t,
                     rlim_max: n as libc::rlim_t,
                 };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                cvt(libc::setrlimit(libc::RLIMIT_NOFILE, &limit))?;
             }
             Ok(())
         });

@@ -18,10 +18,7 @@ impl Kqueue {
     /// `kqueue()`: create a new, empty event queue.
     pub fn new() -> io::Result<Kqueue> {
         // SAFETY: kqueue() takes no arguments and returns a new descriptor or -1.
-        let fd = unsafe { sys::kqueue() };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = cvt(unsafe { sys::kqueue() })?;
         // SAFETY: `fd` was just returned by kqueue() and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Kqueue { fd })
@@ -48,7 +45,7 @@ impl Kqueue {
             .map_or(std::ptr::null(), |t| t as *const timespec);
         // SAFETY: both pointers come from slices whose lengths are passed
         // alongside them, and `ts_ptr` is null or points at a live timespec.
-        let n = unsafe {
+        let n = cvt(unsafe {
             sys::kevent(
                 self.fd.as_raw_fd(),
                 changes.as_ptr(),
@@ -57,11 +54,17 @@ impl Kqueue {
                 nevents,
                 ts_ptr,
             )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        })?;
         Ok(n as usize)
+    }
+}
+
+/// -1 means the call failed with errno; anything else is its result.
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
     }
 }
 

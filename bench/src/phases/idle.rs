@@ -43,6 +43,7 @@ use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EV_ADD};
 
 use crate::report::{Cell, Report, Table};
 use crate::stats::{median, quantile, sorted_finite};
+use crate::sys::cvt;
 
 /// N, idle descriptors beside the active one: 10 .. 10,000, three per decade.
 const SIZES: [usize; 10] = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000];
@@ -114,10 +115,7 @@ impl Set {
         // epoll and kq: every descriptor registered once, here.
         let kq = Kqueue::new()?;
         // SAFETY: epoll_create1 has no memory preconditions.
-        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epoll < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let epoll = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // From here on, dropping `set` closes `epoll`.
         let set = Set {
             _idle: idle,
@@ -133,9 +131,7 @@ impl Set {
                 u64: fd as u64,
             };
             // SAFETY: `ev` is valid for the duration of the call.
-            if unsafe { libc::epoll_ctl(set.epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            cvt(unsafe { libc::epoll_ctl(set.epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
         }
         let changes: Vec<kq::kevent> = set
             .fds

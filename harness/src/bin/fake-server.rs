@@ -43,6 +43,11 @@ use std::process::exit;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+// The harness's errno check, the same file (this binary is a crate of its own).
+#[path = "../sys.rs"]
+mod sys;
+use sys::cvt;
+
 struct Opts {
     mode: String,
     port: u16,
@@ -597,22 +602,18 @@ impl Chat {
 /// a full socket takes nothing.
 fn send_now(conn: &TcpStream, bytes: &[u8]) -> std::io::Result<usize> {
     // SAFETY: `bytes` is live for the call; the fd is an open socket.
-    let n = unsafe {
+    let sent = cvt(unsafe {
         libc::send(
             conn.as_raw_fd(),
             bytes.as_ptr().cast(),
             bytes.len(),
             libc::MSG_DONTWAIT,
         )
-    };
-    if n >= 0 {
-        return Ok(n as usize);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.kind() == std::io::ErrorKind::WouldBlock {
-        Ok(0)
-    } else {
-        Err(e)
+    });
+    match sent {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
     }
 }
 

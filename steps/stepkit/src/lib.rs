@@ -324,18 +324,13 @@ pub fn mksock(host: &str, port: u16) -> io::Result<(c_int, SocketAddr)> {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
     };
-    let fd = check(sys_socket(family))?;
+    let fd = sys_socket(family)?;
     let result = (|| {
-        check(sys_setsockopt_int(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            1,
-        ))?;
-        check(sys_bind(fd, &addr))?;
+        sys_setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        sys_bind(fd, &addr)?;
         // A long queue, so a burst of clients waits in the kernel instead
         // of being refused; kevent() tells us how many are waiting.
-        check(sys_listen(fd, libc::SOMAXCONN))?;
+        sys_listen(fd, libc::SOMAXCONN)?;
         local_addr(fd)
     })();
     match result {
@@ -403,11 +398,11 @@ fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
 pub fn accept(listener: c_int) -> io::Result<(c_int, SocketAddr)> {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let fd = check(accept_cloexec(
+    let fd = accept_cloexec(
         listener,
         storage.as_mut_ptr().cast::<libc::sockaddr>(),
         &mut len,
-    ))?;
+    )?;
     // SAFETY: accept() filled in `len` bytes of `storage` (zeroed before).
     let storage = unsafe { storage.assume_init() };
     Ok((fd, to_socket_addr(&storage)))
@@ -415,7 +410,11 @@ pub fn accept(listener: c_int) -> io::Result<(c_int, SocketAddr)> {
 
 /// accept(), with the new descriptor close-on-exec: in one call where the
 /// OS has accept4(), else accept() then fcntl().
-fn accept_cloexec(listener: c_int, addr: *mut libc::sockaddr, len: &mut libc::socklen_t) -> c_int {
+fn accept_cloexec(
+    listener: c_int,
+    addr: *mut libc::sockaddr,
+    len: &mut libc::socklen_t,
+) -> io::Result<c_int> {
     #[cfg(any(
         target_os = "linux",
         target_os = "android",
@@ -426,16 +425,14 @@ fn accept_cloexec(listener: c_int, addr: *mut libc::sockaddr, len: &mut libc::so
     ))]
     {
         // SAFETY: the caller passes room for any address, its size in `len`.
-        unsafe { libc::accept4(listener, addr, len, libc::SOCK_CLOEXEC) }
+        cvt(unsafe { libc::accept4(listener, addr, len, libc::SOCK_CLOEXEC) })
     }
     #[cfg(target_vendor = "apple")]
     {
         // SAFETY: the caller passes room for any address, its size in `len`.
-        let fd = unsafe { libc::accept(listener, addr, len) };
-        if fd >= 0 {
-            set_cloexec(fd);
-        }
-        fd
+        let fd = cvt(unsafe { libc::accept(listener, addr, len) })?;
+        set_cloexec(fd);
+        Ok(fd)
     }
 }
 
@@ -445,13 +442,10 @@ fn accept_cloexec(listener: c_int, addr: *mut libc::sockaddr, len: &mut libc::so
 pub fn read(fd: c_int, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is valid for `buf.len()` writable bytes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }) {
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -465,13 +459,10 @@ pub fn read(fd: c_int, buf: &mut [u8]) -> io::Result<usize> {
 pub fn write(fd: c_int, buf: &[u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is valid for `buf.len()` readable bytes.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match cvt(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }) {
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -480,10 +471,10 @@ pub fn write(fd: c_int, buf: &[u8]) -> io::Result<usize> {
 /// `ErrorKind::WouldBlock` where they would have waited.
 pub fn set_nonblocking(fd: c_int) -> io::Result<()> {
     // SAFETY: F_GETFL reads the descriptor's flags; no memory is passed.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     if flags & libc::O_NONBLOCK == 0 {
         // SAFETY: F_SETFL with an int argument; no memory is passed.
-        check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
     }
     Ok(())
 }
@@ -493,7 +484,7 @@ pub fn set_nonblocking(fd: c_int) -> io::Result<()> {
 /// open the other way, so the peer may still send, and we may still read.
 pub fn shutdown_write(fd: c_int) -> io::Result<()> {
     // SAFETY: plain syscall on a descriptor number; no memory is passed.
-    check(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
+    cvt(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
 }
 
 /// `signal(sig, SIG_IGN)`: the signal no longer does what it does by
@@ -522,8 +513,7 @@ fn local_addr(fd: c_int) -> io::Result<SocketAddr> {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` has room for any address and `len` says how much.
-    let rc = unsafe { libc::getsockname(fd, storage.as_mut_ptr().cast(), &mut len) };
-    check(rc)?;
+    cvt(unsafe { libc::getsockname(fd, storage.as_mut_ptr().cast(), &mut len) })?;
     // SAFETY: getsockname() filled in the (zeroed) storage.
     Ok(to_socket_addr(&unsafe { storage.assume_init() }))
 }
@@ -553,21 +543,38 @@ fn to_socket_addr(storage: &libc::sockaddr_storage) -> SocketAddr {
     }
 }
 
-fn check(rc: c_int) -> io::Result<c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
+/// What system calls return: `c_int` (i32) or `ssize_t` (isize), where -1
+/// means the call failed and errno says why.
+trait SyscallRet: Copy {
+    fn failed(self) -> bool;
+}
+
+impl SyscallRet for i32 {
+    fn failed(self) -> bool {
+        self < 0
     }
 }
 
-fn sys_socket(family: c_int) -> c_int {
-    // SAFETY: plain syscall, no pointers.
-    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM, 0) };
-    if fd >= 0 {
-        set_cloexec(fd);
+impl SyscallRet for isize {
+    fn failed(self) -> bool {
+        self < 0
     }
-    fd
+}
+
+/// -1 means the call failed with errno; anything else is its result.
+fn cvt<T: SyscallRet>(r: T) -> io::Result<T> {
+    if r.failed() {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn sys_socket(family: c_int) -> io::Result<c_int> {
+    // SAFETY: plain syscall, no pointers.
+    let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM, 0) })?;
+    set_cloexec(fd);
+    Ok(fd)
 }
 
 /// Keeps our sockets out of programs we might spawn.
@@ -576,9 +583,9 @@ fn set_cloexec(fd: c_int) {
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
 }
 
-fn sys_setsockopt_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> c_int {
+fn sys_setsockopt_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> io::Result<()> {
     // SAFETY: passes a pointer to a live c_int and its size.
-    unsafe {
+    cvt(unsafe {
         libc::setsockopt(
             fd,
             level,
@@ -586,11 +593,12 @@ fn sys_setsockopt_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> c_i
             (&value as *const c_int).cast(),
             std::mem::size_of::<c_int>() as libc::socklen_t,
         )
-    }
+    })
+    .map(drop)
 }
 
-fn sys_bind(fd: c_int, addr: &SocketAddr) -> c_int {
-    match addr {
+fn sys_bind(fd: c_int, addr: &SocketAddr) -> io::Result<()> {
+    let rc = match addr {
         SocketAddr::V4(a) => {
             // SAFETY: all-zero is a valid sockaddr_in; the fields are set below.
             let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
@@ -622,12 +630,13 @@ fn sys_bind(fd: c_int, addr: &SocketAddr) -> c_int {
                 )
             }
         }
-    }
+    };
+    cvt(rc).map(drop)
 }
 
-fn sys_listen(fd: c_int, backlog: c_int) -> c_int {
+fn sys_listen(fd: c_int, backlog: c_int) -> io::Result<()> {
     // SAFETY: plain syscall, no pointers.
-    unsafe { libc::listen(fd, backlog) }
+    cvt(unsafe { libc::listen(fd, backlog) }).map(drop)
 }
 
 #[cfg(test)]
