@@ -80,10 +80,20 @@ fn missing_parts(step: &Step, chapter: Option<&str>, previous: Option<&Step>) ->
             step.name
         ));
     }
-    if !root.join(step.file("src/pick.rs")).is_file() {
+    if !read(&step.file("src/pick.rs")).is_some_and(|p| p.contains("stepkit::pick!();")) {
         missing.push(format!(
-            "{dir}/src/pick.rs: copy steps/step1/src/pick.rs (the binary's root: src/main.rs, or src/exercise.rs with --features exercise)"
+            "{dir}/src/pick.rs: copy steps/step1/src/pick.rs (its one line, stepkit::pick!(), builds src/main.rs, or src/exercise.rs with --features exercise)"
         ));
+    }
+    // What crates.io and `cargo metadata` show: the README's title.
+    if let Some(title) = read(&step.file("README.md")).as_deref().and_then(|t| t.lines().next()) {
+        let want = format!(
+            "description = \"kqueue, step by step: {}\"",
+            title.trim_start_matches("# ").replace('"', "\\\"")
+        );
+        if !toml.contains(&want) {
+            missing.push(format!("{dir}/Cargo.toml: under [package], add `{want}` (its README's title)"));
+        }
     }
     let lessons = match starter::for_step(&root, step) {
         Ok(_) => read(&step.file(hints::FILE))
