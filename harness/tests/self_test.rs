@@ -242,6 +242,8 @@ fn run_stage_fresh(stage: Stage, args: &[&str]) -> Result<(), Failure> {
 #[case::idle("chat", Stage::Idle)]
 #[case::shutdown("chat", Stage::Shutdown)]
 #[case::limits("chat", Stage::Limits)]
+#[case::chat_log("chat", Stage::ChatLog)]
+#[case::quiet("chat", Stage::Quiet)]
 fn correct_servers_pass_the_new_stages(#[case] mode: &str, #[case] stage: Stage) {
     if let Err(f) = run_stage_fresh(stage, &["--mode", mode]) {
         panic!("{mode} should pass the {} stage:\n{f}", stage.name());
@@ -346,6 +348,25 @@ fn correct_servers_pass_the_new_stages(#[case] mode: &str, #[case] stage: Stage)
     Stage::Shutdown,
     "says_goodbye_and_exits_0_on_sigterm",
     Mask::Exact
+)]
+#[case::appends_slots(
+    "chat-appends-slots",
+    Stage::ChatLog,
+    "the_next_client_takes_the_first_free_slot",
+    Mask::Numbers
+)]
+#[case::chatty(
+    "chat-chatty",
+    Stage::Quiet,
+    "narrates_nothing_with_quiet",
+    Mask::Numbers
+)]
+#[case::fixed_room("chat-fixed-room", Stage::Chat, "honours_max_users", Mask::Numbers)]
+#[case::chat_drops_last_words(
+    "chat-drops-last-words",
+    Stage::Chat,
+    "relays_the_last_words_of_a_leaving_user",
+    Mask::Numbers
 )]
 #[case::keeps_listening(
     "chat-keeps-listening",

@@ -25,6 +25,10 @@
 //! forgotten), `chat-rude-refusal` (closes with the client's input unread),
 //! `chat-kicks-active` (idle since joining, not since the last message),
 //! `chat-ignores-signals`, `chat-dies-on-signal` (no handler),
+//! `chat-appends-slots` (a newcomer takes the slot after the highest,
+//! not the lowest free one), `chat-chatty` (`--quiet` leaves one line),
+//! `chat-fixed-room` (ignores `--max-users`), `chat-drops-last-words`
+//! (bytes that come with the FIN are not relayed),
 //! `chat-exits-1` (status 1 after the goodbye), `chat-keeps-listening`
 //! (accepts newcomers while it shuts down), `chat-no-flush` (exits at
 //! once, queues lost), `chat-spins-at-limit` (retries accept() at once,
@@ -48,6 +52,21 @@ use std::time::{Duration, Instant};
 mod sys;
 use sys::cvt;
 
+/// Set by `--quiet`: no narration (but `chat-chatty` forgets one line).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set at the first SIGTERM or SIGINT.
+static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A line of narration on stderr, unless `--quiet`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 struct Opts {
     mode: String,
     port: u16,
@@ -68,6 +87,10 @@ fn main() {
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        if a == "--quiet" {
+            QUIET.store(true, std::sync::atomic::Ordering::Relaxed);
+            continue;
+        }
         let v = args.next().unwrap_or_default();
         match a.as_str() {
             "--mode" => o.mode = v,
@@ -82,8 +105,11 @@ fn main() {
             }
         }
     }
+    if o.mode == "chat-fixed-room" {
+        o.max_users = 10;
+    }
     if o.mode == "exits-at-once" {
-        eprintln!("fake-server: giving up before listening");
+        say!("fake-server: giving up before listening");
         exit(3);
     }
     let chat = o.mode.starts_with("chat");
@@ -104,7 +130,7 @@ fn main() {
         }
     };
     if o.mode == "no-announce" {
-        eprintln!("fake-server: listening, but not saying so");
+        say!("fake-server: listening, but not saying so");
     } else {
         println!("listening on {}", listener.local_addr().expect("addr"));
         std::io::stdout().flush().expect("flush");
@@ -115,14 +141,14 @@ fn main() {
     let kept: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
     for (id, conn) in listener.incoming().enumerate() {
         let Ok(conn) = conn else { continue };
-        eprintln!("fake-server: accepted connection {id}");
+        say!("fake-server: accepted connection {id}");
         if o.mode == "crashes-on-data" {
             // Read first, so the crash closes the connection the same way
             // (a FIN, not a reset of unread data) on every run.
             let mut conn = conn;
             let mut buf = [0u8; 64];
             let _ = conn.read(&mut buf);
-            eprintln!("fake-server: thread 'main' panicked: oops");
+            say!("fake-server: thread 'main' panicked: oops");
             exit(101);
         }
         let (mode, kept) = (o.mode.clone(), kept.clone());
@@ -222,7 +248,7 @@ fn read_from(conn: &TcpStream, buf: &mut [u8], urgent: Urgent) -> std::io::Resul
         // SAFETY: one live pollfd.
         unsafe { libc::poll(&mut pfd, 1, -1) };
         if pfd.revents & libc::POLLPRI != 0 {
-            eprintln!("fake-server: an urgent byte arrived");
+            say!("fake-server: an urgent byte arrived");
             loop {
                 if urgent == Urgent::Spins {
                     // The urgent byte stays pending, so this returns at once.
@@ -272,6 +298,10 @@ fn shutdown_signals() -> libc::sigset_t {
 /// the bytes queued for it.
 struct User {
     id: usize,
+    /// The lowest free slot when the user joined (chatserv.c's conn_add()).
+    slot: usize,
+    peer: std::net::SocketAddr,
+    fd: i32,
     conn: Sock,
     out: Mutex<Out>,
     more: Condvar,
@@ -354,27 +384,30 @@ impl Chat {
             match listener.accept() {
                 Ok((conn, _)) => {
                     if out_of_fds {
-                        eprintln!("fake-server: a descriptor is free: accepting again");
+                        say!("fake-server: a descriptor is free: accepting again");
                         out_of_fds = false;
                     }
-                    eprintln!("fake-server: accepted connection {id}");
+                    if self.mode() == "chat-chatty" {
+                        // The one line --quiet forgot to silence.
+                        eprintln!("fake-server: accepted connection {id}");
+                    } else {
+                        say!("fake-server: accepted connection {id}");
+                    }
                     self.admit(conn, id);
                     id += 1;
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     match self.mode() {
-                        "chat-spins-at-limit" => eprintln!("fake-server: accept: {e}"),
+                        "chat-spins-at-limit" => say!("fake-server: accept: {e}"),
                         "chat-stops-accepting" => {
-                            eprintln!(
-                                "fake-server: out of descriptors ({e}): not accepting any more"
-                            );
+                            say!("fake-server: out of descriptors ({e}): not accepting any more");
                             loop {
                                 std::thread::park();
                             }
                         }
                         _ => {
                             if !out_of_fds {
-                                eprintln!("fake-server: out of descriptors ({e}): not accepting until a user leaves");
+                                say!("fake-server: out of descriptors ({e}): not accepting until a user leaves");
                                 out_of_fds = true;
                             }
                             // A user closed between accept() and here is
@@ -402,8 +435,22 @@ impl Chat {
             std::thread::spawn(move || refuse(conn, rude));
             return;
         }
+        let taken: Vec<usize> = room.iter().map(|u| u.slot).collect();
+        let slot = if self.mode() == "chat-appends-slots" {
+            taken.iter().max().map_or(0, |m| m + 1)
+        } else {
+            (0..).find(|s| !taken.contains(s)).expect("a free slot")
+        };
+        let peer = conn
+            .peer_addr()
+            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+        let fd = conn.as_raw_fd();
+        say!("fake-server: user #{slot} joined from {peer} (fd {fd})");
         let user = Arc::new(User {
             id,
+            slot,
+            peer,
+            fd,
             conn: Sock(Some(conn)),
             out: Mutex::default(),
             more: Condvar::new(),
@@ -423,6 +470,12 @@ impl Chat {
         loop {
             match read_from(&user.conn, &mut buf, urgent) {
                 Ok(0) | Err(_) => break,
+                Ok(n) if self.mode() == "chat-drops-last-words" && eof_pending(&user.conn) => {
+                    // Bytes and FIN came together: like a loop that closes
+                    // on EV_EOF without reading what is left.
+                    let _ = n;
+                    break;
+                }
                 Ok(n) => {
                     if self.mode() != "chat-kicks-active" {
                         *lock(&user.heard_at) = Instant::now();
@@ -455,9 +508,10 @@ impl Chat {
             }
             if out.queue.len() + data.len() > self.o.max_queue && self.mode() != "chat-never-drops"
             {
-                eprintln!(
+                say!(
                     "fake-server: user {} dropped: its queue would pass {} bytes",
-                    u.id, self.o.max_queue
+                    u.id,
+                    self.o.max_queue
                 );
                 out.dead = true;
                 let _ = u.conn.shutdown(Shutdown::Both);
@@ -507,6 +561,17 @@ impl Chat {
 
     fn leave(&self, user: &User) {
         lock(&self.room).retain(|u| u.id != user.id);
+        // Not while shutting down: the users' threads end in any order, and
+        // the goldens quote the end of the log.
+        if !SHUTTING_DOWN.load(std::sync::atomic::Ordering::Relaxed) {
+            say!("fake-server: user #{} ({}) left", user.slot, user.peer);
+            say!(
+                "fake-server: fd {}: close({}); slot #{} is free",
+                user.fd,
+                user.fd,
+                user.slot
+            );
+        }
         let mut out = lock(&user.out);
         out.dead = true;
         user.more.notify_all();
@@ -523,7 +588,7 @@ impl Chat {
                 if out.closing || out.dead || lock(&u.heard_at).elapsed() < idle {
                     continue;
                 }
-                eprintln!(
+                say!(
                     "fake-server: user {} said nothing for {} s: disconnected",
                     u.id,
                     idle.as_secs()
@@ -553,7 +618,8 @@ impl Chat {
         } else {
             "SIGTERM"
         };
-        eprintln!("fake-server: {name}: shutting down");
+        SHUTTING_DOWN.store(true, std::sync::atomic::Ordering::Relaxed);
+        say!("fake-server: {name}: shutting down");
         if self.mode() != "chat-keeps-listening" {
             // No new clients: a listening socket shut down refuses them
             // (the accept thread's accept() then fails, and it stops).
@@ -596,6 +662,22 @@ impl Chat {
         }
         exit(if self.mode() == "chat-exits-1" { 1 } else { 0 });
     }
+}
+
+/// Whether the peer's FIN is already waiting behind what was read: a
+/// recv(MSG_PEEK | MSG_DONTWAIT) that says 0.
+fn eof_pending(conn: &TcpStream) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: one byte of live buffer; the fd is an open socket.
+    let n = unsafe {
+        libc::recv(
+            conn.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n == 0
 }
 
 /// One send() that does not wait (MSG_DONTWAIT): how much the socket took;
