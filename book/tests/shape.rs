@@ -12,19 +12,9 @@ use std::path::PathBuf;
 use book::steps::{self, Step};
 use book::{generated, hints, readme, scenario, starter};
 
-/// The sections every step chapter has, in this order.
-const SECTIONS: &[&str] = &[
-    "What you'll build",
-    "Run it",
-    "The kqueue ideas",
-    "Your turn",
-    "Walkthrough",
-    "What changed since the previous step",
-    "Test it",
-    "Pitfalls",
-    "Exercises",
-    "Further reading",
-];
+/// The sections every step chapter has, in this order (the scaffolder
+/// writes them into a new chapter).
+const SECTIONS: &[&str] = book::scaffold::SECTIONS;
 
 /// The sections every step README has, in this order.
 const README_SECTIONS: &[&str] = &["Goal", "Your turn", "Run", "Test", "Read", "Stuck?"];
@@ -86,13 +76,18 @@ fn missing_parts(step: &Step, chapter: Option<&str>, previous: Option<&Step>) ->
         ));
     }
     // What crates.io and `cargo metadata` show: the README's title.
-    if let Some(title) = read(&step.file("README.md")).as_deref().and_then(|t| t.lines().next()) {
+    if let Some(title) = read(&step.file("README.md"))
+        .as_deref()
+        .and_then(|t| t.lines().next())
+    {
         let want = format!(
             "description = \"kqueue, step by step: {}\"",
             title.trim_start_matches("# ").replace('"', "\\\"")
         );
         if !toml.contains(&want) {
-            missing.push(format!("{dir}/Cargo.toml: under [package], add `{want}` (its README's title)"));
+            missing.push(format!(
+                "{dir}/Cargo.toml: under [package], add `{want}` (its README's title)"
+            ));
         }
     }
     let lessons = match starter::for_step(&root, step) {

@@ -28,6 +28,7 @@ pub mod includes;
 pub mod listings;
 pub mod plot;
 pub mod readme;
+pub mod scaffold;
 pub mod scenario;
 pub mod stages;
 pub mod starter;

@@ -6,6 +6,8 @@
 //! book-gen --bins DIR        everything: also the transcripts, running the
 //!                            step binaries and the harness found in DIR
 //! book-gen --list-steps      the steps, one per line, in order
+//! book-gen --new-step TITLE   make step N+1 from the last step N
+//!                            (scripts/new-step.sh; see book::scaffold)
 //! ```
 //!
 //! `--static` writes step diffs, `kq` doc sections, test and stage tables,
@@ -21,7 +23,36 @@ use book::{generated, steps};
 
 const USAGE: &str = "usage: book-gen --static
        book-gen --bins DIR     (DIR holds stepN for every step, and harness)
-       book-gen --list-steps";
+       book-gen --list-steps
+       book-gen --new-step TITLE";
+
+/// `--new-step TITLE`: the scaffolder, and what it leaves to a person.
+fn new_step(root: &std::path::Path, title: &str) -> ExitCode {
+    match book::scaffold::new_step(root, title) {
+        Ok(done) => {
+            println!(
+                "book-gen: made {} ({} files), its chapter and its line in book/src/SUMMARY.md",
+                done.step.dir.display(),
+                done.written.len()
+            );
+            println!(
+                "\nNow run scripts/generate.sh (the starter, the transcripts, the tables), then"
+            );
+            println!(
+                "  cargo test -p {0}; cargo learn check {1}; cargo test -p book",
+                done.step.name, done.step.number
+            );
+            println!(
+                "\nWrite by hand (the new step is the last one under a new number until you do):"
+            );
+            for item in &done.by_hand {
+                println!("  - {item}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,6 +68,7 @@ fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
+        ["--new-step", title] => return new_step(&root, title),
         ["--static"] => None,
         ["--bins", dir] => {
             let dir = PathBuf::from(dir);
