@@ -405,3 +405,45 @@ fn every_step_chapter_hides_its_hints() {
         );
     }
 }
+
+/// The instructors' page plans every step: each step's chapter is linked
+/// from a session's timetable, and has a demo (`**Step N.**`) and its
+/// mistakes (`- **Step N**`); a step added without them fails here. (The
+/// introduction's table of steps is generated, so it names every step.)
+#[test]
+fn the_instructors_page_plans_every_step() {
+    let text =
+        fs::read_to_string(common::src().join("instructors.md")).expect("read instructors.md");
+    let mut missing = Vec::new();
+    for step in steps() {
+        let n = step.number;
+        if !text.contains(&format!("]({}-", step.name)) {
+            missing.push(format!("a timetable row linking step {n}'s chapter"));
+        }
+        if !text
+            .lines()
+            .any(|l| l.starts_with(&format!("**Step {n}.**")))
+        {
+            missing.push(format!("a demo for step {n} (a paragraph starting `**Step {n}.**` under \"A demo for each step\")"));
+        }
+        if !text
+            .lines()
+            .any(|l| l.starts_with(&format!("- **Step {n}**")))
+        {
+            missing.push(format!(
+                "the mistakes people make in step {n} (`- **Step {n}**: ...`)"
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "book/src/instructors.md names fewer steps than exist; add:\n{}",
+        missing.join("\n")
+    );
+    let intro =
+        fs::read_to_string(common::src().join("introduction.md")).expect("read introduction.md");
+    assert!(
+        intro.contains("{{#include ../generated/steps.md}}"),
+        "book/src/introduction.md should include ../generated/steps.md, the table of every step"
+    );
+}

@@ -91,6 +91,10 @@ pub fn static_files(root: &Path) -> Result<Vec<Generated>, String> {
         path: PathBuf::from(plot::IDLE_FDS_SVG),
         content: plot::idle_fds_svg(&data).map_err(|e| format!("{}: {e}", plot::IDLE_FDS_DATA))?,
     });
+    out.push(Generated {
+        path: Path::new(DIR).join("steps.md"),
+        content: readme::book_table(root, &steps)?,
+    });
     let readme = read(root, readme::FILE)?;
     out.push(Generated {
         path: PathBuf::from(readme::FILE),

@@ -78,6 +78,29 @@ fn rows(root: &Path, steps: &[Step]) -> Result<String, String> {
     Ok(out)
 }
 
+/// The book's table of steps (the introduction shows it): each step's
+/// chapter, linked under its title, and its tagline; made from the same
+/// READMEs as the root README's table, so it names every step there is.
+pub fn book_table(root: &Path, steps: &[Step]) -> Result<String, String> {
+    let mut out = String::from("| step | what you build |\n|---|---|\n");
+    for step in steps {
+        let path = step.file("README.md");
+        let text =
+            fs::read_to_string(root.join(&path)).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (Some(title), Some(tagline)) = (title(&text), tagline(&text)) else {
+            return Err(format!("{}: no title or tagline", path.display()));
+        };
+        let chapter = crate::scaffold::chapter_file(root, step)
+            .ok_or_else(|| format!("book/src/SUMMARY.md names no chapter for {}", step.name))?;
+        out.push_str(&format!(
+            "| [Step {}: {title}]({chapter}) | {} |\n",
+            step.number,
+            tagline.strip_suffix('.').unwrap_or(&tagline)
+        ));
+    }
+    Ok(out)
+}
+
 /// The tagline continues the title after a colon: `The classic ...` ->
 /// `the classic ...` (code such as `` `users[NUSERS]` `` is left alone).
 fn lower_first(s: &str) -> String {
