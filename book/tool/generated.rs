@@ -274,7 +274,12 @@ pub fn step_diff(root: &Path, from: &str, to: &str) -> Result<String, String> {
     let out = out?;
     // diff exits 1 when the files differ, which is the point here.
     match out.status.code() {
-        Some(0) | Some(1) => Ok(String::from_utf8_lossy(&out.stdout)
+        // The same code (a step the scaffolder just made): say so, rather
+        // than show an empty listing.
+        Some(0) => Ok(format!(
+            "--- {a}\n+++ {b}\n# no change: {b} is {a} but for its leading //! doc\n"
+        )),
+        Some(1) => Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| format!("{}\n", renumber_hunk_header(l, &a_lines, &b_lines)))
             .collect()),
