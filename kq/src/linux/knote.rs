@@ -1,17 +1,15 @@
 //! Knotes: what every registration keeps, the table of a queue's knotes,
-//! and a knote's life from EV_ADD to delivery and EV_DELETE.
+//! the pending queue, and a knote's life once it is delivered.
 //!
-//! The rules here are FreeBSD's `kqueue_register` and `knote_process`:
-//! EV_ADD creates or modifies (never duplicates), a modification replaces
-//! udata and the filter's parameters, EV_ENABLE/EV_DISABLE toggle a knote
-//! without losing what happened meanwhile, EV_ONESHOT deletes a knote once
-//! delivered, EV_DISPATCH disables it, and a level-triggered knote whose
-//! condition kq must check itself goes back into the `pending` queue after
-//! each delivery. Each filter's own part lives in its module
-//! (`super::filter::*`); this one only dispatches.
+//! What a change does to a knote (FreeBSD's `kqueue_register`) is
+//! `super::register`'s. This module keeps what the rules work on, and
+//! the rules of `kqueue_scan` once a knote was delivered: EV_ONESHOT
+//! deletes it, EV_DISPATCH disables it, and a level-triggered knote whose
+//! condition kq must check itself goes back into the `pending` queue.
+//! Each filter's own part lives in its module (`super::filter::*`),
+//! reached through its `FilterOps`.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use libc::c_void;
@@ -46,35 +44,6 @@ pub(crate) struct Knote {
 }
 
 impl Knote {
-    pub(crate) fn new(change: &kevent, implied: Flags) -> Knote {
-        Knote {
-            udata: change.udata as usize,
-            sdata: change.data as i64,
-            sfflags: change.fflags,
-            flags: (change.flags & !(EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE)) | implied,
-            disabled: change.flags & EV_DISABLE != 0,
-            queued: false,
-        }
-    }
-
-    /// A change to an existing knote: FreeBSD replaces udata and the
-    /// filter's parameters on every modification, and applies enable or
-    /// disable; the trigger-mode bits chosen at EV_ADD stay.
-    pub(crate) fn modify(&mut self, change: &kevent) {
-        self.udata = change.udata as usize;
-        self.sdata = change.data as i64;
-        self.sfflags = change.fflags;
-        self.apply_enable(change);
-    }
-
-    pub(crate) fn apply_enable(&mut self, change: &kevent) {
-        if change.flags & EV_ENABLE != 0 {
-            self.disabled = false;
-        } else if change.flags & EV_DISABLE != 0 {
-            self.disabled = true;
-        }
-    }
-
     #[inline(always)]
     pub(crate) fn event(
         &self,
@@ -160,25 +129,6 @@ impl Table {
         }
     }
 
-    // --- the changelist ---------------------------------------------------
-
-    /// Applies one change (FreeBSD `kqueue_register`). Like FreeBSD it may
-    /// rewrite the change, which becomes the EV_ERROR / EV_RECEIPT entry:
-    /// the `fflags` of a change that creates a knote are zeroed.
-    pub(crate) fn register(&mut self, change: &mut kevent) -> io::Result<()> {
-        if change.flags & (EV_ENABLE | EV_DISABLE) == EV_ENABLE | EV_DISABLE {
-            return Err(os::err(libc::EINVAL));
-        }
-        match FilterKind::from_raw(change.filter)? {
-            filter @ (FilterKind::Read | FilterKind::Write) => self.register_fd(filter, change),
-            FilterKind::Vnode => self.register_vnode(change),
-            FilterKind::Proc => self.register_proc(change),
-            FilterKind::Signal => self.register_signal(change),
-            FilterKind::Timer => self.register_timer(change),
-            FilterKind::User => self.register_user(change),
-        }
-    }
-
     pub(crate) fn knote_mut(&mut self, r: KnoteRef) -> Option<&mut Knote> {
         match r.filter {
             FilterKind::Read | FilterKind::Write => {
@@ -198,35 +148,18 @@ impl Table {
     /// Deletes a knote known to exist (EV_ONESHOT after delivery).
     fn delete(&mut self, r: KnoteRef) {
         self.unqueue(r);
-        match r.filter {
-            FilterKind::Read | FilterKind::Write => {
-                self.delete_fd_knote(r.filter, r.ident as RawFd)
-            }
-            FilterKind::Vnode => self.delete_vnode(r.ident as RawFd),
-            FilterKind::Proc => self.delete_proc(r.ident),
-            FilterKind::Signal => self.delete_signal(r.ident),
-            FilterKind::Timer => self.delete_timer(r.ident),
-            FilterKind::User => self.delete_user(r.ident),
-        }
+        (r.filter.ops().detach)(self, r);
     }
 
     /// Disables a knote (EV_DISPATCH after delivery): its source of events
-    /// stops waking the queue until EV_ENABLE.
+    /// stops waking the queue until EV_ENABLE; what happens meanwhile is
+    /// kept for EV_ENABLE.
     fn disable(&mut self, r: KnoteRef) {
         if let Some(k) = self.knote_mut(r) {
             k.disabled = true;
         }
         self.unqueue(r);
-        match r.filter {
-            FilterKind::Read | FilterKind::Write => {
-                let _ = self.update_fd(r.ident as RawFd);
-            }
-            FilterKind::Proc => self.arm_proc(r.ident),
-            FilterKind::Signal => self.arm_signal(r.ident),
-            FilterKind::Timer => self.arm_timer(r.ident),
-            // Nothing to stop: what happens meanwhile is kept for EV_ENABLE.
-            FilterKind::Vnode | FilterKind::User => {}
-        }
+        let _ = (r.filter.ops().arm)(self, r, None);
     }
 
     // --- the pending queue --------------------------------------------------
@@ -278,16 +211,7 @@ impl Table {
                 Some(k) => k.queued = false,
                 None => continue,
             }
-            match r.filter {
-                FilterKind::Read | FilterKind::Write => {
-                    self.deliver_queued_fd(r.filter, r.ident as RawFd, out)
-                }
-                FilterKind::Vnode => self.deliver_vnode(r.ident as RawFd, out),
-                FilterKind::Proc => self.deliver_proc(r.ident, out),
-                FilterKind::Signal => self.deliver_signal(r.ident, out),
-                FilterKind::Timer => self.deliver_timer(r.ident, out),
-                FilterKind::User => self.deliver_user(r.ident, out),
-            }
+            (r.filter.ops().deliver)(self, r, out);
         }
     }
 

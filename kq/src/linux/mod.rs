@@ -34,10 +34,16 @@
 //! still names the same file (epoll, or `fstat`), because close() must end
 //! a knote and Linux tells nobody about a close().
 //!
-//! The code is split the way the tests are: [`queue`](self) (the queue, the
-//! registry of queues, one call's scan), the knote table and lifecycle,
-//! descriptor knotes (`fd`), and one module per filter under `filter`;
-//! every system call is a small wrapper in `os`.
+//! The code is split the way FreeBSD's kern_event.c is: `register` is
+//! `kqueue_register`, FreeBSD's rules for what one change does to a knote
+//! (ENOENT, EV_ADD, EV_DELETE, EV_ENABLE/EV_DISABLE, udata, the stored
+//! flags), written once for every filter; `knote` is the knote table, the
+//! pending queue and what `kqueue_scan` does once a knote is delivered
+//! (EV_ONESHOT, EV_DISPATCH); `queue` is the queue, the registry of
+//! queues and one call's scan. Each filter supplies only its own part, a
+//! `FilterOps` like FreeBSD's `struct filterops` (attach, touch, detach,
+//! arm, deliver): descriptor knotes in `fd`, one module per filter under
+//! `filter`. Every system call is a small wrapper in `os`.
 //!
 //! In steady state a `kevent()` with an empty changelist is one `epoll_wait`
 //! plus one cheap syscall per returned event (for `data`); nothing is
@@ -49,6 +55,7 @@ mod filter;
 mod knote;
 mod os;
 mod queue;
+mod register;
 
 use std::io;
 use std::time::Duration;

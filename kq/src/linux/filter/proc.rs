@@ -21,7 +21,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use libc::c_int;
 
 use crate::linux::abi::*;
-use crate::linux::filter::FilterKind;
+use crate::linux::filter::{any_ident, FilterKind, FilterOps};
 use crate::linux::knote::{Knote, KnoteRef, Table};
 use crate::linux::os;
 use crate::linux::queue::{set_registered, Out, Token};
@@ -76,47 +76,47 @@ fn zombie_status(pid: libc::pid_t) -> Option<c_int> {
     rest.split_whitespace().nth(52 - 3)?.parse().ok()
 }
 
+/// EVFILT_PROC: a pidfd per knote.
+pub(crate) static OPS: FilterOps = FilterOps {
+    check_ident: any_ident,
+    attach: |t, r, knote, _, _| t.attach_proc(r.ident, knote),
+    touch: None,
+    detach: |t, r| t.delete_proc(r.ident),
+    arm: |t, r, _| t.arm_proc(r.ident),
+    deliver: |t, r, out| t.deliver_proc(r.ident, out),
+};
+
 impl Table {
-    pub(crate) fn register_proc(&mut self, change: &mut kevent) -> io::Result<()> {
-        let ident = change.ident;
-        if let Some(p) = self.procs.get_mut(&ident) {
-            if change.flags & EV_DELETE != 0 {
-                self.delete_proc(ident);
-                return Ok(());
-            }
-            p.knote.modify(change);
-        } else {
-            if change.flags & EV_ADD == 0 {
-                return Err(os::err(libc::ENOENT));
-            }
-            let pid = match libc::pid_t::try_from(ident) {
-                Ok(pid) if pid > 0 => pid,
-                _ => return Err(os::err(libc::ESRCH)),
-            };
-            // FreeBSD: EV_CLEAR is implied.
-            let knote = Knote::new(change, EV_CLEAR);
-            change.fflags = 0;
-            let pidfd = os::pidfd_open(pid)?;
-            if knote.sfflags & NOTE_EXIT == 0 && exited(pidfd.as_raw_fd()) {
-                // Without NOTE_EXIT FreeBSD looks among live processes
-                // only: a zombie is not found.
-                return Err(os::err(libc::ESRCH));
-            }
-            self.proc_by_fd.insert(pidfd.as_raw_fd(), ident);
-            self.procs.insert(
-                ident,
-                Proc {
-                    pid,
-                    pidfd,
-                    registered: false,
-                    knote,
-                },
-            );
+    /// `filt_procattach`: a pidfd for the process (ESRCH if there is none).
+    fn attach_proc(&mut self, ident: usize, mut knote: Knote) -> io::Result<()> {
+        let pid = match libc::pid_t::try_from(ident) {
+            Ok(pid) if pid > 0 => pid,
+            _ => return Err(os::err(libc::ESRCH)),
+        };
+        // FreeBSD: EV_CLEAR is implied.
+        knote.flags |= EV_CLEAR;
+        let pidfd = os::pidfd_open(pid)?;
+        if knote.sfflags & NOTE_EXIT == 0 && exited(pidfd.as_raw_fd()) {
+            // Without NOTE_EXIT FreeBSD looks among live processes only: a
+            // zombie is not found.
+            return Err(os::err(libc::ESRCH));
         }
-        self.arm_proc_checked(ident)
+        self.proc_by_fd.insert(pidfd.as_raw_fd(), ident);
+        self.procs.insert(
+            ident,
+            Proc {
+                pid,
+                pidfd,
+                registered: false,
+                knote,
+            },
+        );
+        Ok(())
     }
 
-    fn arm_proc_checked(&mut self, ident: usize) -> io::Result<()> {
+    /// The pidfd wakes the queue exactly while the knote is enabled (an
+    /// exit meanwhile is reported on EV_ENABLE: the pidfd stays readable).
+    fn arm_proc(&mut self, ident: usize) -> io::Result<()> {
         let epfd = self.epfd;
         let Some(p) = self.procs.get_mut(&ident) else {
             return Ok(());
@@ -124,12 +124,6 @@ impl Table {
         let want = !p.knote.disabled;
         let fd = p.fd();
         set_registered(epfd, fd, Token::Proc(fd), &mut p.registered, want)
-    }
-
-    /// The pidfd wakes the queue exactly while the knote is enabled (an
-    /// exit meanwhile is reported on EV_ENABLE: the pidfd stays readable).
-    pub(crate) fn arm_proc(&mut self, ident: usize) {
-        let _ = self.arm_proc_checked(ident);
     }
 
     pub(crate) fn delete_proc(&mut self, ident: usize) {

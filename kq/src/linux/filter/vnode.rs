@@ -33,7 +33,7 @@ use libc::c_int;
 
 use crate::linux::abi::*;
 use crate::linux::fd::Kind;
-use crate::linux::filter::FilterKind;
+use crate::linux::filter::{FilterKind, FilterOps};
 use crate::linux::knote::{Knote, KnoteRef, Table};
 use crate::linux::os;
 use crate::linux::queue::{Out, Token};
@@ -157,6 +157,19 @@ fn entry_hint(ev: &InotifyEvent, paired: bool) -> u32 {
     }
 }
 
+/// EVFILT_VNODE, `f_isfd`: an inotify watch per knote.
+pub(crate) static OPS: FilterOps = FilterOps {
+    check_ident: |t, change| t.descriptor_of(change).map(|(_, st)| Some(st)),
+    attach: |t, r, knote, _, st| t.attach_vnode(r.ident as RawFd, knote, st),
+    touch: None,
+    detach: |t, r| t.delete_vnode(r.ident as RawFd),
+    arm: |t, r, _| {
+        t.arm_vnode(r.ident as RawFd);
+        Ok(())
+    },
+    deliver: |t, r, out| t.deliver_vnode(r.ident as RawFd, out),
+};
+
 impl Table {
     /// Watches the file `fd` names; returns the watch descriptor. EINVAL
     /// for what has no file to watch (a pipe, an eventfd: no path).
@@ -206,56 +219,48 @@ impl Table {
         }
     }
 
-    pub(crate) fn register_vnode(&mut self, change: &mut kevent) -> io::Result<()> {
-        let (fd, st) = self.descriptor_of(change)?;
-        let r = KnoteRef::new(FilterKind::Vnode, fd as usize);
-        if let Some(v) = self.vnodes.get_mut(&fd) {
-            if change.flags & EV_DELETE != 0 {
-                self.delete_vnode(fd);
-                return Ok(());
-            }
-            // What was recorded before stays (FreeBSD does not reset a
-            // triggered knote on modification).
-            v.knote.modify(change);
-        } else {
-            if change.flags & EV_ADD == 0 {
-                return Err(os::err(libc::ENOENT));
-            }
-            let knote = Knote::new(change, 0);
-            change.fflags = 0;
-            // Files, directories, links and devices are vnodes; sockets,
-            // pipes and FIFOs are not (FreeBSD's socket and pipe filters
-            // refuse it), nor is what has no type (eventfds, a kqueue).
-            let vnode_types = [
-                libc::S_IFREG,
-                libc::S_IFDIR,
-                libc::S_IFLNK,
-                libc::S_IFCHR,
-                libc::S_IFBLK,
-            ];
-            if !vnode_types.contains(&(st.st_mode & libc::S_IFMT)) {
-                return Err(os::err(libc::EINVAL));
-            }
-            let wd = self.watch(fd)?;
-            self.vnodes.insert(
-                fd,
-                Vnode {
-                    knote,
-                    dev: st.st_dev,
-                    ino: st.st_ino,
-                    wd,
-                    size: st.st_size,
-                    nlink: st.st_nlink,
-                    fired: 0,
-                    revoked: false,
-                },
-            );
+    /// `filt_vfsattach`: an inotify watch on the file the descriptor holds.
+    fn attach_vnode(&mut self, fd: RawFd, knote: Knote, st: Option<&libc::stat>) -> io::Result<()> {
+        let Some(st) = st else {
+            return Err(os::err(libc::EBADF)); // check_ident found no descriptor
+        };
+        // Files, directories, links and devices are vnodes; sockets, pipes
+        // and FIFOs are not (FreeBSD's socket and pipe filters refuse it),
+        // nor is what has no type (eventfds, a kqueue).
+        let vnode_types = [
+            libc::S_IFREG,
+            libc::S_IFDIR,
+            libc::S_IFLNK,
+            libc::S_IFCHR,
+            libc::S_IFBLK,
+        ];
+        if !vnode_types.contains(&(st.st_mode & libc::S_IFMT)) {
+            return Err(os::err(libc::EINVAL));
         }
-        if self.vnodes.get(&fd).is_some_and(|v| v.fired != 0) {
-            // Recorded while disabled: reported on EV_ENABLE.
-            self.queue(r);
-        }
+        let wd = self.watch(fd)?;
+        self.vnodes.insert(
+            fd,
+            Vnode {
+                knote,
+                dev: st.st_dev,
+                ino: st.st_ino,
+                wd,
+                size: st.st_size,
+                nlink: st.st_nlink,
+                fired: 0,
+                revoked: false,
+            },
+        );
         Ok(())
+    }
+
+    /// Notes recorded while the knote was disabled (or before a change) are
+    /// reported as soon as it is enabled: what was recorded is not reset by
+    /// a modification (FreeBSD).
+    fn arm_vnode(&mut self, fd: RawFd) {
+        if self.vnodes.get(&fd).is_some_and(|v| v.fired != 0) {
+            self.queue(KnoteRef::new(FilterKind::Vnode, fd as usize));
+        }
     }
 
     pub(crate) fn delete_vnode(&mut self, fd: RawFd) {
