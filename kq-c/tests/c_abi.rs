@@ -975,3 +975,59 @@ fn c_kqtail_rejects_bad_arguments_and_missing_things() {
         text(&out.stderr)
     );
 }
+
+// ---------------------------------------------------------------------------
+// kevent() from C with the arguments FreeBSD's kqueue_kevent tolerates (the
+// issue "kq: no crash, no lost event, every FreeBSD port compiles").
+
+/// Compiles a C program given as source with the documented script
+/// (warnings as errors) and returns the executable.
+fn c_program(name: &str, source: &str) -> PathBuf {
+    let dir = out_dir();
+    let pid = std::process::id();
+    let c = dir.join(format!("{name}.{pid}.c"));
+    let exe = dir.join(format!("{name}.{pid}"));
+    std::fs::write(&c, source).unwrap_or_else(|e| panic!("cannot write {c:?}: {e}"));
+    let mut cmd = Command::new("sh");
+    cmd.arg(example("cc-kq.sh"))
+        .args(["-Wall", "-Wextra", "-Werror"])
+        .arg(&c)
+        .arg("-o")
+        .arg(&exe);
+    #[cfg(target_os = "linux")]
+    cmd.env("KQ_LIB", libkq_dir().join("libkq.a"));
+    compile(&mut cmd);
+    exe
+}
+
+/// `kevent(kq, NULL, 0, &one_event, INT_MAX, &one_ms)` on an empty queue returns 0 after the timeout: no allocation sized by `nevents` (kq used to abort).
+#[test]
+fn c_kevent_with_int_max_nevents_and_room_for_one_times_out() {
+    let exe = c_program(
+        "int_max_nevents",
+        r#"
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(void)
+{
+	struct timespec one_ms = { 0, 1000000 };
+	struct kevent one_event;
+	int kq = kqueue();
+
+	memset(&one_event, 0, sizeof(one_event));
+	printf("kevent %d\n", kevent(kq, NULL, 0, &one_event, INT_MAX, &one_ms));
+	return 0;
+}
+"#,
+    );
+    assert_eq!(
+        run_ok(&exe, &[]),
+        "kevent 0\n",
+        "sent nevents INT_MAX with room for one, 1 ms, nothing pending"
+    );
+}

@@ -195,8 +195,9 @@
 //!
 //! In steady state a `kevent()` with an empty changelist is one `epoll_wait`
 //! plus one cheap syscall per returned event (`ioctl(FIONREAD)` and friends,
-//! for `data`), with no allocation per call (an event list longer than 256
-//! uses a buffer per thread, grown once) and no `epoll_ctl` unless
+//! for `data`), with no allocation per call (epoll's events are taken 256
+//! at a time into a buffer on the stack, however long the event list, as
+//! FreeBSD copies events out in chunks) and no `epoll_ctl` unless
 //! something changed. A call with changes makes one `epoll_ctl` more, which
 //! checks that the descriptor is still this kqueue (a number closed with
 //! `close()` and reused is `EBADF`, as on BSD). What `kq` evaluates itself (regular files, level

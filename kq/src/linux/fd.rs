@@ -84,6 +84,8 @@ pub(crate) struct FdEntry {
     pub(crate) capacity: u32,
     /// The inotify watch of a regular file (-1: none).
     pub(crate) wd: i32,
+    /// The scan round (`Table::sweep`) in which epoll last reported it.
+    pub(crate) seen: u32,
     pub(crate) read: Option<Knote>,
     pub(crate) write: Option<Knote>,
 }
@@ -512,6 +514,30 @@ impl Table {
                 let revents = os::poll(fd);
                 self.deliver_fd(fd, filter, revents, out);
             }
+        }
+    }
+
+    /// A new round of epoll_wait chunks in the scan; returns its number.
+    pub(crate) fn next_sweep(&mut self) -> u32 {
+        self.sweep = self.sweep.wrapping_add(1);
+        if self.sweep == 0 {
+            // Wrapped: no entry may still carry the number about to be
+            // reused (0 is every new entry's).
+            for e in &mut self.fds {
+                e.seen = 0;
+            }
+            self.sweep = 1;
+        }
+        self.sweep
+    }
+
+    /// Whether this is the first time epoll reports `fd` in scan round
+    /// `sweep` (a level registration comes again in a later chunk).
+    #[inline(always)]
+    pub(crate) fn first_sight(&mut self, fd: RawFd, sweep: u32) -> bool {
+        match self.fds.get_mut(fd as usize) {
+            Some(e) => std::mem::replace(&mut e.seen, sweep) != sweep,
+            None => true,
         }
     }
 

@@ -89,6 +89,9 @@ pub(crate) struct Table {
     /// Flips on every kevent() call: when set, epoll's events are taken
     /// before the userspace queue (fairness; see `Kq::scan`).
     pub(crate) epoll_turn: bool,
+    /// Counts the scan's rounds of epoll_wait chunks, so a descriptor
+    /// handed out twice in one round is recognised (`first_sight`).
+    pub(crate) sweep: u32,
     /// Knotes to look at in userspace, in order (each at most once).
     pub(crate) pending: VecDeque<KnoteRef>,
     /// EVFILT_READ and EVFILT_WRITE, indexed by descriptor number (numbers
@@ -115,6 +118,7 @@ impl Table {
             wake,
             wake_armed: false,
             epoll_turn: false,
+            sweep: 0,
             pending: VecDeque::new(),
             fds: Vec::new(),
             vnodes: HashMap::new(),
