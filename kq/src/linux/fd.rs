@@ -22,7 +22,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::abi::*;
 use super::filter::read::filt_read;
 use super::filter::write::filt_write;
-use super::filter::{FilterKind, FilterOps};
+use super::filter::{nothing_to_catch_up, FilterKind, FilterOps};
 use super::knote::{Knote, KnoteRef, Table};
 use super::os;
 use super::queue::{Kq, Out, Token};
@@ -219,6 +219,7 @@ pub(crate) static OPS: FilterOps = FilterOps {
     attach: |t, r, knote, _, st| t.attach_fd_knote(r, knote, st),
     // FreeBSD's descriptor filters have no f_touch.
     touch: None,
+    catch_up: nothing_to_catch_up,
     detach: |t, r| t.delete_fd_knote(r.filter, r.ident as RawFd),
     arm: |t, r, change| t.arm_fd(r, change),
     deliver: |t, r, out| t.deliver_queued_fd(r.filter, r.ident as RawFd, out),

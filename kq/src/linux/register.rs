@@ -98,6 +98,11 @@ impl Table {
 
     /// A change (other than EV_DELETE) to an existing knote, EV_ADD or not.
     fn modify(&mut self, ops: &FilterOps, r: KnoteRef, change: &mut kevent) -> io::Result<()> {
+        // What already happened was recorded, on FreeBSD, when it happened,
+        // with the parameters in force then: record it now, before this
+        // change replaces them (an EV_ENABLE with fflags 0 must still report
+        // an exit or a write that happened while the knote was disabled).
+        (ops.catch_up)(self, r);
         let Some(stored) = self.knote_mut(r) else {
             return Ok(()); // looked up by register()
         };

@@ -121,6 +121,13 @@ pub(crate) struct FilterOps {
     /// already applied). An error leaves the knote as it was. Without it,
     /// the change's `fflags` and `data` replace `sfflags` and `sdata`.
     pub(crate) touch: Option<Touch>,
+    /// Runs before a change reaches an existing knote (EV_DELETE aside):
+    /// records what already happened under the parameters in force until
+    /// now. FreeBSD's `f_event` records an event in the knote when it
+    /// happens (`kn_fflags |= hint`, judged by `kn_sfflags` then), so a
+    /// later change of `sfflags`, even EV_ENABLE's 0, cannot lose it; Linux
+    /// may still hold it unread (an inotify event, an exited pidfd).
+    pub(crate) catch_up: fn(&mut Table, KnoteRef),
     /// `f_detach` and `knote_drop`: forgets the knote and its Linux source.
     pub(crate) detach: fn(&mut Table, KnoteRef),
     /// After a knote was added, changed or disabled (`change` is None after
@@ -134,6 +141,11 @@ pub(crate) struct FilterOps {
     /// `Table::after_delivery`.
     pub(crate) deliver: fn(&mut Table, KnoteRef, &mut Out),
 }
+
+/// A `catch_up` for filters whose Linux source holds nothing the old
+/// parameters would have judged (their events are counted, not filtered by
+/// `sfflags`, or looked at again at every delivery as FreeBSD does).
+pub(crate) fn nothing_to_catch_up(_: &mut Table, _: KnoteRef) {}
 
 /// A `check_ident` for filters whose ident is any number.
 pub(crate) fn any_ident(_: &mut Table, _: &kevent) -> io::Result<Option<libc::stat>> {

@@ -5,7 +5,11 @@
 //! On exit FreeBSD reports NOTE_EXIT (if the knote asked for it) with
 //! `data` = the wait status, flags EV_EOF | EV_ONESHOT, and the knote is
 //! gone; a knote that did not ask for NOTE_EXIT is dropped silently
-//! (EV_DROP). NOTE_FORK, NOTE_EXEC and NOTE_TRACK have no Linux source kq
+//! (EV_DROP). FreeBSD decides which at exit time, by the notes asked for
+//! then; kq decides when it first looks at the exited pidfd, and at the
+//! latest before a change replaces the notes (`catch_up_proc`), which is
+//! the same answer: an exit while disabled is reported by an EV_ENABLE
+//! whose `fflags` are 0. NOTE_FORK, NOTE_EXEC and NOTE_TRACK have no Linux source kq
 //! can use (the process connector needs privileges): those bits are kept
 //! but never reported.
 //!
@@ -31,6 +35,10 @@ pub(crate) struct Proc {
     pidfd: OwnedFd,
     /// The pidfd is in the epoll set (the knote is enabled).
     pub(crate) registered: bool,
+    /// The exit, once recorded (FreeBSD's `filt_proc` at exit time): the
+    /// notes it reported (NOTE_EXIT if the knote asked for it then, else
+    /// 0, which drops the knote) and the wait status.
+    exit: Option<(u32, i64)>,
     pub(crate) knote: Knote,
 }
 
@@ -66,6 +74,19 @@ fn exit_status(pid: libc::pid_t, pidfd: RawFd) -> i64 {
     os::pidfd_exit_status(pidfd).map_or(0, i64::from)
 }
 
+/// What FreeBSD's `filt_proc` records when the process exits, for a knote
+/// whose notes are `sfflags`: NOTE_EXIT and the wait status if it asked
+/// for NOTE_EXIT, else nothing.
+fn exit_record(pid: libc::pid_t, pidfd: RawFd, sfflags: u32) -> (u32, i64) {
+    let fflags = sfflags & NOTE_EXIT;
+    let data = if fflags != 0 {
+        exit_status(pid, pidfd)
+    } else {
+        0
+    };
+    (fflags, data)
+}
+
 /// The `exit_code` field (the 52nd) of /proc/PID/stat: the wait status of
 /// a process that has exited (Linux 3.5 and later).
 fn zombie_status(pid: libc::pid_t) -> Option<c_int> {
@@ -81,6 +102,7 @@ pub(crate) static OPS: FilterOps = FilterOps {
     check_ident: any_ident,
     attach: |t, r, knote, _, _| t.attach_proc(r.ident, knote),
     touch: None,
+    catch_up: |t, r| t.catch_up_proc(r.ident),
     detach: |t, r| t.delete_proc(r.ident),
     arm: |t, r, _| t.arm_proc(r.ident),
     deliver: |t, r, out| t.deliver_proc(r.ident, out),
@@ -108,6 +130,7 @@ impl Table {
                 pid,
                 pidfd,
                 registered: false,
+                exit: None,
                 knote,
             },
         );
@@ -134,6 +157,18 @@ impl Table {
         }
     }
 
+    /// Before a change replaces the knote's notes: an exit that already
+    /// happened is recorded with the notes it was registered for, as
+    /// FreeBSD records it at exit time (the pidfd of a disabled knote is
+    /// not in the epoll set, so nobody has looked yet).
+    fn catch_up_proc(&mut self, ident: usize) {
+        if let Some(p) = self.procs.get_mut(&ident) {
+            if p.exit.is_none() && exited(p.fd()) {
+                p.exit = Some(exit_record(p.pid, p.fd(), p.knote.sfflags));
+            }
+        }
+    }
+
     pub(crate) fn deliver_proc(&mut self, ident: usize, out: &mut Out) {
         let Some(p) = self.procs.get(&ident) else {
             return;
@@ -147,13 +182,14 @@ impl Table {
             return;
         }
         let k = p.knote;
-        let fflags = k.sfflags & NOTE_EXIT;
+        let (fflags, data) = p
+            .exit
+            .unwrap_or_else(|| exit_record(p.pid, p.fd(), k.sfflags));
         if fflags == 0 {
             // Nothing it asked for happened: FreeBSD drops it (EV_DROP).
             self.delete_proc(ident);
             return;
         }
-        let data = exit_status(p.pid, p.fd());
         out.push(k.event(ident, FilterKind::Proc, EV_EOF | EV_ONESHOT, fflags, data));
         self.after_delivery(r, k.flags | EV_ONESHOT, false);
     }

@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use libc::c_int;
 
 use crate::linux::abi::*;
-use crate::linux::filter::{FilterKind, FilterOps};
+use crate::linux::filter::{nothing_to_catch_up, FilterKind, FilterOps};
 use crate::linux::knote::{Knote, KnoteRef, Table};
 use crate::linux::os;
 use crate::linux::queue::{set_registered, Out, Token};
@@ -141,6 +141,7 @@ pub(crate) static OPS: FilterOps = FilterOps {
     check_ident: |_, change| signal_number(change.ident).map(|_| None),
     attach: |t, r, knote, _, _| t.attach_signal(r.ident, knote),
     touch: None,
+    catch_up: nothing_to_catch_up,
     detach: |t, r| t.delete_signal(r.ident),
     arm: |t, r, _| t.arm_signal(r.ident),
     deliver: |t, r, out| t.deliver_signal(r.ident, out),

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::linux::abi::*;
-use crate::linux::filter::{any_ident, FilterKind, FilterOps};
+use crate::linux::filter::{any_ident, nothing_to_catch_up, FilterKind, FilterOps};
 use crate::linux::knote::{Knote, KnoteRef, Table};
 use crate::linux::os;
 use crate::linux::queue::{set_registered, Out, Token};
@@ -85,6 +85,7 @@ pub(crate) static OPS: FilterOps = FilterOps {
     check_ident: any_ident,
     attach: |t, r, knote, _, _| t.attach_timer(r.ident, knote),
     touch: Some(|t, r, k, change| t.touch_timer(r.ident, k, change)),
+    catch_up: nothing_to_catch_up,
     detach: |t, r| t.delete_timer(r.ident),
     arm: |t, r, _| t.arm_timer(r.ident),
     deliver: |t, r, out| t.deliver_timer(r.ident, out),

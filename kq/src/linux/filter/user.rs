@@ -3,7 +3,7 @@
 //! a kevent() blocked in another thread.
 
 use crate::linux::abi::*;
-use crate::linux::filter::{any_ident, FilterKind, FilterOps};
+use crate::linux::filter::{any_ident, nothing_to_catch_up, FilterKind, FilterOps};
 use crate::linux::knote::{Knote, KnoteRef, Table};
 use crate::linux::queue::Out;
 
@@ -23,6 +23,7 @@ pub(crate) static OPS: FilterOps = FilterOps {
         t.touch_user(r.ident, k, change);
         Ok(())
     }),
+    catch_up: nothing_to_catch_up,
     detach: |t, r| t.delete_user(r.ident),
     arm: |t, r, _| {
         t.arm_user(r.ident);

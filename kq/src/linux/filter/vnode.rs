@@ -162,6 +162,7 @@ pub(crate) static OPS: FilterOps = FilterOps {
     check_ident: |t, change| t.descriptor_of(change).map(|(_, st)| Some(st)),
     attach: |t, r, knote, _, st| t.attach_vnode(r.ident as RawFd, knote, st),
     touch: None,
+    catch_up: |t, _| t.catch_up_inotify(),
     detach: |t, r| t.delete_vnode(r.ident as RawFd),
     arm: |t, r, _| {
         t.arm_vnode(r.ident as RawFd);
@@ -309,8 +310,34 @@ impl Table {
     /// notes for vnode knotes and re-evaluations of regular-file knotes,
     /// and delivers what they make true (room permitting).
     pub(crate) fn read_inotify(&mut self, out: &mut Out) {
+        let woken = self.take_inotify();
+        for r in woken {
+            if !out.room() {
+                break;
+            }
+            // Just queued by this read (not delivered in this call yet).
+            self.unqueue(r);
+            match r.filter {
+                FilterKind::Vnode => self.deliver_vnode(r.ident as RawFd, out),
+                _ => self.deliver_queued_fd(r.filter, r.ident as RawFd, out),
+            }
+        }
+    }
+
+    /// Before a change replaces a vnode knote's notes: the inotify events
+    /// not read yet are recorded with the notes in force when they
+    /// happened (FreeBSD records a hint in every knote at the VFS call).
+    /// What they make true waits in the pending queue.
+    fn catch_up_inotify(&mut self) {
+        self.take_inotify();
+    }
+
+    /// Reads what inotify has: records its events as notes of vnode knotes
+    /// and queues the knotes they wake (vnode and regular-file ones), which
+    /// it returns.
+    fn take_inotify(&mut self) -> Vec<KnoteRef> {
         let Some(ifd) = self.inotify.as_ref().map(|i| i.fd()) else {
-            return;
+            return Vec::new();
         };
         let events = read_events(ifd);
         let mut woken: Vec<KnoteRef> = Vec::new();
@@ -336,17 +363,7 @@ impl Table {
                 self.forget_watch(ev.wd);
             }
         }
-        for r in woken {
-            if !out.room() {
-                break;
-            }
-            // Just queued by this read (not delivered in this call yet).
-            self.unqueue(r);
-            match r.filter {
-                FilterKind::Vnode => self.deliver_vnode(r.ident as RawFd, out),
-                _ => self.deliver_queued_fd(r.filter, r.ident as RawFd, out),
-            }
-        }
+        woken
     }
 
     /// One inotify event, for the knotes of `fd` that use its watch.
