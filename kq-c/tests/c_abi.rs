@@ -230,15 +230,27 @@ mod header {
     const RUST_CONSTANTS: &[(&str, i64)] = rust_constants![
         EVFILT_READ,
         EVFILT_WRITE,
+        EVFILT_AIO,
         EVFILT_VNODE,
         EVFILT_PROC,
         EVFILT_SIGNAL,
         EVFILT_TIMER,
+        EVFILT_PROCDESC,
+        EVFILT_FS,
+        EVFILT_LIO,
         EVFILT_USER,
+        EVFILT_SENDFILE,
+        EVFILT_EMPTY,
+        EVFILT_SYSCOUNT,
         EV_ADD,
         EV_DELETE,
         EV_ENABLE,
         EV_DISABLE,
+        EV_FORCEONESHOT,
+        EV_KEEPUDATA,
+        EV_DROP,
+        EV_FLAG1,
+        EV_FLAG2,
         EV_ONESHOT,
         EV_CLEAR,
         EV_RECEIPT,
@@ -255,7 +267,18 @@ mod header {
         NOTE_LINK,
         NOTE_RENAME,
         NOTE_REVOKE,
+        NOTE_OPEN,
+        NOTE_CLOSE,
+        NOTE_CLOSE_WRITE,
+        NOTE_READ,
         NOTE_EXIT,
+        NOTE_FORK,
+        NOTE_EXEC,
+        NOTE_PCTRLMASK,
+        NOTE_PDATAMASK,
+        NOTE_TRACK,
+        NOTE_TRACKERR,
+        NOTE_CHILD,
         NOTE_FFNOP,
         NOTE_FFAND,
         NOTE_FFOR,
@@ -574,12 +597,18 @@ int
 main(void)
 {
 	static const long long all[] = {
-		EVFILT_READ, EVFILT_WRITE, EVFILT_VNODE, EVFILT_PROC,
-		EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_USER,
-		EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_ONESHOT, EV_CLEAR,
+		EVFILT_READ, EVFILT_WRITE, EVFILT_AIO, EVFILT_VNODE, EVFILT_PROC,
+		EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_PROCDESC, EVFILT_FS,
+		EVFILT_LIO, EVFILT_USER, EVFILT_SENDFILE, EVFILT_EMPTY,
+		EVFILT_SYSCOUNT,
+		EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_FORCEONESHOT,
+		EV_KEEPUDATA, EV_DROP, EV_FLAG1, EV_FLAG2, EV_ONESHOT, EV_CLEAR,
 		EV_RECEIPT, EV_DISPATCH, EV_SYSFLAGS, EV_ERROR, EV_EOF, NOTE_LOWAT,
 		NOTE_FILE_POLL, NOTE_DELETE, NOTE_WRITE, NOTE_EXTEND, NOTE_ATTRIB,
-		NOTE_LINK, NOTE_RENAME, NOTE_REVOKE, NOTE_EXIT,
+		NOTE_LINK, NOTE_RENAME, NOTE_REVOKE, NOTE_OPEN, NOTE_CLOSE,
+		NOTE_CLOSE_WRITE, NOTE_READ, NOTE_EXIT, NOTE_FORK, NOTE_EXEC,
+		NOTE_PCTRLMASK, NOTE_PDATAMASK, NOTE_TRACK, NOTE_TRACKERR,
+		NOTE_CHILD,
 		NOTE_FFNOP, NOTE_FFAND, NOTE_FFOR, NOTE_FFCOPY, NOTE_FFCTRLMASK,
 		NOTE_FFLAGSMASK, NOTE_TRIGGER, NOTE_SECONDS, NOTE_MSECONDS,
 		NOTE_USECONDS, NOTE_NSECONDS, NOTE_ABSTIME
@@ -1029,5 +1058,52 @@ int main(void)
         run_ok(&exe, &[]),
         "kevent 0\n",
         "sent nevents INT_MAX with room for one, 1 ms, nothing pending"
+    );
+}
+
+/// A C program written for FreeBSD that asks for NOTE_EXIT | NOTE_FORK | NOTE_TRACK compiles, and finds out at run time: kevent() fails with ENOTSUP, and NOTE_EXIT alone is accepted.
+// Linux only: FreeBSD's kernel reports forks.
+#[cfg(target_os = "linux")]
+#[test]
+fn c_program_asking_for_note_fork_compiles_and_gets_enotsup() {
+    let exe = c_program(
+        "note_fork",
+        r#"
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(void)
+{
+	struct kevent kev;
+	int kq = kqueue(), rc, err;
+
+	EV_SET(&kev, getpid(), EVFILT_PROC, EV_ADD,
+	    NOTE_EXIT | NOTE_FORK | NOTE_EXEC | NOTE_TRACK, 0, NULL);
+	rc = kevent(kq, &kev, 1, NULL, 0, NULL);
+	err = errno;
+	printf("fork %d %s\n", rc, rc == -1 ? strerror(err) : "-");
+	EV_SET(&kev, getpid(), EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+	printf("exit %d\n", kevent(kq, &kev, 1, NULL, 0, NULL));
+	return 0;
+}
+"#,
+    );
+    let expected = format!(
+        "fork -1 {}\nexit 0\n",
+        std::io::Error::from_raw_os_error(libc::ENOTSUP)
+            .to_string()
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+    );
+    assert_eq!(
+        run_ok(&exe, &[]),
+        expected,
+        "sent NOTE_EXIT|NOTE_FORK|NOTE_EXEC|NOTE_TRACK, then NOTE_EXIT"
     );
 }

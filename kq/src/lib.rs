@@ -173,23 +173,40 @@
 //!     unmount a file system a descriptor holds. A directory removed with
 //!     `rmdir()` while a descriptor holds it is not reported (inotify says so
 //!     only when the last descriptor closes). FreeBSD 14's `NOTE_OPEN`,
-//!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` do not exist.
-//! 14. **`EVFILT_PROC`** reports `NOTE_EXIT` only: `NOTE_FORK`, `NOTE_EXEC`
-//!     and `NOTE_TRACK` are not defined (their bits are accepted and never
-//!     reported; Linux's process connector needs privileges). `data` is the
+//!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` are refused with
+//!     `ENOTSUP`: inotify has the events (`IN_OPEN`, `IN_CLOSE_NOWRITE`,
+//!     `IN_CLOSE_WRITE`, `IN_ACCESS`), but kq does not map them yet.
+//! 14. **`EVFILT_PROC`** reports `NOTE_EXIT` only. A change asking for
+//!     `NOTE_FORK`, `NOTE_EXEC` or `NOTE_TRACK` fails with `ENOTSUP` (its
+//!     EV_ERROR entry, or -1): Linux tells a process about another's forks
+//!     and execs only through the process connector (a netlink socket that
+//!     needs `CAP_NET_ADMIN`) or ptrace, which a library cannot take over.
+//!     Refused, the program finds out and can ask for `NOTE_EXIT` alone;
+//!     accepted, it would wait for ever for a fork nobody reports.
+//!     `NOTE_TRACKERR` and `NOTE_CHILD` are only ever output on FreeBSD.
+//!     `data` is the
 //!     wait status: a child's is read without reaping it; for a process that
 //!     is not our child (or a child the program reaped before `kq` looked),
 //!     it comes from the kernel after the process was reaped (Linux 6.15 and
 //!     later) or from `/proc` while it is a zombie, and is 0 when neither
 //!     can be had. Needs Linux 5.3 (pidfds).
-//! 15. **Filters and flags that do not exist.** `EVFILT_AIO`,
-//!     `EVFILT_PROCDESC`, `EVFILT_FS`, `EVFILT_LIO`, `EVFILT_SENDFILE` and
-//!     `EVFILT_EMPTY` are not defined (`EINVAL` if their numbers are used),
-//!     nor are `EV_KEEPUDATA`, `EV_FORCEONESHOT`, `EV_DROP` and `EV_FLAG1`/
-//!     `EV_FLAG2` (their bits are not recognised: a modification replaces
-//!     udata). `struct kevent` is the 32-byte one of macOS and FreeBSD 11:
-//!     FreeBSD 12's `ext[4]` is not there, so code that sets it does not
-//!     compile.
+//! 15. **Filters and flags.** Every constant of FreeBSD 14's
+//!     `<sys/event.h>` is defined, with FreeBSD's value, so FreeBSD code
+//!     compiles; what Linux cannot do fails at run time in an EV_ERROR
+//!     entry, never silently. `EVFILT_AIO` and `EVFILT_LIO` are `EINVAL`
+//!     (Linux's POSIX AIO is threads in the C library, with no kernel event
+//!     to wait for), so are `EVFILT_PROCDESC` (Linux has no `pdfork()`;
+//!     pidfds are what `EVFILT_PROC` uses), `EVFILT_FS` (Linux reports no
+//!     mounts and unmounts to a process), `EVFILT_SENDFILE` (Linux's
+//!     `sendfile()` completes before it returns) and `EVFILT_EMPTY` (not
+//!     translated yet: epoll cannot say when a send buffer is empty). On an
+//!     existing knote `EV_FORCEONESHOT` is `ENOTSUP`: kq's filters make an
+//!     event only from what Linux reports true, and a forced one would
+//!     need the state FreeBSD last recorded (on a new knote it is ignored,
+//!     as on FreeBSD). `EV_DROP`, `EV_FLAG1` and `EV_FLAG2` are the
+//!     system's, stripped from every change as on FreeBSD. `struct kevent`
+//!     is the 32-byte one of macOS and FreeBSD 11: FreeBSD 12's `ext[4]` is
+//!     not there, so code that sets it does not compile.
 //!
 //! ## Cost
 //!

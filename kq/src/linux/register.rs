@@ -17,8 +17,9 @@ use super::knote::{Knote, KnoteRef, Table};
 use super::os;
 
 /// The action bits of a change, which FreeBSD strips from the flags it
-/// stores (and so returns with every event).
-const ACTIONS: Flags = EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE;
+/// stores (and so returns with every event). EV_KEEPUDATA acts on a change
+/// too, and is never stored.
+const ACTIONS: Flags = EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE | EV_FORCEONESHOT | EV_KEEPUDATA;
 
 impl Table {
     /// Applies one change (FreeBSD `kqueue_register`). Like FreeBSD it may
@@ -55,6 +56,13 @@ impl Table {
             return Ok(());
         }
 
+        // EV_FORCEONESHOT makes an existing knote one-shot and reports it at
+        // once, whatever its filter says (FreeBSD `KNOTE_ACTIVATE`). kq's
+        // filters report only what they find true, so it is refused rather
+        // than half done. (When a knote is created FreeBSD ignores it.)
+        if change.flags & EV_FORCEONESHOT != 0 {
+            return Err(os::err(libc::ENOTSUP));
+        }
         self.modify(ops, r, change)?;
         // `done_ev_add`: the filter runs again at once, so a knote that is
         // already true (data waiting, a pending trigger) is queued now.
@@ -117,9 +125,12 @@ impl Table {
         // "The user may change some filter values after the initial EV_ADD,
         // but doing so will not reset any filter which has already been
         // triggered." udata is replaced by every change that reaches an
-        // existing knote; the stored flags (EV_CLEAR, EV_ONESHOT,
+        // existing knote (EV_ADD or not); the stored flags (EV_CLEAR, EV_ONESHOT,
         // EV_DISPATCH) are not: they were chosen at EV_ADD.
-        k.udata = change.udata as usize;
+        // EV_KEEPUDATA keeps it: the change need not know it (kqueue(2)).
+        if change.flags & EV_KEEPUDATA == 0 {
+            k.udata = change.udata as usize;
+        }
         match ops.touch {
             // `f_touch(EVENT_REGISTER)` (timer, user) decides what the change
             // does to the parameters, and may refuse it.

@@ -10,8 +10,8 @@
 //! latest before a change replaces the notes (`catch_up_proc`), which is
 //! the same answer: an exit while disabled is reported by an EV_ENABLE
 //! whose `fflags` are 0. NOTE_FORK, NOTE_EXEC and NOTE_TRACK have no Linux source kq
-//! can use (the process connector needs privileges): those bits are kept
-//! but never reported.
+//! can use (the process connector needs privileges): a change asking for
+//! any of them fails with ENOTSUP.
 //!
 //! The wait status: a child's is read without reaping it (waitid with
 //! WNOWAIT), so the program can still waitpid() it. A process that is not
@@ -74,6 +74,20 @@ fn exit_status(pid: libc::pid_t, pidfd: RawFd) -> i64 {
     os::pidfd_exit_status(pidfd).map_or(0, i64::from)
 }
 
+/// The notes Linux cannot report: forks and execs of a process reach
+/// userspace only through the process connector (a netlink socket that
+/// needs CAP_NET_ADMIN) or ptrace, neither of which a library may take
+/// over. A knote asking for them is refused (ENOTSUP), so the program finds
+/// out and can ask for NOTE_EXIT alone, rather than waiting for ever.
+const UNSUPPORTED: u32 = NOTE_FORK | NOTE_EXEC | NOTE_TRACK;
+
+fn refuse_unsupported(fflags: u32) -> io::Result<()> {
+    if fflags & UNSUPPORTED != 0 {
+        return Err(os::err(libc::ENOTSUP));
+    }
+    Ok(())
+}
+
 /// What FreeBSD's `filt_proc` records when the process exits, for a knote
 /// whose notes are `sfflags`: NOTE_EXIT and the wait status if it asked
 /// for NOTE_EXIT, else nothing.
@@ -101,7 +115,14 @@ fn zombie_status(pid: libc::pid_t) -> Option<c_int> {
 pub(crate) static OPS: FilterOps = FilterOps {
     check_ident: any_ident,
     attach: |t, r, knote, _, _| t.attach_proc(r.ident, knote),
-    touch: None,
+    // Not FreeBSD's (its proc filter has no f_touch): the refusal of what
+    // Linux cannot report applies to a modification too.
+    touch: Some(|_, _, k, change| {
+        refuse_unsupported(change.fflags)?;
+        k.sfflags = change.fflags;
+        k.sdata = change.data as i64;
+        Ok(())
+    }),
     catch_up: |t, r| t.catch_up_proc(r.ident),
     detach: |t, r| t.delete_proc(r.ident),
     arm: |t, r, _| t.arm_proc(r.ident),
@@ -111,6 +132,7 @@ pub(crate) static OPS: FilterOps = FilterOps {
 impl Table {
     /// `filt_procattach`: a pidfd for the process (ESRCH if there is none).
     fn attach_proc(&mut self, ident: usize, mut knote: Knote) -> io::Result<()> {
+        refuse_unsupported(knote.sfflags)?;
         let pid = match libc::pid_t::try_from(ident) {
             Ok(pid) if pid > 0 => pid,
             _ => return Err(os::err(libc::ESRCH)),

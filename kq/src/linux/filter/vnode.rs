@@ -52,6 +52,18 @@ const WATCH_MASK: u32 = libc::IN_MODIFY
     | libc::IN_CLOSE_WRITE
     | libc::IN_CLOSE_NOWRITE;
 
+/// FreeBSD 14's notes about opens, closes and reads of the file, which kq
+/// does not report: a knote asking for them is refused (ENOTSUP), so the
+/// program finds out rather than waiting for ever.
+const UNSUPPORTED: u32 = NOTE_OPEN | NOTE_CLOSE | NOTE_CLOSE_WRITE | NOTE_READ;
+
+fn refuse_unsupported(fflags: u32) -> io::Result<()> {
+    if fflags & UNSUPPORTED != 0 {
+        return Err(os::err(libc::ENOTSUP));
+    }
+    Ok(())
+}
+
 /// A queue's inotify instance and who uses each of its watches.
 pub(crate) struct Inotify {
     fd: OwnedFd,
@@ -161,7 +173,14 @@ fn entry_hint(ev: &InotifyEvent, paired: bool) -> u32 {
 pub(crate) static OPS: FilterOps = FilterOps {
     check_ident: |t, change| t.descriptor_of(change).map(|(_, st)| Some(st)),
     attach: |t, r, knote, _, st| t.attach_vnode(r.ident as RawFd, knote, st),
-    touch: None,
+    // Not FreeBSD's (its vnode filter has no f_touch): the refusal of what
+    // kq cannot report applies to a modification too.
+    touch: Some(|_, _, k, change| {
+        refuse_unsupported(change.fflags)?;
+        k.sfflags = change.fflags;
+        k.sdata = change.data as i64;
+        Ok(())
+    }),
     catch_up: |t, _| t.catch_up_inotify(),
     detach: |t, r| t.delete_vnode(r.ident as RawFd),
     arm: |t, r, _| {
@@ -225,6 +244,7 @@ impl Table {
         let Some(st) = st else {
             return Err(os::err(libc::EBADF)); // check_ident found no descriptor
         };
+        refuse_unsupported(knote.sfflags)?;
         // Files, directories, links and devices are vnodes; sockets, pipes
         // and FIFOs are not (FreeBSD's socket and pipe filters refuse it),
         // nor is what has no type (eventfds, a kqueue).
