@@ -118,12 +118,25 @@ impl Out {
         self.n < self.cap
     }
 
+    /// An eventlist that is a null pointer with room for `cap`: entries
+    /// pushed are counted, not written (FreeBSD ignores the failed copyout
+    /// of an EV_ERROR entry).
+    pub(crate) fn discarding(cap: usize) -> Out {
+        Out {
+            ptr: std::ptr::null_mut(),
+            cap,
+            n: 0,
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn push(&mut self, ev: kevent) {
         debug_assert!(self.room());
-        // SAFETY: `ptr` is valid for `cap` entries (Out::new's contract) and
-        // n < cap.
-        unsafe { self.ptr.add(self.n).write(ev) };
+        if !self.ptr.is_null() {
+            // SAFETY: `ptr` is valid for `cap` entries (Out::new's
+            // contract) and n < cap.
+            unsafe { self.ptr.add(self.n).write(ev) };
+        }
         self.n += 1;
     }
 }
