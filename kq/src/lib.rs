@@ -173,9 +173,12 @@
 //!     unmount a file system a descriptor holds. A directory removed with
 //!     `rmdir()` while a descriptor holds it is not reported (inotify says so
 //!     only when the last descriptor closes). FreeBSD 14's `NOTE_OPEN`,
-//!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` are refused with
-//!     `ENOTSUP`: inotify has the events (`IN_OPEN`, `IN_CLOSE_NOWRITE`,
-//!     `IN_CLOSE_WRITE`, `IN_ACCESS`), but kq does not map them yet.
+//!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` come from inotify's
+//!     `IN_OPEN`, `IN_CLOSE_NOWRITE`, `IN_CLOSE_WRITE` and `IN_ACCESS`, so
+//!     they count opens, closes and reads through any path (FreeBSD: of the
+//!     vnode, the same); once a knote asked for `NOTE_OPEN` or `NOTE_READ`,
+//!     inotify reports every open and read of that file to the queue until
+//!     the file's last knote in it goes.
 //! 14. **`EVFILT_PROC`** reports `NOTE_EXIT` only. A change asking for
 //!     `NOTE_FORK`, `NOTE_EXEC` or `NOTE_TRACK` fails with `ENOTSUP` (its
 //!     EV_ERROR entry, or -1): Linux tells a process about another's forks

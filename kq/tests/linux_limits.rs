@@ -223,18 +223,3 @@ fn note_fork_exec_and_track_are_refused_with_enotsup_on_linux() {
     );
     child.wait().expect("reap");
 }
-
-/// Crate docs, "EVFILT_VNODE": FreeBSD 14's NOTE_OPEN, NOTE_CLOSE,
-/// NOTE_CLOSE_WRITE and NOTE_READ are refused with ENOTSUP.
-#[test]
-fn vnode_open_close_and_read_notes_are_refused_on_linux() {
-    let dir = TempDir::new("limits-open-notes");
-    std::fs::write(dir.path("f"), b"x").expect("write the file");
-    let f = std::fs::File::open(dir.path("f")).expect("open");
-    let fd = f.as_raw_fd() as usize;
-    let kq = new_kq();
-    for note in [NOTE_OPEN, NOTE_CLOSE, NOTE_CLOSE_WRITE, NOTE_READ] {
-        let ch = change(fd, EVFILT_VNODE, EV_ADD, NOTE_WRITE | note, 0, 0);
-        assert_eq!(errno_of(&kq, ch), libc::ENOTSUP, "NOTE_WRITE | {note:#x}");
-    }
-}

@@ -13,9 +13,8 @@
  * refused at run time, never ignored: the change fails (an EV_ERROR entry,
  * or -1 with errno) with EINVAL for a filter kq does not have (EVFILT_AIO,
  * EVFILT_PROCDESC, EVFILT_FS, EVFILT_LIO, EVFILT_SENDFILE, EVFILT_EMPTY)
- * and ENOTSUP for notes it cannot report (NOTE_FORK, NOTE_EXEC, NOTE_TRACK;
- * NOTE_OPEN, NOTE_CLOSE, NOTE_CLOSE_WRITE, NOTE_READ) and for
- * EV_FORCEONESHOT on an existing knote.  The kq crate's documentation
+ * and ENOTSUP for notes it cannot report (NOTE_FORK, NOTE_EXEC, NOTE_TRACK)
+ * and for EV_FORCEONESHOT on an existing knote.  The kq crate's documentation
  * ("Where Linux differs") says why for each.  Every value here equals the
  * Rust constant of the same name in kq/src/linux/abi.rs;
  * kq-c/tests/c_abi.rs compiles this header and checks that, and the
@@ -122,10 +121,10 @@ struct kevent {
 #define NOTE_LINK	0x0010		/* link count changed */
 #define NOTE_RENAME	0x0020		/* renamed */
 #define NOTE_REVOKE	0x0040		/* access revoked (unmounted) */
-#define NOTE_OPEN	0x0080		/* opened: ENOTSUP on Linux */
-#define NOTE_CLOSE	0x0100		/* closed, not written: ENOTSUP on Linux */
-#define NOTE_CLOSE_WRITE 0x0200		/* closed, written: ENOTSUP on Linux */
-#define NOTE_READ	0x0400		/* read: ENOTSUP on Linux */
+#define NOTE_OPEN	0x0080		/* opened */
+#define NOTE_CLOSE	0x0100		/* closed by a descriptor that could not write */
+#define NOTE_CLOSE_WRITE 0x0200		/* closed by a descriptor that could write */
+#define NOTE_READ	0x0400		/* read */
 
 /* EVFILT_PROC: the process exited; data holds its wait status. */
 #define NOTE_EXIT	0x80000000

@@ -108,15 +108,13 @@ pub const NOTE_ATTRIB: u32 = 0x0008;
 pub const NOTE_LINK: u32 = 0x0010;
 pub const NOTE_RENAME: u32 = 0x0020;
 pub const NOTE_REVOKE: u32 = 0x0040;
-/// FreeBSD 14: the file was opened. Not on Linux yet: ENOTSUP.
+/// FreeBSD 14: the file was opened.
 pub const NOTE_OPEN: u32 = 0x0080;
-/// FreeBSD 14: a descriptor that could not write closed it. Not on Linux
-/// yet: ENOTSUP.
+/// FreeBSD 14: a descriptor that could not write closed it.
 pub const NOTE_CLOSE: u32 = 0x0100;
-/// FreeBSD 14: a descriptor that could write closed it. Not on Linux yet:
-/// ENOTSUP.
+/// FreeBSD 14: a descriptor that could write closed it.
 pub const NOTE_CLOSE_WRITE: u32 = 0x0200;
-/// FreeBSD 14: the file was read. Not on Linux yet: ENOTSUP.
+/// FreeBSD 14: the file was read.
 pub const NOTE_READ: u32 = 0x0400;
 
 pub const NOTE_EXIT: u32 = 0x8000_0000;

@@ -18,6 +18,9 @@
 //! | remove(), rename() over it: NOTE_DELETE | IN_ATTRIB with a lower link count; IN_DELETE_SELF |
 //! | rename(): NOTE_RENAME            | IN_MOVE_SELF                                     |
 //! | revoke, unmount: NOTE_REVOKE, EV_EOF | IN_UNMOUNT                                    |
+//! | open(): NOTE_OPEN (FreeBSD 14)   | IN_OPEN (watched once a knote asks)              |
+//! | close() of a descriptor that could not write / could: NOTE_CLOSE / NOTE_CLOSE_WRITE | IN_CLOSE_NOWRITE / IN_CLOSE_WRITE |
+//! | read(): NOTE_READ                | IN_ACCESS (watched once a knote asks)            |
 //! | directory entry created, removed, renamed: NOTE_WRITE (+NOTE_LINK for a subdirectory; +NOTE_EXTEND when moved to or from another directory) | IN_CREATE, IN_DELETE, IN_MOVED_FROM/TO on the directory (with IN_ISDIR; a move with no partner in the same read went elsewhere) |
 //!
 //! As in FreeBSD, a knote records a hint whole when any of its bits is
@@ -52,17 +55,11 @@ const WATCH_MASK: u32 = libc::IN_MODIFY
     | libc::IN_CLOSE_WRITE
     | libc::IN_CLOSE_NOWRITE;
 
-/// FreeBSD 14's notes about opens, closes and reads of the file, which kq
-/// does not report: a knote asking for them is refused (ENOTSUP), so the
-/// program finds out rather than waiting for ever.
-const UNSUPPORTED: u32 = NOTE_OPEN | NOTE_CLOSE | NOTE_CLOSE_WRITE | NOTE_READ;
-
-fn refuse_unsupported(fflags: u32) -> io::Result<()> {
-    if fflags & UNSUPPORTED != 0 {
-        return Err(os::err(libc::ENOTSUP));
-    }
-    Ok(())
-}
+/// FreeBSD 14's notes about opens and reads of the file. inotify reports
+/// them (IN_OPEN, IN_ACCESS) on every open and every read(), which no other
+/// knote wants: a watch asks for them only once a knote on it does
+/// (`watch_opens_and_reads`). Closes (IN_CLOSE_*) are watched always.
+const OPEN_OR_READ: u32 = NOTE_OPEN | NOTE_READ;
 
 /// A queue's inotify instance and who uses each of its watches.
 pub(crate) struct Inotify {
@@ -173,13 +170,12 @@ fn entry_hint(ev: &InotifyEvent, paired: bool) -> u32 {
 pub(crate) static OPS: FilterOps = FilterOps {
     check_ident: |t, change| t.descriptor_of(change).map(|(_, st)| Some(st)),
     attach: |t, r, knote, _, st| t.attach_vnode(r.ident as RawFd, knote, st),
-    // Not FreeBSD's (its vnode filter has no f_touch): the refusal of what
-    // kq cannot report applies to a modification too.
-    touch: Some(|_, _, k, change| {
-        refuse_unsupported(change.fflags)?;
+    // Not FreeBSD's (its vnode filter has no f_touch): a modification that
+    // asks for NOTE_OPEN or NOTE_READ widens the inotify watch.
+    touch: Some(|t, r, k, change| {
         k.sfflags = change.fflags;
         k.sdata = change.data as i64;
-        Ok(())
+        t.watch_opens_and_reads(r.ident as RawFd, k.sfflags)
     }),
     catch_up: |t, _| t.catch_up_inotify(),
     detach: |t, r| t.delete_vnode(r.ident as RawFd),
@@ -244,7 +240,6 @@ impl Table {
         let Some(st) = st else {
             return Err(os::err(libc::EBADF)); // check_ident found no descriptor
         };
-        refuse_unsupported(knote.sfflags)?;
         // Files, directories, links and devices are vnodes; sockets, pipes
         // and FIFOs are not (FreeBSD's socket and pipe filters refuse it),
         // nor is what has no type (eventfds, a kqueue).
@@ -259,6 +254,7 @@ impl Table {
             return Err(os::err(libc::EINVAL));
         }
         let wd = self.watch(fd)?;
+        let sfflags = knote.sfflags;
         self.vnodes.insert(
             fd,
             Vnode {
@@ -272,7 +268,26 @@ impl Table {
                 revoked: false,
             },
         );
+        if let Err(e) = self.watch_opens_and_reads(fd, sfflags) {
+            self.delete_vnode(fd);
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Widens the watch of a vnode knote that asks for NOTE_OPEN or
+    /// NOTE_READ to IN_OPEN and IN_ACCESS (added to what the watch has, so
+    /// its other users keep theirs; it stays wide while the watch lives).
+    fn watch_opens_and_reads(&mut self, fd: RawFd, sfflags: u32) -> io::Result<()> {
+        if sfflags & OPEN_OR_READ == 0 {
+            return Ok(());
+        }
+        let Some(ino) = self.inotify.as_ref() else {
+            return Ok(());
+        };
+        let path = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+        let mask = libc::IN_OPEN | libc::IN_ACCESS | libc::IN_MASK_ADD;
+        os::inotify_add_watch(ino.fd(), &path, mask).map(drop)
     }
 
     /// Notes recorded while the knote was disabled (or before a change) are
@@ -403,7 +418,9 @@ impl Table {
             if st.as_ref().is_ok_and(|st| self.fds[fd as usize].is(st)) {
                 // FreeBSD runs a file's read and write filters on every
                 // change of the file.
-                if !ev.entry {
+                // (Not on an open or a read, which change nothing: those
+                // reach a watch only for a vnode knote that asked.)
+                if !ev.entry && ev.mask & !(libc::IN_OPEN | libc::IN_ACCESS) != 0 {
                     self.wake(KnoteRef::new(FilterKind::Read, fd as usize), woken);
                     self.wake(KnoteRef::new(FilterKind::Write, fd as usize), woken);
                 }
@@ -460,6 +477,20 @@ impl Table {
             }
             if ev.mask & libc::IN_UNMOUNT != 0 {
                 v.record(NOTE_REVOKE);
+            }
+            // FreeBSD 14's VOP_OPEN, VOP_CLOSE (by whether the descriptor
+            // could write) and VOP_READ hints.
+            if ev.mask & libc::IN_OPEN != 0 {
+                v.record(NOTE_OPEN);
+            }
+            if ev.mask & libc::IN_CLOSE_NOWRITE != 0 {
+                v.record(NOTE_CLOSE);
+            }
+            if ev.mask & libc::IN_CLOSE_WRITE != 0 {
+                v.record(NOTE_CLOSE_WRITE);
+            }
+            if ev.mask & libc::IN_ACCESS != 0 {
+                v.record(NOTE_READ);
             }
         }
         if v.fired != before || v.revoked {
