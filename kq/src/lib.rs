@@ -202,11 +202,11 @@
 //!     pidfds are what `EVFILT_PROC` uses), `EVFILT_FS` (Linux reports no
 //!     mounts and unmounts to a process), `EVFILT_SENDFILE` (Linux's
 //!     `sendfile()` completes before it returns) and `EVFILT_EMPTY` (not
-//!     translated yet: epoll cannot say when a send buffer is empty). On an
-//!     existing knote `EV_FORCEONESHOT` is `ENOTSUP`: kq's filters make an
-//!     event only from what Linux reports true, and a forced one would
-//!     need the state FreeBSD last recorded (on a new knote it is ignored,
-//!     as on FreeBSD). `EV_DROP`, `EV_FLAG1` and `EV_FLAG2` are the
+//!     translated yet: epoll cannot say when a send buffer is empty). A
+//!     knote that `EV_FORCEONESHOT` reports while its filter finds nothing
+//!     true has `fflags` and `data` 0 (FreeBSD: what its filter last
+//!     recorded, which kq does not keep for knotes Linux evaluates).
+//!     `EV_DROP`, `EV_FLAG1` and `EV_FLAG2` are the
 //!     system's, stripped from every change as on FreeBSD. `struct kevent`
 //!     is the 32-byte one of macOS and FreeBSD 11: FreeBSD 12's `ext[4]` is
 //!     not there, so code that sets it does not compile.

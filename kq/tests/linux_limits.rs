@@ -61,29 +61,6 @@ fn filters_kq_does_not_have_are_einval_on_linux() {
     }
 }
 
-/// Crate docs, "Filters and flags": EV_FORCEONESHOT on an existing knote
-/// is refused with ENOTSUP (kq cannot force a report its filter does not
-/// make); on a new knote it is ignored, as on FreeBSD, and never stored.
-#[test]
-fn ev_forceoneshot_is_refused_on_an_existing_knote_on_linux() {
-    let kq = new_kq();
-    add(
-        &kq,
-        &[change(1, EVFILT_USER, EV_ADD | EV_FORCEONESHOT, 0, 0, 1)],
-    );
-    add(&kq, &[change(1, EVFILT_USER, 0, NOTE_TRIGGER, 0, 1)]);
-    let ev = wait_for(&kq, 1, EVFILT_USER);
-    assert!(
-        !ev.has(EV_FORCEONESHOT) && !ev.has(EV_ONESHOT),
-        "EV_ADD | EV_FORCEONESHOT makes a plain knote: arrived {ev:?}"
-    );
-    assert_eq!(
-        errno_of(&kq, change(1, EVFILT_USER, EV_FORCEONESHOT, 0, 0, 1)),
-        libc::ENOTSUP,
-        "EV_FORCEONESHOT on the existing knote"
-    );
-}
-
 /// Crate docs, "Signals": SIGKILL and SIGSTOP cannot be watched (no
 /// signalfd sees them), nor signals above SIGRTMAX (FreeBSD has 128): EINVAL.
 #[test]

@@ -13,8 +13,8 @@
  * refused at run time, never ignored: the change fails (an EV_ERROR entry,
  * or -1 with errno) with EINVAL for a filter kq does not have (EVFILT_AIO,
  * EVFILT_PROCDESC, EVFILT_FS, EVFILT_LIO, EVFILT_SENDFILE, EVFILT_EMPTY)
- * and ENOTSUP for notes it cannot report (NOTE_FORK, NOTE_EXEC, NOTE_TRACK)
- * and for EV_FORCEONESHOT on an existing knote.  The kq crate's documentation
+ * and ENOTSUP for the notes it cannot report (NOTE_FORK, NOTE_EXEC,
+ * NOTE_TRACK).  The kq crate's documentation
  * ("Where Linux differs") says why for each.  Every value here equals the
  * Rust constant of the same name in kq/src/linux/abi.rs;
  * kq-c/tests/c_abi.rs compiles this header and checks that, and the
@@ -91,7 +91,7 @@ struct kevent {
 #define EV_DELETE	0x0002		/* remove */
 #define EV_ENABLE	0x0004		/* let it be returned */
 #define EV_DISABLE	0x0008		/* keep it, but do not return it */
-#define EV_FORCEONESHOT	0x0100		/* existing knote: ENOTSUP on Linux */
+#define EV_FORCEONESHOT	0x0100		/* make one-shot and report it once */
 #define EV_KEEPUDATA	0x0200		/* a modification keeps the udata */
 
 /* Flags (struct kevent.flags, on input). */

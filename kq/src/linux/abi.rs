@@ -65,8 +65,8 @@ pub const EV_ADD: Flags = 0x0001;
 pub const EV_DELETE: Flags = 0x0002;
 pub const EV_ENABLE: Flags = 0x0004;
 pub const EV_DISABLE: Flags = 0x0008;
-/// Ignored when a knote is created (FreeBSD); on an existing knote, not on
-/// Linux: ENOTSUP.
+/// An existing knote becomes one-shot and is reported at the next scan,
+/// true or not; ignored when a knote is created (FreeBSD).
 pub const EV_FORCEONESHOT: Flags = 0x0100;
 /// A modification keeps the knote's udata; EINVAL with EV_ADD.
 pub const EV_KEEPUDATA: Flags = 0x0200;

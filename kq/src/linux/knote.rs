@@ -41,6 +41,9 @@ pub(crate) struct Knote {
     pub(crate) disabled: bool,
     /// Waiting in `Table::pending`.
     pub(crate) queued: bool,
+    /// EV_FORCEONESHOT: reported once at the next scan, whether its filter
+    /// finds it true or not (FreeBSD `KNOTE_ACTIVATE`).
+    pub(crate) forced: bool,
 }
 
 impl Knote {
@@ -216,7 +219,23 @@ impl Table {
                 None => continue,
             }
             (r.filter.ops().deliver)(self, r, out);
+            self.deliver_forced(r, out);
         }
+    }
+
+    /// A knote EV_FORCEONESHOT activated that its filter did not report
+    /// (nothing true): FreeBSD's scan copies a one-shot knote out without
+    /// running the filter, so it is reported anyway, with what it holds
+    /// (no notes, no data), and deleted.
+    fn deliver_forced(&mut self, r: KnoteRef, out: &mut Out) {
+        let Some(k) = self.knote_mut(r).copied() else {
+            return; // delivered (and deleted as one-shot), or dropped
+        };
+        if !k.forced || k.queued || k.disabled || !out.room() {
+            return;
+        }
+        out.push(k.event(r.ident, r.filter, 0, 0, 0));
+        self.delete(r);
     }
 
     /// After a knote was delivered: EV_ONESHOT deletes it, EV_DISPATCH

@@ -56,17 +56,16 @@ impl Table {
             return Ok(());
         }
 
-        // EV_FORCEONESHOT makes an existing knote one-shot and reports it at
-        // once, whatever its filter says (FreeBSD `KNOTE_ACTIVATE`). kq's
-        // filters report only what they find true, so it is refused rather
-        // than half done. (When a knote is created FreeBSD ignores it.)
-        if change.flags & EV_FORCEONESHOT != 0 {
-            return Err(os::err(libc::ENOTSUP));
-        }
         self.modify(ops, r, change)?;
         // `done_ev_add`: the filter runs again at once, so a knote that is
         // already true (data waiting, a pending trigger) is queued now.
-        (ops.arm)(self, r, Some(change))
+        let armed = (ops.arm)(self, r, Some(change));
+        // A knote EV_FORCEONESHOT activated waits to be reported while it
+        // is enabled, true or not.
+        if self.knote_mut(r).is_some_and(|k| k.forced) {
+            self.queue(r);
+        }
+        armed
     }
 
     /// EV_ADD of a knote that does not exist yet.
@@ -90,6 +89,8 @@ impl Table {
             flags: change.flags & !ACTIONS,
             disabled: change.flags & EV_DISABLE != 0,
             queued: false,
+            // EV_FORCEONESHOT acts on an existing knote only.
+            forced: false,
         };
         change.fflags = 0;
         // `f_attach`: the filter may refuse (its error is the change's), and
@@ -115,6 +116,14 @@ impl Table {
             return Ok(()); // looked up by register()
         };
         let mut k = *stored;
+        // EV_FORCEONESHOT makes the knote one-shot for good and activates
+        // it: it is reported at the next scan, true or not, then deleted
+        // (FreeBSD `KNOTE_ACTIVATE`; its scan copies a one-shot knote out
+        // without running the filter).
+        if change.flags & EV_FORCEONESHOT != 0 {
+            k.flags |= EV_ONESHOT;
+            k.forced = true;
+        }
         // EV_ENABLE clears the disabled state, EV_DISABLE sets it; what
         // happened meanwhile is kept for EV_ENABLE to report.
         if change.flags & EV_ENABLE != 0 {
@@ -143,6 +152,8 @@ impl Table {
         }
         if let Some(stored) = self.knote_mut(r) {
             // The registration only: `queued` is the pending queue's.
+            stored.flags = k.flags;
+            stored.forced = k.forced;
             stored.udata = k.udata;
             stored.sdata = k.sdata;
             stored.sfflags = k.sfflags;
