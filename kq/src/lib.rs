@@ -174,11 +174,11 @@
 //!     `rmdir()` while a descriptor holds it is not reported (inotify says so
 //!     only when the last descriptor closes). FreeBSD 14's `NOTE_OPEN`,
 //!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` come from inotify's
-//!     `IN_OPEN`, `IN_CLOSE_NOWRITE`, `IN_CLOSE_WRITE` and `IN_ACCESS`, so
-//!     they count opens, closes and reads through any path (FreeBSD: of the
-//!     vnode, the same); once a knote asked for `NOTE_OPEN` or `NOTE_READ`,
-//!     inotify reports every open and read of that file to the queue until
-//!     the file's last knote in it goes.
+//!     `IN_OPEN`, `IN_CLOSE_NOWRITE`, `IN_CLOSE_WRITE` and `IN_ACCESS`. An
+//!     inotify watch cannot be narrowed for one of its users, so once a
+//!     knote asked for `NOTE_OPEN` or `NOTE_READ`, every open and read of
+//!     that file wakes the queue (for nothing, after that knote is gone)
+//!     until the file's last knote in that queue goes.
 //! 14. **`EVFILT_PROC`** reports `NOTE_EXIT` only. A change asking for
 //!     `NOTE_FORK`, `NOTE_EXEC` or `NOTE_TRACK` fails with `ENOTSUP` (its
 //!     EV_ERROR entry, or -1): Linux tells a process about another's forks
@@ -197,12 +197,14 @@
 //!     `<sys/event.h>` is defined, with FreeBSD's value, so FreeBSD code
 //!     compiles; what Linux cannot do fails at run time in an EV_ERROR
 //!     entry, never silently. `EVFILT_AIO` and `EVFILT_LIO` are `EINVAL`
-//!     (Linux's POSIX AIO is threads in the C library, with no kernel event
-//!     to wait for), so are `EVFILT_PROCDESC` (Linux has no `pdfork()`;
+//!     (Linux's POSIX aio(7) is threads in the C library, with no
+//!     `SIGEV_KEVENT` to send its completions to a queue), so are `EVFILT_PROCDESC` (Linux has no `pdfork()`;
 //!     pidfds are what `EVFILT_PROC` uses), `EVFILT_FS` (Linux reports no
 //!     mounts and unmounts to a process), `EVFILT_SENDFILE` (Linux's
-//!     `sendfile()` completes before it returns) and `EVFILT_EMPTY` (not
-//!     translated yet: epoll cannot say when a send buffer is empty). A
+//!     `sendfile()` completes before it returns) and `EVFILT_EMPTY` (Linux
+//!     wakes epoll when send-buffer space is freed after a writer found it
+//!     full, never when the last byte is acknowledged, `SIOCOUTQ` reaching
+//!     0, so kq could only poll for it). A
 //!     knote that `EV_FORCEONESHOT` reports while its filter finds nothing
 //!     true has `fflags` and `data` 0 (FreeBSD: what its filter last
 //!     recorded, which kq does not keep for knotes Linux evaluates).
