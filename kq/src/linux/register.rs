@@ -4,8 +4,8 @@
 //!
 //! Every filter goes through [`Table::register`]; what differs between
 //! filters comes from its [`FilterOps`] (`super::filter`), as FreeBSD's
-//! `struct filterops` does: checking the ident, attaching, touching,
-//! detaching, arming. The rules a knote meets after this (EV_ONESHOT and
+//! `struct filterops` does: checking the ident, attaching, catching up on
+//! what already happened, touching, detaching, arming. The rules a knote meets after this (EV_ONESHOT and
 //! EV_DISPATCH once delivered, a level knote looked at again) are
 //! `kqueue_scan`'s, in `Table::after_delivery` (`super::knote`).
 
@@ -17,8 +17,8 @@ use super::knote::{Knote, KnoteRef, Table};
 use super::os;
 
 /// The action bits of a change, which FreeBSD strips from the flags it
-/// stores (and so returns with every event). EV_KEEPUDATA acts on a change
-/// too, and is never stored.
+/// stores (and so returns with every event), EV_FORCEONESHOT among them.
+/// EV_KEEPUDATA acts on one change too, and is never stored either.
 const ACTIONS: Flags = EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE | EV_FORCEONESHOT | EV_KEEPUDATA;
 
 impl Table {
@@ -134,15 +134,17 @@ impl Table {
         // "The user may change some filter values after the initial EV_ADD,
         // but doing so will not reset any filter which has already been
         // triggered." udata is replaced by every change that reaches an
-        // existing knote (EV_ADD or not); the stored flags (EV_CLEAR, EV_ONESHOT,
-        // EV_DISPATCH) are not: they were chosen at EV_ADD.
-        // EV_KEEPUDATA keeps it: the change need not know it (kqueue(2)).
+        // existing knote (EV_ADD or not), unless it carries EV_KEEPUDATA
+        // (kqueue(2): the change need not know the udata). The stored flags
+        // (EV_CLEAR, EV_ONESHOT, EV_DISPATCH) are not replaced: they were
+        // chosen at EV_ADD (only EV_FORCEONESHOT, above, adds EV_ONESHOT).
         if change.flags & EV_KEEPUDATA == 0 {
             k.udata = change.udata as usize;
         }
         match ops.touch {
-            // `f_touch(EVENT_REGISTER)` (timer, user) decides what the change
-            // does to the parameters, and may refuse it.
+            // `f_touch(EVENT_REGISTER)` (timer, user; and proc and vnode,
+            // for what Linux needs) decides what the change does to the
+            // parameters, and may refuse it.
             Some(touch) => touch(self, r, &mut k, change)?,
             // Otherwise the change's fflags and data replace them.
             None => {

@@ -99,9 +99,10 @@ pub(crate) type Touch = fn(&mut Table, KnoteRef, &mut Knote, &mut kevent) -> io:
 /// What one filter supplies to the register rules: FreeBSD's `struct
 /// filterops` (`f_isfd`, `f_attach`, `f_detach`, `f_event`, `f_touch`),
 /// shaped by what Linux needs. Every hook gets the knote by name; the
-/// rules themselves (ENOENT, EV_DELETE, EV_ENABLE/EV_DISABLE, udata, the
-/// stored flags, EV_ONESHOT/EV_DISPATCH after delivery) are applied by
-/// `Table::register` and `Table::after_delivery`, never here.
+/// rules themselves (ENOENT, EV_DELETE, EV_ENABLE/EV_DISABLE, udata and
+/// EV_KEEPUDATA, the stored flags, EV_FORCEONESHOT, EV_ONESHOT/EV_DISPATCH
+/// after delivery) are applied by `Table::register` and
+/// `Table::after_delivery`, never here.
 pub(crate) struct FilterOps {
     /// Checks the change's ident before its knote is looked up, so even an
     /// EV_DELETE of a bad one fails with this error: FreeBSD's `f_isfd`
@@ -116,7 +117,8 @@ pub(crate) struct FilterOps {
     pub(crate) attach:
         fn(&mut Table, KnoteRef, Knote, &kevent, Option<&libc::stat>) -> io::Result<()>,
     /// `f_touch` for `EVENT_REGISTER`, for the filters that have one (timer,
-    /// user): applies a change to an existing knote's parameters in
+    /// user; proc and vnode too, not FreeBSD's: proc refuses the notes Linux
+    /// cannot report, vnode widens its inotify watch): applies a change to an existing knote's parameters in
     /// `proposed` (the stored knote with EV_ENABLE/EV_DISABLE and udata
     /// already applied). An error leaves the knote as it was. Without it,
     /// the change's `fflags` and `data` replace `sfflags` and `sdata`.
