@@ -230,15 +230,27 @@ mod header {
     const RUST_CONSTANTS: &[(&str, i64)] = rust_constants![
         EVFILT_READ,
         EVFILT_WRITE,
+        EVFILT_AIO,
         EVFILT_VNODE,
         EVFILT_PROC,
         EVFILT_SIGNAL,
         EVFILT_TIMER,
+        EVFILT_PROCDESC,
+        EVFILT_FS,
+        EVFILT_LIO,
         EVFILT_USER,
+        EVFILT_SENDFILE,
+        EVFILT_EMPTY,
+        EVFILT_SYSCOUNT,
         EV_ADD,
         EV_DELETE,
         EV_ENABLE,
         EV_DISABLE,
+        EV_FORCEONESHOT,
+        EV_KEEPUDATA,
+        EV_DROP,
+        EV_FLAG1,
+        EV_FLAG2,
         EV_ONESHOT,
         EV_CLEAR,
         EV_RECEIPT,
@@ -255,7 +267,18 @@ mod header {
         NOTE_LINK,
         NOTE_RENAME,
         NOTE_REVOKE,
+        NOTE_OPEN,
+        NOTE_CLOSE,
+        NOTE_CLOSE_WRITE,
+        NOTE_READ,
         NOTE_EXIT,
+        NOTE_FORK,
+        NOTE_EXEC,
+        NOTE_PCTRLMASK,
+        NOTE_PDATAMASK,
+        NOTE_TRACK,
+        NOTE_TRACKERR,
+        NOTE_CHILD,
         NOTE_FFNOP,
         NOTE_FFAND,
         NOTE_FFOR,
@@ -574,12 +597,18 @@ int
 main(void)
 {
 	static const long long all[] = {
-		EVFILT_READ, EVFILT_WRITE, EVFILT_VNODE, EVFILT_PROC,
-		EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_USER,
-		EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_ONESHOT, EV_CLEAR,
+		EVFILT_READ, EVFILT_WRITE, EVFILT_AIO, EVFILT_VNODE, EVFILT_PROC,
+		EVFILT_SIGNAL, EVFILT_TIMER, EVFILT_PROCDESC, EVFILT_FS,
+		EVFILT_LIO, EVFILT_USER, EVFILT_SENDFILE, EVFILT_EMPTY,
+		EVFILT_SYSCOUNT,
+		EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_FORCEONESHOT,
+		EV_KEEPUDATA, EV_DROP, EV_FLAG1, EV_FLAG2, EV_ONESHOT, EV_CLEAR,
 		EV_RECEIPT, EV_DISPATCH, EV_SYSFLAGS, EV_ERROR, EV_EOF, NOTE_LOWAT,
 		NOTE_FILE_POLL, NOTE_DELETE, NOTE_WRITE, NOTE_EXTEND, NOTE_ATTRIB,
-		NOTE_LINK, NOTE_RENAME, NOTE_REVOKE, NOTE_EXIT,
+		NOTE_LINK, NOTE_RENAME, NOTE_REVOKE, NOTE_OPEN, NOTE_CLOSE,
+		NOTE_CLOSE_WRITE, NOTE_READ, NOTE_EXIT, NOTE_FORK, NOTE_EXEC,
+		NOTE_PCTRLMASK, NOTE_PDATAMASK, NOTE_TRACK, NOTE_TRACKERR,
+		NOTE_CHILD,
 		NOTE_FFNOP, NOTE_FFAND, NOTE_FFOR, NOTE_FFCOPY, NOTE_FFCTRLMASK,
 		NOTE_FFLAGSMASK, NOTE_TRIGGER, NOTE_SECONDS, NOTE_MSECONDS,
 		NOTE_USECONDS, NOTE_NSECONDS, NOTE_ABSTIME
@@ -973,5 +1002,109 @@ fn c_kqtail_rejects_bad_arguments_and_missing_things() {
         Some(1),
         "kqtail --pid (a reaped pid): stderr {:?}",
         text(&out.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// kevent() from C with the arguments FreeBSD's kqueue_kevent tolerates (the
+// issue "kq: no crash, no lost event, every FreeBSD port compiles").
+
+/// Compiles a C program given as source with the documented script
+/// (warnings as errors) and returns the executable.
+fn c_program(name: &str, source: &str) -> PathBuf {
+    let dir = out_dir();
+    let pid = std::process::id();
+    let c = dir.join(format!("{name}.{pid}.c"));
+    let exe = dir.join(format!("{name}.{pid}"));
+    std::fs::write(&c, source).unwrap_or_else(|e| panic!("cannot write {c:?}: {e}"));
+    let mut cmd = Command::new("sh");
+    cmd.arg(example("cc-kq.sh"))
+        .args(["-Wall", "-Wextra", "-Werror"])
+        .arg(&c)
+        .arg("-o")
+        .arg(&exe);
+    #[cfg(target_os = "linux")]
+    cmd.env("KQ_LIB", libkq_dir().join("libkq.a"));
+    compile(&mut cmd);
+    exe
+}
+
+/// `kevent(kq, NULL, 0, &one_event, INT_MAX, &one_ms)` on an empty queue returns 0 after the timeout: no allocation sized by `nevents` (kq used to abort).
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+#[test]
+fn c_kevent_with_int_max_nevents_and_room_for_one_times_out() {
+    let exe = c_program(
+        "int_max_nevents",
+        r#"
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(void)
+{
+	struct timespec one_ms = { 0, 1000000 };
+	struct kevent one_event;
+	int kq = kqueue();
+
+	memset(&one_event, 0, sizeof(one_event));
+	printf("kevent %d\n", kevent(kq, NULL, 0, &one_event, INT_MAX, &one_ms));
+	return 0;
+}
+"#,
+    );
+    assert_eq!(
+        run_ok(&exe, &[]),
+        "kevent 0\n",
+        "sent nevents INT_MAX with room for one, 1 ms, nothing pending"
+    );
+}
+
+/// A C program written for FreeBSD that asks for NOTE_EXIT | NOTE_FORK | NOTE_TRACK compiles, and finds out at run time: kevent() fails with ENOTSUP, and NOTE_EXIT alone is accepted.
+// Linux only: FreeBSD's kernel reports forks.
+#[cfg(target_os = "linux")]
+#[test]
+fn c_program_asking_for_note_fork_compiles_and_gets_enotsup() {
+    let exe = c_program(
+        "note_fork",
+        r#"
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(void)
+{
+	struct kevent kev;
+	int kq = kqueue(), rc, err;
+
+	EV_SET(&kev, getpid(), EVFILT_PROC, EV_ADD,
+	    NOTE_EXIT | NOTE_FORK | NOTE_EXEC | NOTE_TRACK, 0, NULL);
+	rc = kevent(kq, &kev, 1, NULL, 0, NULL);
+	err = errno;
+	printf("fork %d %s\n", rc, rc == -1 ? strerror(err) : "-");
+	EV_SET(&kev, getpid(), EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+	printf("exit %d\n", kevent(kq, &kev, 1, NULL, 0, NULL));
+	return 0;
+}
+"#,
+    );
+    let expected = format!(
+        "fork -1 {}\nexit 0\n",
+        std::io::Error::from_raw_os_error(libc::ENOTSUP)
+            .to_string()
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+    );
+    assert_eq!(
+        run_ok(&exe, &[]),
+        expected,
+        "sent NOTE_EXIT|NOTE_FORK|NOTE_EXEC|NOTE_TRACK, then NOTE_EXIT"
     );
 }

@@ -173,30 +173,53 @@
 //!     unmount a file system a descriptor holds. A directory removed with
 //!     `rmdir()` while a descriptor holds it is not reported (inotify says so
 //!     only when the last descriptor closes). FreeBSD 14's `NOTE_OPEN`,
-//!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` do not exist.
-//! 14. **`EVFILT_PROC`** reports `NOTE_EXIT` only: `NOTE_FORK`, `NOTE_EXEC`
-//!     and `NOTE_TRACK` are not defined (their bits are accepted and never
-//!     reported; Linux's process connector needs privileges). `data` is the
+//!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` come from inotify's
+//!     `IN_OPEN`, `IN_CLOSE_NOWRITE`, `IN_CLOSE_WRITE` and `IN_ACCESS`. An
+//!     inotify watch cannot be narrowed for one of its users, so once a
+//!     knote asked for `NOTE_OPEN` or `NOTE_READ`, every open and read of
+//!     that file wakes the queue (for nothing, after that knote is gone)
+//!     until the file's last knote in that queue goes.
+//! 14. **`EVFILT_PROC`** reports `NOTE_EXIT` only. A change asking for
+//!     `NOTE_FORK`, `NOTE_EXEC` or `NOTE_TRACK` fails with `ENOTSUP` (its
+//!     EV_ERROR entry, or -1): Linux tells a process about another's forks
+//!     and execs only through the process connector (a netlink socket that
+//!     needs `CAP_NET_ADMIN`) or ptrace, which a library cannot take over.
+//!     Refused, the program finds out and can ask for `NOTE_EXIT` alone;
+//!     accepted, it would wait for ever for a fork nobody reports.
+//!     `NOTE_TRACKERR` and `NOTE_CHILD` are only ever output on FreeBSD.
+//!     `data` is the
 //!     wait status: a child's is read without reaping it; for a process that
 //!     is not our child (or a child the program reaped before `kq` looked),
 //!     it comes from the kernel after the process was reaped (Linux 6.15 and
 //!     later) or from `/proc` while it is a zombie, and is 0 when neither
 //!     can be had. Needs Linux 5.3 (pidfds).
-//! 15. **Filters and flags that do not exist.** `EVFILT_AIO`,
-//!     `EVFILT_PROCDESC`, `EVFILT_FS`, `EVFILT_LIO`, `EVFILT_SENDFILE` and
-//!     `EVFILT_EMPTY` are not defined (`EINVAL` if their numbers are used),
-//!     nor are `EV_KEEPUDATA`, `EV_FORCEONESHOT`, `EV_DROP` and `EV_FLAG1`/
-//!     `EV_FLAG2` (their bits are not recognised: a modification replaces
-//!     udata). `struct kevent` is the 32-byte one of macOS and FreeBSD 11:
-//!     FreeBSD 12's `ext[4]` is not there, so code that sets it does not
-//!     compile.
+//! 15. **Filters and flags.** Every constant of FreeBSD 14's
+//!     `<sys/event.h>` is defined, with FreeBSD's value, so FreeBSD code
+//!     compiles; what Linux cannot do fails at run time in an EV_ERROR
+//!     entry, never silently. `EVFILT_AIO` and `EVFILT_LIO` are `EINVAL`
+//!     (Linux's POSIX aio(7) is threads in the C library, with no
+//!     `SIGEV_KEVENT` to send its completions to a queue), so are `EVFILT_PROCDESC` (Linux has no `pdfork()`;
+//!     pidfds are what `EVFILT_PROC` uses), `EVFILT_FS` (Linux reports no
+//!     mounts and unmounts to a process), `EVFILT_SENDFILE` (Linux's
+//!     `sendfile()` completes before it returns) and `EVFILT_EMPTY` (Linux
+//!     wakes epoll when send-buffer space is freed after a writer found it
+//!     full, never when the last byte is acknowledged, `SIOCOUTQ` reaching
+//!     0, so kq could only poll for it). A
+//!     knote that `EV_FORCEONESHOT` reports while its filter finds nothing
+//!     true has `fflags` and `data` 0 (FreeBSD: what its filter last
+//!     recorded, which kq does not keep for knotes Linux evaluates).
+//!     `EV_DROP`, `EV_FLAG1` and `EV_FLAG2` are the
+//!     system's, stripped from every change as on FreeBSD. `struct kevent`
+//!     is the 32-byte one of macOS and FreeBSD 11: FreeBSD 12's `ext[4]` is
+//!     not there, so code that sets it does not compile.
 //!
 //! ## Cost
 //!
 //! In steady state a `kevent()` with an empty changelist is one `epoll_wait`
 //! plus one cheap syscall per returned event (`ioctl(FIONREAD)` and friends,
-//! for `data`), with no allocation per call (an event list longer than 256
-//! uses a buffer per thread, grown once) and no `epoll_ctl` unless
+//! for `data`), with no allocation per call (epoll's events are taken 256
+//! at a time into a buffer on the stack, however long the event list, as
+//! FreeBSD copies events out in chunks) and no `epoll_ctl` unless
 //! something changed. A call with changes makes one `epoll_ctl` more, which
 //! checks that the descriptor is still this kqueue (a number closed with
 //! `close()` and reused is `EBADF`, as on BSD). What `kq` evaluates itself (regular files, level

@@ -33,6 +33,13 @@ mod native {
     /// (FreeBSD only).
     #[cfg(target_os = "freebsd")]
     pub use libc::NOTE_FILE_POLL;
+    /// A modification that keeps the knote's udata, and one that forces a
+    /// one-shot report (FreeBSD only).
+    #[cfg(target_os = "freebsd")]
+    pub use libc::{EV_FORCEONESHOT, EV_KEEPUDATA};
+    /// EVFILT_VNODE: opens, closes and reads of the file (FreeBSD 14).
+    #[cfg(target_os = "freebsd")]
+    pub use libc::{NOTE_CLOSE, NOTE_CLOSE_WRITE, NOTE_OPEN, NOTE_READ};
 
     /// Milliseconds, the default unit of EVFILT_TIMER. FreeBSD and NetBSD
     /// name it; macOS has no flag for it (0 means milliseconds there too).

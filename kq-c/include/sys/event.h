@@ -8,10 +8,17 @@
  * 32-byte struct kevent of macOS and libkqueue (FreeBSD 12's ext[4] is left
  * out: nothing here uses it).
  *
- * Only the filters and flags kq implements are defined, so "#ifdef
- * EVFILT_AIO" or "#ifdef NOTE_FORK" is a working feature test.  Every value here equals the Rust constant of the
- * same name in kq/src/linux/abi.rs; kq-c/tests/c_abi.rs compiles this header
- * and checks that, and the struct's size and field offsets.
+ * Every constant of FreeBSD 14's <sys/event.h> is defined, with FreeBSD's
+ * value, so programs written for FreeBSD compile.  What Linux cannot do is
+ * refused at run time, never ignored: the change fails (an EV_ERROR entry,
+ * or -1 with errno) with EINVAL for a filter kq does not have (EVFILT_AIO,
+ * EVFILT_PROCDESC, EVFILT_FS, EVFILT_LIO, EVFILT_SENDFILE, EVFILT_EMPTY)
+ * and ENOTSUP for the notes it cannot report (NOTE_FORK, NOTE_EXEC,
+ * NOTE_TRACK).  The kq crate's documentation
+ * ("Where Linux differs") says why for each.  Every value here equals the
+ * Rust constant of the same name in kq/src/linux/abi.rs;
+ * kq-c/tests/c_abi.rs compiles this header and checks that, and the
+ * struct's size and field offsets.
  *
  * On macOS and the BSDs do not use this file: the system <sys/event.h> and
  * the kernel are the real thing.
@@ -66,17 +73,26 @@ struct kevent {
 /* Filters (struct kevent.filter). */
 #define EVFILT_READ		(-1)	/* readable, or a listener has connections */
 #define EVFILT_WRITE		(-2)	/* writable */
+#define EVFILT_AIO		(-3)	/* not on Linux: EINVAL */
 #define EVFILT_VNODE		(-4)	/* a file or directory changed */
 #define EVFILT_PROC		(-5)	/* a process exited */
 #define EVFILT_SIGNAL		(-6)	/* signal delivered (counts, never handles) */
 #define EVFILT_TIMER		(-7)	/* timer expired */
+#define EVFILT_PROCDESC		(-8)	/* not on Linux: EINVAL */
+#define EVFILT_FS		(-9)	/* not on Linux: EINVAL */
+#define EVFILT_LIO		(-10)	/* not on Linux: EINVAL */
 #define EVFILT_USER		(-11)	/* triggered by a kevent() call */
+#define EVFILT_SENDFILE		(-12)	/* not on Linux: EINVAL */
+#define EVFILT_EMPTY		(-13)	/* not on Linux: EINVAL */
+#define EVFILT_SYSCOUNT		13	/* how many filter numbers FreeBSD has */
 
 /* Actions (struct kevent.flags, on input). */
 #define EV_ADD		0x0001		/* add or modify */
 #define EV_DELETE	0x0002		/* remove */
 #define EV_ENABLE	0x0004		/* let it be returned */
 #define EV_DISABLE	0x0008		/* keep it, but do not return it */
+#define EV_FORCEONESHOT	0x0100		/* make one-shot and report it once */
+#define EV_KEEPUDATA	0x0200		/* a modification keeps the udata */
 
 /* Flags (struct kevent.flags, on input). */
 #define EV_ONESHOT	0x0010		/* delete after the first event */
@@ -86,6 +102,9 @@ struct kevent {
 
 /* Returned values (struct kevent.flags, on output). */
 #define EV_SYSFLAGS	0xF000		/* reserved by the system */
+#define EV_DROP		0x1000		/* reserved by the system */
+#define EV_FLAG1	0x2000		/* reserved by the system */
+#define EV_FLAG2	0x4000		/* reserved by the system */
 #define EV_ERROR	0x4000		/* error, data holds errno */
 #define EV_EOF		0x8000		/* EOF; fflags holds the socket error */
 
@@ -102,9 +121,20 @@ struct kevent {
 #define NOTE_LINK	0x0010		/* link count changed */
 #define NOTE_RENAME	0x0020		/* renamed */
 #define NOTE_REVOKE	0x0040		/* access revoked (unmounted) */
+#define NOTE_OPEN	0x0080		/* opened */
+#define NOTE_CLOSE	0x0100		/* closed by a descriptor that could not write */
+#define NOTE_CLOSE_WRITE 0x0200		/* closed by a descriptor that could write */
+#define NOTE_READ	0x0400		/* read */
 
 /* EVFILT_PROC: the process exited; data holds its wait status. */
 #define NOTE_EXIT	0x80000000
+#define NOTE_FORK	0x40000000	/* forked: ENOTSUP on Linux */
+#define NOTE_EXEC	0x20000000	/* exec'd: ENOTSUP on Linux */
+#define NOTE_PCTRLMASK	0xf0000000	/* the event bits */
+#define NOTE_PDATAMASK	0x000fffff	/* the pid bits */
+#define NOTE_TRACK	0x00000001	/* follow forks: ENOTSUP on Linux */
+#define NOTE_TRACKERR	0x00000002	/* output only: could not track */
+#define NOTE_CHILD	0x00000004	/* output only: a tracked child */
 
 /* EVFILT_USER: what to do with fflags, and how to fire. */
 #define NOTE_FFNOP	0x00000000	/* ignore the input fflags */

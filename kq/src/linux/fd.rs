@@ -22,7 +22,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::abi::*;
 use super::filter::read::filt_read;
 use super::filter::write::filt_write;
-use super::filter::FilterKind;
+use super::filter::{nothing_to_catch_up, FilterKind, FilterOps};
 use super::knote::{Knote, KnoteRef, Table};
 use super::os;
 use super::queue::{Kq, Out, Token};
@@ -84,6 +84,8 @@ pub(crate) struct FdEntry {
     pub(crate) capacity: u32,
     /// The inotify watch of a regular file (-1: none).
     pub(crate) wd: i32,
+    /// The scan round (`Table::sweep`) in which epoll last reported it.
+    pub(crate) seen: u32,
     pub(crate) read: Option<Knote>,
     pub(crate) write: Option<Knote>,
 }
@@ -210,6 +212,19 @@ pub(crate) fn note_socket_error(e: &mut FdEntry, fd: RawFd) {
     e.eof = true;
 }
 
+/// EVFILT_READ and EVFILT_WRITE, both `f_isfd`: their knotes share the
+/// descriptor's entry.
+pub(crate) static OPS: FilterOps = FilterOps {
+    check_ident: |t, change| t.descriptor_of(change).map(|(_, st)| Some(st)),
+    attach: |t, r, knote, _, st| t.attach_fd_knote(r, knote, st),
+    // FreeBSD's descriptor filters have no f_touch.
+    touch: None,
+    catch_up: nothing_to_catch_up,
+    detach: |t, r| t.delete_fd_knote(r.filter, r.ident as RawFd),
+    arm: |t, r, change| t.arm_fd(r, change),
+    deliver: |t, r, out| t.deliver_queued_fd(r.filter, r.ident as RawFd, out),
+};
+
 impl Table {
     /// The descriptor a change of a descriptor filter names, and what it
     /// is now. Checked before the knote is looked up, so EV_DELETE of a
@@ -237,60 +252,54 @@ impl Table {
         }
     }
 
-    /// EVFILT_READ / EVFILT_WRITE changes.
-    pub(crate) fn register_fd(
+    /// EVFILT_READ / EVFILT_WRITE `f_attach`: the descriptor's entry
+    /// (made for the first of its knotes), what the descriptor refuses, and
+    /// the knote.
+    fn attach_fd_knote(
         &mut self,
-        filter: FilterKind,
-        change: &mut kevent,
+        r: KnoteRef,
+        knote: Knote,
+        st: Option<&libc::stat>,
     ) -> io::Result<()> {
-        let (fd, st) = self.descriptor_of(change)?;
-        let idx = fd as usize;
+        let Some(st) = st else {
+            return Err(os::err(libc::EBADF)); // check_ident found no descriptor
+        };
+        let fd = r.ident as RawFd;
+        let idx = r.ident;
         if self.fds.len() <= idx {
             self.fds.resize_with(idx + 1, FdEntry::default);
         }
-        let exists = self.fds[idx].knote(filter).is_some();
-        let mut added = false;
-        if !exists {
-            if change.flags & EV_ADD == 0 {
-                return Err(os::err(libc::ENOENT));
-            }
-            let knote = Knote::new(change, 0);
-            change.fflags = 0; // FreeBSD zeroes a new knote's change
-            let fresh = !self.fds[idx].used();
-            if fresh {
-                self.fds[idx] = new_fd_entry(fd, &st);
-            }
-            if let Err(e) = self.attach_fd(filter, fd, fresh) {
-                if fresh {
-                    self.clear_fd(fd);
-                }
-                return Err(e);
-            }
-            *self.fds[idx].knote(filter) = Some(knote);
-            added = true;
-        } else if change.flags & EV_DELETE != 0 {
-            self.delete_fd_knote(filter, fd);
-            return Ok(());
-        } else if let Some(k) = self.fds[idx].knote(filter) {
-            k.modify(change);
+        let fresh = !self.fds[idx].used();
+        if fresh {
+            self.fds[idx] = new_fd_entry(fd, st);
         }
-        if filter == FilterKind::Write
-            && change.flags & EV_ADD != 0
-            && matches!(self.fds[idx].kind, Kind::Stream | Kind::Dgram)
+        if let Err(e) = self.attach_fd(r.filter, fd, fresh) {
+            if fresh {
+                self.clear_fd(fd);
+            }
+            return Err(e);
+        }
+        *self.fds[idx].knote(r.filter) = Some(knote);
+        Ok(())
+    }
+
+    /// After a READ or WRITE knote was added or changed: its descriptor's
+    /// one epoll registration is brought in line with both knotes.
+    fn arm_fd(&mut self, r: KnoteRef, change: Option<&kevent>) -> io::Result<()> {
+        let fd = r.ident as RawFd;
+        let Some(e) = self.fds.get_mut(r.ident) else {
+            return Ok(());
+        };
+        if r.filter == FilterKind::Write
+            && change.is_some_and(|c| c.flags & EV_ADD != 0)
+            && matches!(e.kind, Kind::Stream | Kind::Dgram)
         {
             // EVFILT_WRITE's `data` is the send buffer's free space, so its
             // size is read when a write knote is added (again on a re-add,
             // in case SO_SNDBUF changed); a read-only client costs nothing.
-            self.fds[idx].capacity = super::filter::write::sndbuf(fd);
+            e.capacity = super::filter::write::sndbuf(fd);
         }
-        let result = self.update_fd(fd);
-        if result.is_err() && added {
-            *self.fds[idx].knote(filter) = None;
-            if self.fds[idx].read.is_none() && self.fds[idx].write.is_none() {
-                self.clear_fd(fd);
-            }
-        }
-        result
+        self.update_fd(fd)
     }
 
     /// What a descriptor refuses, and what a regular file needs, before a
@@ -506,6 +515,30 @@ impl Table {
                 let revents = os::poll(fd);
                 self.deliver_fd(fd, filter, revents, out);
             }
+        }
+    }
+
+    /// A new round of epoll_wait chunks in the scan; returns its number.
+    pub(crate) fn next_sweep(&mut self) -> u32 {
+        self.sweep = self.sweep.wrapping_add(1);
+        if self.sweep == 0 {
+            // Wrapped: no entry may still carry the number about to be
+            // reused (0 is every new entry's).
+            for e in &mut self.fds {
+                e.seen = 0;
+            }
+            self.sweep = 1;
+        }
+        self.sweep
+    }
+
+    /// Whether this is the first time epoll reports `fd` in scan round
+    /// `sweep` (a level registration comes again in a later chunk).
+    #[inline(always)]
+    pub(crate) fn first_sight(&mut self, fd: RawFd, sweep: u32) -> bool {
+        match self.fds.get_mut(fd as usize) {
+            Some(e) => std::mem::replace(&mut e.seen, sweep) != sweep,
+            None => true,
         }
     }
 

@@ -1,17 +1,15 @@
 //! Knotes: what every registration keeps, the table of a queue's knotes,
-//! and a knote's life from EV_ADD to delivery and EV_DELETE.
+//! the pending queue, and a knote's life once it is delivered.
 //!
-//! The rules here are FreeBSD's `kqueue_register` and `knote_process`:
-//! EV_ADD creates or modifies (never duplicates), a modification replaces
-//! udata and the filter's parameters, EV_ENABLE/EV_DISABLE toggle a knote
-//! without losing what happened meanwhile, EV_ONESHOT deletes a knote once
-//! delivered, EV_DISPATCH disables it, and a level-triggered knote whose
-//! condition kq must check itself goes back into the `pending` queue after
-//! each delivery. Each filter's own part lives in its module
-//! (`super::filter::*`); this one only dispatches.
+//! What a change does to a knote (FreeBSD's `kqueue_register`) is
+//! `super::register`'s. This module keeps what the rules work on, and
+//! the rules of `kqueue_scan` once a knote was delivered: EV_ONESHOT
+//! deletes it, EV_DISPATCH disables it, and a level-triggered knote whose
+//! condition kq must check itself goes back into the `pending` queue.
+//! Each filter's own part lives in its module (`super::filter::*`),
+//! reached through its `FilterOps`.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use libc::c_void;
@@ -43,38 +41,12 @@ pub(crate) struct Knote {
     pub(crate) disabled: bool,
     /// Waiting in `Table::pending`.
     pub(crate) queued: bool,
+    /// EV_FORCEONESHOT: reported once at the next scan, whether its filter
+    /// finds it true or not (FreeBSD `KNOTE_ACTIVATE`).
+    pub(crate) forced: bool,
 }
 
 impl Knote {
-    pub(crate) fn new(change: &kevent, implied: Flags) -> Knote {
-        Knote {
-            udata: change.udata as usize,
-            sdata: change.data as i64,
-            sfflags: change.fflags,
-            flags: (change.flags & !(EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE)) | implied,
-            disabled: change.flags & EV_DISABLE != 0,
-            queued: false,
-        }
-    }
-
-    /// A change to an existing knote: FreeBSD replaces udata and the
-    /// filter's parameters on every modification, and applies enable or
-    /// disable; the trigger-mode bits chosen at EV_ADD stay.
-    pub(crate) fn modify(&mut self, change: &kevent) {
-        self.udata = change.udata as usize;
-        self.sdata = change.data as i64;
-        self.sfflags = change.fflags;
-        self.apply_enable(change);
-    }
-
-    pub(crate) fn apply_enable(&mut self, change: &kevent) {
-        if change.flags & EV_ENABLE != 0 {
-            self.disabled = false;
-        } else if change.flags & EV_DISABLE != 0 {
-            self.disabled = true;
-        }
-    }
-
     #[inline(always)]
     pub(crate) fn event(
         &self,
@@ -120,6 +92,9 @@ pub(crate) struct Table {
     /// Flips on every kevent() call: when set, epoll's events are taken
     /// before the userspace queue (fairness; see `Kq::scan`).
     pub(crate) epoll_turn: bool,
+    /// Counts the scan's rounds of epoll_wait chunks, so a descriptor
+    /// handed out twice in one round is recognised (`first_sight`).
+    pub(crate) sweep: u32,
     /// Knotes to look at in userspace, in order (each at most once).
     pub(crate) pending: VecDeque<KnoteRef>,
     /// EVFILT_READ and EVFILT_WRITE, indexed by descriptor number (numbers
@@ -146,6 +121,7 @@ impl Table {
             wake,
             wake_armed: false,
             epoll_turn: false,
+            sweep: 0,
             pending: VecDeque::new(),
             fds: Vec::new(),
             vnodes: HashMap::new(),
@@ -157,25 +133,6 @@ impl Table {
             procs: HashMap::new(),
             proc_by_fd: HashMap::new(),
             users: HashMap::new(),
-        }
-    }
-
-    // --- the changelist ---------------------------------------------------
-
-    /// Applies one change (FreeBSD `kqueue_register`). Like FreeBSD it may
-    /// rewrite the change, which becomes the EV_ERROR / EV_RECEIPT entry:
-    /// the `fflags` of a change that creates a knote are zeroed.
-    pub(crate) fn register(&mut self, change: &mut kevent) -> io::Result<()> {
-        if change.flags & (EV_ENABLE | EV_DISABLE) == EV_ENABLE | EV_DISABLE {
-            return Err(os::err(libc::EINVAL));
-        }
-        match FilterKind::from_raw(change.filter)? {
-            filter @ (FilterKind::Read | FilterKind::Write) => self.register_fd(filter, change),
-            FilterKind::Vnode => self.register_vnode(change),
-            FilterKind::Proc => self.register_proc(change),
-            FilterKind::Signal => self.register_signal(change),
-            FilterKind::Timer => self.register_timer(change),
-            FilterKind::User => self.register_user(change),
         }
     }
 
@@ -198,35 +155,18 @@ impl Table {
     /// Deletes a knote known to exist (EV_ONESHOT after delivery).
     fn delete(&mut self, r: KnoteRef) {
         self.unqueue(r);
-        match r.filter {
-            FilterKind::Read | FilterKind::Write => {
-                self.delete_fd_knote(r.filter, r.ident as RawFd)
-            }
-            FilterKind::Vnode => self.delete_vnode(r.ident as RawFd),
-            FilterKind::Proc => self.delete_proc(r.ident),
-            FilterKind::Signal => self.delete_signal(r.ident),
-            FilterKind::Timer => self.delete_timer(r.ident),
-            FilterKind::User => self.delete_user(r.ident),
-        }
+        (r.filter.ops().detach)(self, r);
     }
 
     /// Disables a knote (EV_DISPATCH after delivery): its source of events
-    /// stops waking the queue until EV_ENABLE.
+    /// stops waking the queue until EV_ENABLE; what happens meanwhile is
+    /// kept for EV_ENABLE.
     fn disable(&mut self, r: KnoteRef) {
         if let Some(k) = self.knote_mut(r) {
             k.disabled = true;
         }
         self.unqueue(r);
-        match r.filter {
-            FilterKind::Read | FilterKind::Write => {
-                let _ = self.update_fd(r.ident as RawFd);
-            }
-            FilterKind::Proc => self.arm_proc(r.ident),
-            FilterKind::Signal => self.arm_signal(r.ident),
-            FilterKind::Timer => self.arm_timer(r.ident),
-            // Nothing to stop: what happens meanwhile is kept for EV_ENABLE.
-            FilterKind::Vnode | FilterKind::User => {}
-        }
+        let _ = (r.filter.ops().arm)(self, r, None);
     }
 
     // --- the pending queue --------------------------------------------------
@@ -278,17 +218,24 @@ impl Table {
                 Some(k) => k.queued = false,
                 None => continue,
             }
-            match r.filter {
-                FilterKind::Read | FilterKind::Write => {
-                    self.deliver_queued_fd(r.filter, r.ident as RawFd, out)
-                }
-                FilterKind::Vnode => self.deliver_vnode(r.ident as RawFd, out),
-                FilterKind::Proc => self.deliver_proc(r.ident, out),
-                FilterKind::Signal => self.deliver_signal(r.ident, out),
-                FilterKind::Timer => self.deliver_timer(r.ident, out),
-                FilterKind::User => self.deliver_user(r.ident, out),
-            }
+            (r.filter.ops().deliver)(self, r, out);
+            self.deliver_forced(r, out);
         }
+    }
+
+    /// A knote EV_FORCEONESHOT activated that its filter did not report
+    /// (nothing true): FreeBSD's scan copies a one-shot knote out without
+    /// running the filter, so it is reported anyway, with what it holds
+    /// (no notes, no data), and deleted.
+    fn deliver_forced(&mut self, r: KnoteRef, out: &mut Out) {
+        let Some(k) = self.knote_mut(r).copied() else {
+            return; // delivered (and deleted as one-shot), or dropped
+        };
+        if !k.forced || k.queued || k.disabled || !out.room() {
+            return;
+        }
+        out.push(k.event(r.ident, r.filter, 0, 0, 0));
+        self.delete(r);
     }
 
     /// After a knote was delivered: EV_ONESHOT deletes it, EV_DISPATCH

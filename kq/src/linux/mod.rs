@@ -34,10 +34,16 @@
 //! still names the same file (epoll, or `fstat`), because close() must end
 //! a knote and Linux tells nobody about a close().
 //!
-//! The code is split the way the tests are: [`queue`](self) (the queue, the
-//! registry of queues, one call's scan), the knote table and lifecycle,
-//! descriptor knotes (`fd`), and one module per filter under `filter`;
-//! every system call is a small wrapper in `os`.
+//! The code is split the way FreeBSD's kern_event.c is: `register` is
+//! `kqueue_register`, FreeBSD's rules for what one change does to a knote
+//! (ENOENT, EV_ADD, EV_DELETE, EV_ENABLE/EV_DISABLE, udata, the stored
+//! flags), written once for every filter; `knote` is the knote table, the
+//! pending queue and what `kqueue_scan` does once a knote is delivered
+//! (EV_ONESHOT, EV_DISPATCH); `queue` is the queue, the registry of
+//! queues and one call's scan. Each filter supplies only its own part, a
+//! `FilterOps` like FreeBSD's `struct filterops` (attach, touch, detach,
+//! arm, deliver): descriptor knotes in `fd`, one module per filter under
+//! `filter`. Every system call is a small wrapper in `os`.
 //!
 //! In steady state a `kevent()` with an empty changelist is one `epoll_wait`
 //! plus one cheap syscall per returned event (for `data`); nothing is
@@ -49,6 +55,7 @@ mod filter;
 mod knote;
 mod os;
 mod queue;
+mod register;
 
 use std::io;
 use std::time::Duration;
@@ -80,7 +87,9 @@ pub unsafe fn kqueue() -> c_int {
 ///
 /// # Safety
 /// `changelist` must be valid for reading `nchanges` entries and
-/// `eventlist` for writing `nevents` entries (they may be the same array);
+/// `eventlist` for writing `nevents` entries (they may be the same array),
+/// unless it is null: then nothing is written, and an event to report is
+/// EFAULT;
 /// `timeout` must be null or point to a valid `timespec`.
 pub unsafe fn kevent(
     kq: c_int,
@@ -90,17 +99,28 @@ pub unsafe fn kevent(
     nevents: c_int,
     timeout: *const timespec,
 ) -> c_int {
-    if nchanges < 0 || nevents < 0 {
+    if nevents < 0 {
         return fail(&os::err(libc::EINVAL));
     }
-    if (nchanges > 0 && changelist.is_null()) || (nevents > 0 && eventlist.is_null()) {
-        return fail(&os::err(libc::EFAULT));
+    // FreeBSD's loop over the changelist runs while `nchanges > 0`: a
+    // negative count is no changes.
+    let nchanges = nchanges.max(0);
+    if nchanges > 0 && changelist.is_null() {
+        return fail(&os::err(libc::EFAULT)); // FreeBSD's copyin fails
     }
     let Some(q) = Kq::lookup(kq) else {
         return fail(&os::err(libc::EBADF));
     };
-    // SAFETY: the caller guarantees `eventlist` holds `nevents` entries.
-    let mut out = unsafe { Out::new(eventlist, nevents as usize) };
+    // A null eventlist with room is not an error in itself on FreeBSD:
+    // only copying an entry out to it fails. Its EV_ERROR entries are
+    // counted and dropped (FreeBSD ignores that copyout's error), and an
+    // event to report is EFAULT.
+    let mut out = if eventlist.is_null() {
+        Out::discarding(nevents as usize)
+    } else {
+        // SAFETY: the caller guarantees `eventlist` holds `nevents` entries.
+        unsafe { Out::new(eventlist, nevents as usize) }
+    };
 
     // 1. The changelist, in order, before anything is read from the queue.
     let mut nerrors = 0;
@@ -158,6 +178,19 @@ pub unsafe fn kevent(
         }
         Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
     };
+    if eventlist.is_null() {
+        // Nowhere to copy an event to: collect at most one, to learn
+        // whether there was one to copy out (FreeBSD's copyout fails, and
+        // the event is spent, as there).
+        let mut one = [crate::kevent_zeroed()];
+        // SAFETY: `one` holds one entry.
+        let mut scratch = unsafe { Out::new(one.as_mut_ptr(), 1) };
+        return match q.scan(&mut scratch, timeout) {
+            Ok(()) if scratch.n == 0 => 0,
+            Ok(()) => fail(&os::err(libc::EFAULT)),
+            Err(e) => fail(&e),
+        };
+    }
     match q.scan(&mut out, timeout) {
         Ok(()) => out.n as c_int,
         Err(e) => {

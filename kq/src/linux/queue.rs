@@ -3,7 +3,6 @@
 //! the scan of one kevent() call, which turns what epoll reports (and what
 //! waits in userspace) into events.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
@@ -18,14 +17,10 @@ use super::fd::Kind;
 use super::knote::Table;
 use super::os;
 
-/// How many epoll events fit in the buffer on the stack; a call with more
-/// room uses `BIG_BATCH`.
+/// How many epoll events one epoll_wait takes (the buffer is on the
+/// stack); a call with more room takes them in chunks (FreeBSD's
+/// KQ_NEVENTS is 40).
 const BATCH: usize = 256;
-
-thread_local! {
-    /// The epoll buffer of calls with room for more than `BATCH` events.
-    static BIG_BATCH: Cell<Vec<libc::epoll_event>> = const { Cell::new(Vec::new()) };
-}
 /// FreeBSD silently caps timeouts at 24 hours (kqueue(2), BUGS).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -123,12 +118,25 @@ impl Out {
         self.n < self.cap
     }
 
+    /// An eventlist that is a null pointer with room for `cap`: entries
+    /// pushed are counted, not written (FreeBSD ignores the failed copyout
+    /// of an EV_ERROR entry).
+    pub(crate) fn discarding(cap: usize) -> Out {
+        Out {
+            ptr: std::ptr::null_mut(),
+            cap,
+            n: 0,
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn push(&mut self, ev: kevent) {
         debug_assert!(self.room());
-        // SAFETY: `ptr` is valid for `cap` entries (Out::new's contract) and
-        // n < cap.
-        unsafe { self.ptr.add(self.n).write(ev) };
+        if !self.ptr.is_null() {
+            // SAFETY: `ptr` is valid for `cap` entries (Out::new's
+            // contract) and n < cap.
+            unsafe { self.ptr.add(self.n).write(ev) };
+        }
         self.n += 1;
     }
 }
@@ -245,8 +253,10 @@ impl Kq {
             // socket waits; FreeBSD queues a re-reported knote behind the
             // others. So every other call lets epoll's events go first.
             let mut epoll_first = false;
+            let sweep;
             {
                 let mut t = self.lock();
+                sweep = t.next_sweep();
                 if first_round {
                     first_round = false;
                     t.epoll_turn = !t.epoll_turn;
@@ -281,35 +291,37 @@ impl Kq {
                 }
             };
             let before = out.n;
-            // One epoll_wait for as many events as there is room: a level
-            // registration that stays ready is handed out once per call
-            // (epoll puts it back behind the others), so a second call could
-            // report a knote twice.
-            let room = out.cap - out.n;
-            let mut big = None;
-            let batch: &mut [MaybeUninit<libc::epoll_event>] = if room <= BATCH {
-                &mut buf[..room]
-            } else {
-                // More room than the stack batch: a buffer kept per thread,
-                // grown once to the largest event list it has seen.
-                let v = big.insert(BIG_BATCH.with(Cell::take));
-                v.reserve(room);
-                &mut v.spare_capacity_mut()[..room]
-            };
-            let n = match os::epoll_wait(self.epfd, batch, wait_ms) {
-                Ok(n) => n,
-                Err(e) => {
-                    return match os::errno_of(&e) {
-                        libc::EINTR if out.n > 0 => Ok(()),
-                        // The descriptor was closed, or now names something
-                        // else.
-                        libc::EBADF | libc::EINVAL => Err(os::err(libc::EBADF)),
-                        _ => Err(e),
-                    };
-                }
-            };
+            // epoll's events, in chunks of at most BATCH (FreeBSD copies
+            // events out KQ_NEVENTS at a time): nothing here is sized by the
+            // caller's `nevents`, which may be far larger than its list. A
+            // level registration that stays ready is handed out again by
+            // the next epoll_wait (epoll puts it back behind the others), so
+            // a descriptor seen in an earlier chunk of this round is a
+            // repeat: it is skipped, and ends the round's chunks.
+            let mut wait = wait_ms;
             let mut orphan = false;
-            if n > 0 {
+            let mut round_events = 0usize;
+            loop {
+                let chunk = (out.cap - out.n).min(BATCH);
+                let batch = &mut buf[..chunk];
+                let n = match os::epoll_wait(self.epfd, batch, wait) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        return match os::errno_of(&e) {
+                            libc::EINTR if out.n > 0 => Ok(()),
+                            // The descriptor was closed, or now names
+                            // something else.
+                            libc::EBADF | libc::EINVAL => Err(os::err(libc::EBADF)),
+                            _ => Err(e),
+                        };
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                round_events += n;
+                let chunk_before = out.n;
+                let mut repeat = false;
                 let mut t = self.lock();
                 for slot in &batch[..n] {
                     // SAFETY: epoll_wait initialised the first `n` entries.
@@ -318,6 +330,10 @@ impl Kq {
                     let token = ev.u64;
                     // Descriptors first: they are the per-event path.
                     if let Some(fd) = Token::fd_of(token) {
+                        if !t.first_sight(fd, sweep) {
+                            repeat = true;
+                            continue;
+                        }
                         orphan |= t.deliver_fd_event(fd, events, out);
                         continue;
                     }
@@ -342,6 +358,17 @@ impl Kq {
                         Token::Wake => {} // pending knotes: handled above
                     }
                 }
+                drop(t);
+                // Another chunk only while the last one was full, brought
+                // something new, and there is room: the next epoll_wait does
+                // not wait.
+                if n < chunk || repeat || out.n == chunk_before || !out.room() {
+                    break;
+                }
+                wait = 0;
+            }
+            if round_events > 0 {
+                let mut t = self.lock();
                 // epoll reported readiness nobody asked for: a file whose
                 // registered number was closed while a dup() keeps it open.
                 // epoll cannot forget it (EPOLL_CTL_DEL needs that number),
@@ -354,9 +381,6 @@ impl Kq {
                     spurious_rounds += 1;
                 }
                 t.sync_wake();
-            }
-            if let Some(big) = big {
-                BIG_BATCH.with(|b| b.set(big));
             }
             if epoll_first {
                 // The userspace knotes' turn, after epoll's.

@@ -11,10 +11,19 @@
 //! | EVFILT_TIMER | [`timer`] | a timerfd per timer |
 //! | EVFILT_USER | [`user`] | nothing: a flag, and the queue's wake-up eventfd |
 //!
-//! Adding a filter: a variant of [`FilterKind`], its module with
-//! `register_*` (the change), `deliver_*` (the event), `delete_*` and
-//! `arm_*` (EV_DISABLE / EV_ENABLE), then one arm in each `match` on
-//! `FilterKind` (they are exhaustive, so the compiler lists them).
+//! Each filter hands the register rules (`super::register`) a
+//! [`FilterOps`], as each FreeBSD filter hands `kqueue_register` its
+//! `struct filterops`: the parts that are its own (attach, touch, detach,
+//! arm, deliver), never the rules themselves. EVFILT_READ and
+//! EVFILT_WRITE share one, `super::fd`'s: their knotes share a
+//! descriptor's entry.
+//!
+//! Adding a filter: a variant of [`FilterKind`], its module with the hooks
+//! and a `pub(crate) static OPS: FilterOps`, one arm in
+//! [`FilterKind::ops`] and in `FilterKind::from_raw`, and one in
+//! `Table::knote_mut` (the matches are exhaustive, so the compiler lists
+//! them); if its Linux source is a descriptor in the epoll set, a `Token`
+//! for the scan (`super::queue`).
 
 pub(crate) mod proc;
 pub(crate) mod read;
@@ -27,7 +36,9 @@ pub(crate) mod write;
 use std::io;
 
 use super::abi::*;
+use super::knote::{Knote, KnoteRef, Table};
 use super::os;
+use super::queue::Out;
 
 /// Which filter a change or a knote belongs to: the `filter` field of a
 /// `struct kevent`, checked once when a change comes in, so no later code
@@ -65,4 +76,80 @@ impl FilterKind {
     pub(crate) fn raw(self) -> Filter {
         self as Filter
     }
+}
+
+impl FilterKind {
+    /// The filter's hooks (FreeBSD `kqueue_fo_find`).
+    pub(crate) fn ops(self) -> &'static FilterOps {
+        match self {
+            FilterKind::Read | FilterKind::Write => &super::fd::OPS,
+            FilterKind::Vnode => &vnode::OPS,
+            FilterKind::Proc => &proc::OPS,
+            FilterKind::Signal => &signal::OPS,
+            FilterKind::Timer => &timer::OPS,
+            FilterKind::User => &user::OPS,
+        }
+    }
+}
+
+/// `f_touch(EVENT_REGISTER)`: the table, the knote, the proposed
+/// registration, the change.
+pub(crate) type Touch = fn(&mut Table, KnoteRef, &mut Knote, &mut kevent) -> io::Result<()>;
+
+/// What one filter supplies to the register rules: FreeBSD's `struct
+/// filterops` (`f_isfd`, `f_attach`, `f_detach`, `f_event`, `f_touch`),
+/// shaped by what Linux needs. Every hook gets the knote by name; the
+/// rules themselves (ENOENT, EV_DELETE, EV_ENABLE/EV_DISABLE, udata and
+/// EV_KEEPUDATA, the stored flags, EV_FORCEONESHOT, EV_ONESHOT/EV_DISPATCH
+/// after delivery) are applied by `Table::register` and
+/// `Table::after_delivery`, never here.
+pub(crate) struct FilterOps {
+    /// Checks the change's ident before its knote is looked up, so even an
+    /// EV_DELETE of a bad one fails with this error: FreeBSD's `f_isfd`
+    /// filters `fget()` the descriptor (EBADF), and Linux's signalfd cannot
+    /// watch every number (EINVAL). Returns the descriptor's `fstat`, for
+    /// `attach`, when the ident is one.
+    pub(crate) check_ident: fn(&mut Table, &kevent) -> io::Result<Option<libc::stat>>,
+    /// `f_attach`: sets up the Linux source for a new knote and stores the
+    /// knote (which it may still amend: FreeBSD's attach adds the flags the
+    /// filter implies, such as EV_CLEAR for timers). On an error nothing
+    /// is stored.
+    pub(crate) attach:
+        fn(&mut Table, KnoteRef, Knote, &kevent, Option<&libc::stat>) -> io::Result<()>,
+    /// `f_touch` for `EVENT_REGISTER`, for the filters that have one (timer,
+    /// user; proc and vnode too, not FreeBSD's: proc refuses the notes Linux
+    /// cannot report, vnode widens its inotify watch): applies a change to an existing knote's parameters in
+    /// `proposed` (the stored knote with EV_ENABLE/EV_DISABLE and udata
+    /// already applied). An error leaves the knote as it was. Without it,
+    /// the change's `fflags` and `data` replace `sfflags` and `sdata`.
+    pub(crate) touch: Option<Touch>,
+    /// Runs before a change reaches an existing knote (EV_DELETE aside):
+    /// records what already happened under the parameters in force until
+    /// now. FreeBSD's `f_event` records an event in the knote when it
+    /// happens (`kn_fflags |= hint`, judged by `kn_sfflags` then), so a
+    /// later change of `sfflags`, even EV_ENABLE's 0, cannot lose it; Linux
+    /// may still hold it unread (an inotify event, an exited pidfd).
+    pub(crate) catch_up: fn(&mut Table, KnoteRef),
+    /// `f_detach` and `knote_drop`: forgets the knote and its Linux source.
+    pub(crate) detach: fn(&mut Table, KnoteRef),
+    /// After a knote was added, changed or disabled (`change` is None after
+    /// an EV_DISPATCH delivery): brings its Linux source in line with it
+    /// (in the epoll set exactly while enabled) and queues it if it is
+    /// already true, as FreeBSD runs `f_event` at the end of
+    /// `kqueue_register`.
+    pub(crate) arm: fn(&mut Table, KnoteRef, Option<&kevent>) -> io::Result<()>,
+    /// `f_event` plus the copy-out of `kqueue_scan`: reports the knote, taken
+    /// from the pending queue, if it is true (room permitting), then
+    /// `Table::after_delivery`.
+    pub(crate) deliver: fn(&mut Table, KnoteRef, &mut Out),
+}
+
+/// A `catch_up` for filters whose Linux source holds nothing the old
+/// parameters would have judged (their events are counted, not filtered by
+/// `sfflags`, or looked at again at every delivery as FreeBSD does).
+pub(crate) fn nothing_to_catch_up(_: &mut Table, _: KnoteRef) {}
+
+/// A `check_ident` for filters whose ident is any number.
+pub(crate) fn any_ident(_: &mut Table, _: &kevent) -> io::Result<Option<libc::stat>> {
+    Ok(None)
 }

@@ -5,9 +5,13 @@
 //! On exit FreeBSD reports NOTE_EXIT (if the knote asked for it) with
 //! `data` = the wait status, flags EV_EOF | EV_ONESHOT, and the knote is
 //! gone; a knote that did not ask for NOTE_EXIT is dropped silently
-//! (EV_DROP). NOTE_FORK, NOTE_EXEC and NOTE_TRACK have no Linux source kq
-//! can use (the process connector needs privileges): those bits are kept
-//! but never reported.
+//! (EV_DROP). FreeBSD decides which at exit time, by the notes asked for
+//! then; kq decides when it first looks at the exited pidfd, and at the
+//! latest before a change replaces the notes (`catch_up_proc`), which is
+//! the same answer: an exit while disabled is reported by an EV_ENABLE
+//! whose `fflags` are 0. NOTE_FORK, NOTE_EXEC and NOTE_TRACK have no Linux source kq
+//! can use (the process connector needs privileges): a change asking for
+//! any of them fails with ENOTSUP.
 //!
 //! The wait status: a child's is read without reaping it (waitid with
 //! WNOWAIT), so the program can still waitpid() it. A process that is not
@@ -21,7 +25,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use libc::c_int;
 
 use crate::linux::abi::*;
-use crate::linux::filter::FilterKind;
+use crate::linux::filter::{any_ident, FilterKind, FilterOps};
 use crate::linux::knote::{Knote, KnoteRef, Table};
 use crate::linux::os;
 use crate::linux::queue::{set_registered, Out, Token};
@@ -31,6 +35,10 @@ pub(crate) struct Proc {
     pidfd: OwnedFd,
     /// The pidfd is in the epoll set (the knote is enabled).
     pub(crate) registered: bool,
+    /// The exit, once recorded (FreeBSD's `filt_proc` at exit time): the
+    /// notes it reported (NOTE_EXIT if the knote asked for it then, else
+    /// 0, which drops the knote) and the wait status.
+    exit: Option<(u32, i64)>,
     pub(crate) knote: Knote,
 }
 
@@ -66,6 +74,33 @@ fn exit_status(pid: libc::pid_t, pidfd: RawFd) -> i64 {
     os::pidfd_exit_status(pidfd).map_or(0, i64::from)
 }
 
+/// The notes Linux cannot report: forks and execs of a process reach
+/// userspace only through the process connector (a netlink socket that
+/// needs CAP_NET_ADMIN) or ptrace, neither of which a library may take
+/// over. A knote asking for them is refused (ENOTSUP), so the program finds
+/// out and can ask for NOTE_EXIT alone, rather than waiting for ever.
+const UNSUPPORTED: u32 = NOTE_FORK | NOTE_EXEC | NOTE_TRACK;
+
+fn refuse_unsupported(fflags: u32) -> io::Result<()> {
+    if fflags & UNSUPPORTED != 0 {
+        return Err(os::err(libc::ENOTSUP));
+    }
+    Ok(())
+}
+
+/// What FreeBSD's `filt_proc` records when the process exits, for a knote
+/// whose notes are `sfflags`: NOTE_EXIT and the wait status if it asked
+/// for NOTE_EXIT, else nothing.
+fn exit_record(pid: libc::pid_t, pidfd: RawFd, sfflags: u32) -> (u32, i64) {
+    let fflags = sfflags & NOTE_EXIT;
+    let data = if fflags != 0 {
+        exit_status(pid, pidfd)
+    } else {
+        0
+    };
+    (fflags, data)
+}
+
 /// The `exit_code` field (the 52nd) of /proc/PID/stat: the wait status of
 /// a process that has exited (Linux 3.5 and later).
 fn zombie_status(pid: libc::pid_t) -> Option<c_int> {
@@ -76,47 +111,57 @@ fn zombie_status(pid: libc::pid_t) -> Option<c_int> {
     rest.split_whitespace().nth(52 - 3)?.parse().ok()
 }
 
+/// EVFILT_PROC: a pidfd per knote.
+pub(crate) static OPS: FilterOps = FilterOps {
+    check_ident: any_ident,
+    attach: |t, r, knote, _, _| t.attach_proc(r.ident, knote),
+    // Not FreeBSD's (its proc filter has no f_touch): the refusal of what
+    // Linux cannot report applies to a modification too.
+    touch: Some(|_, _, k, change| {
+        refuse_unsupported(change.fflags)?;
+        k.sfflags = change.fflags;
+        k.sdata = change.data as i64;
+        Ok(())
+    }),
+    catch_up: |t, r| t.catch_up_proc(r.ident),
+    detach: |t, r| t.delete_proc(r.ident),
+    arm: |t, r, _| t.arm_proc(r.ident),
+    deliver: |t, r, out| t.deliver_proc(r.ident, out),
+};
+
 impl Table {
-    pub(crate) fn register_proc(&mut self, change: &mut kevent) -> io::Result<()> {
-        let ident = change.ident;
-        if let Some(p) = self.procs.get_mut(&ident) {
-            if change.flags & EV_DELETE != 0 {
-                self.delete_proc(ident);
-                return Ok(());
-            }
-            p.knote.modify(change);
-        } else {
-            if change.flags & EV_ADD == 0 {
-                return Err(os::err(libc::ENOENT));
-            }
-            let pid = match libc::pid_t::try_from(ident) {
-                Ok(pid) if pid > 0 => pid,
-                _ => return Err(os::err(libc::ESRCH)),
-            };
-            // FreeBSD: EV_CLEAR is implied.
-            let knote = Knote::new(change, EV_CLEAR);
-            change.fflags = 0;
-            let pidfd = os::pidfd_open(pid)?;
-            if knote.sfflags & NOTE_EXIT == 0 && exited(pidfd.as_raw_fd()) {
-                // Without NOTE_EXIT FreeBSD looks among live processes
-                // only: a zombie is not found.
-                return Err(os::err(libc::ESRCH));
-            }
-            self.proc_by_fd.insert(pidfd.as_raw_fd(), ident);
-            self.procs.insert(
-                ident,
-                Proc {
-                    pid,
-                    pidfd,
-                    registered: false,
-                    knote,
-                },
-            );
+    /// `filt_procattach`: a pidfd for the process (ESRCH if there is none).
+    fn attach_proc(&mut self, ident: usize, mut knote: Knote) -> io::Result<()> {
+        refuse_unsupported(knote.sfflags)?;
+        let pid = match libc::pid_t::try_from(ident) {
+            Ok(pid) if pid > 0 => pid,
+            _ => return Err(os::err(libc::ESRCH)),
+        };
+        // FreeBSD: EV_CLEAR is implied.
+        knote.flags |= EV_CLEAR;
+        let pidfd = os::pidfd_open(pid)?;
+        if knote.sfflags & NOTE_EXIT == 0 && exited(pidfd.as_raw_fd()) {
+            // Without NOTE_EXIT FreeBSD looks among live processes only: a
+            // zombie is not found.
+            return Err(os::err(libc::ESRCH));
         }
-        self.arm_proc_checked(ident)
+        self.proc_by_fd.insert(pidfd.as_raw_fd(), ident);
+        self.procs.insert(
+            ident,
+            Proc {
+                pid,
+                pidfd,
+                registered: false,
+                exit: None,
+                knote,
+            },
+        );
+        Ok(())
     }
 
-    fn arm_proc_checked(&mut self, ident: usize) -> io::Result<()> {
+    /// The pidfd wakes the queue exactly while the knote is enabled (an
+    /// exit meanwhile is reported on EV_ENABLE: the pidfd stays readable).
+    fn arm_proc(&mut self, ident: usize) -> io::Result<()> {
         let epfd = self.epfd;
         let Some(p) = self.procs.get_mut(&ident) else {
             return Ok(());
@@ -126,17 +171,23 @@ impl Table {
         set_registered(epfd, fd, Token::Proc(fd), &mut p.registered, want)
     }
 
-    /// The pidfd wakes the queue exactly while the knote is enabled (an
-    /// exit meanwhile is reported on EV_ENABLE: the pidfd stays readable).
-    pub(crate) fn arm_proc(&mut self, ident: usize) {
-        let _ = self.arm_proc_checked(ident);
-    }
-
     pub(crate) fn delete_proc(&mut self, ident: usize) {
         self.unqueue(KnoteRef::new(FilterKind::Proc, ident));
         if let Some(p) = self.procs.remove(&ident) {
             self.proc_by_fd.remove(&p.fd());
             // Closing the pidfd also takes it out of the epoll set.
+        }
+    }
+
+    /// Before a change replaces the knote's notes: an exit that already
+    /// happened is recorded with the notes it was registered for, as
+    /// FreeBSD records it at exit time (the pidfd of a disabled knote is
+    /// not in the epoll set, so nobody has looked yet).
+    fn catch_up_proc(&mut self, ident: usize) {
+        if let Some(p) = self.procs.get_mut(&ident) {
+            if p.exit.is_none() && exited(p.fd()) {
+                p.exit = Some(exit_record(p.pid, p.fd(), p.knote.sfflags));
+            }
         }
     }
 
@@ -153,13 +204,14 @@ impl Table {
             return;
         }
         let k = p.knote;
-        let fflags = k.sfflags & NOTE_EXIT;
+        let (fflags, data) = p
+            .exit
+            .unwrap_or_else(|| exit_record(p.pid, p.fd(), k.sfflags));
         if fflags == 0 {
             // Nothing it asked for happened: FreeBSD drops it (EV_DROP).
             self.delete_proc(ident);
             return;
         }
-        let data = exit_status(p.pid, p.fd());
         out.push(k.event(ident, FilterKind::Proc, EV_EOF | EV_ONESHOT, fflags, data));
         self.after_delivery(r, k.flags | EV_ONESHOT, false);
     }

@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use libc::c_int;
 
 use crate::linux::abi::*;
-use crate::linux::filter::FilterKind;
+use crate::linux::filter::{nothing_to_catch_up, FilterKind, FilterOps};
 use crate::linux::knote::{Knote, KnoteRef, Table};
 use crate::linux::os;
 use crate::linux::queue::{set_registered, Out, Token};
@@ -134,39 +134,43 @@ fn take_signals(signo: c_int, mail: RawFd) -> u64 {
     mine
 }
 
+/// EVFILT_SIGNAL: the signal's shared signalfd, and a mail eventfd per
+/// knote.
+pub(crate) static OPS: FilterOps = FilterOps {
+    // Numbers signalfd cannot watch are refused before the lookup.
+    check_ident: |_, change| signal_number(change.ident).map(|_| None),
+    attach: |t, r, knote, _, _| t.attach_signal(r.ident, knote),
+    touch: None,
+    catch_up: nothing_to_catch_up,
+    detach: |t, r| t.delete_signal(r.ident),
+    arm: |t, r, _| t.arm_signal(r.ident),
+    deliver: |t, r, out| t.deliver_signal(r.ident, out),
+};
+
 impl Table {
-    pub(crate) fn register_signal(&mut self, change: &mut kevent) -> io::Result<()> {
-        let ident = change.ident;
+    /// `filt_sigattach`: the signal blocked and watched.
+    fn attach_signal(&mut self, ident: usize, mut knote: Knote) -> io::Result<()> {
         let signo = signal_number(ident)?;
-        if let Some(s) = self.signals.get_mut(&ident) {
-            if change.flags & EV_DELETE != 0 {
-                self.delete_signal(ident);
-                return Ok(());
-            }
-            s.knote.modify(change);
-        } else {
-            if change.flags & EV_ADD == 0 {
-                return Err(os::err(libc::ENOENT));
-            }
-            let knote = Knote::new(change, EV_CLEAR);
-            change.fflags = 0;
-            let (sfd, mail) = watch_signal(signo)?;
-            self.signal_by_fd.insert(sfd, ident);
-            self.signal_by_fd.insert(mail.as_raw_fd(), ident);
-            self.signals.insert(
-                ident,
-                Signal {
-                    sfd,
-                    mail,
-                    registered: false,
-                    knote,
-                },
-            );
-        }
-        self.arm_signal_checked(ident)
+        // FreeBSD: EV_CLEAR is implied.
+        knote.flags |= EV_CLEAR;
+        let (sfd, mail) = watch_signal(signo)?;
+        self.signal_by_fd.insert(sfd, ident);
+        self.signal_by_fd.insert(mail.as_raw_fd(), ident);
+        self.signals.insert(
+            ident,
+            Signal {
+                sfd,
+                mail,
+                registered: false,
+                knote,
+            },
+        );
+        Ok(())
     }
 
-    fn arm_signal_checked(&mut self, ident: usize) -> io::Result<()> {
+    /// The signal's descriptors wake the queue exactly while the knote is
+    /// enabled.
+    fn arm_signal(&mut self, ident: usize) -> io::Result<()> {
         let epfd = self.epfd;
         let Some(s) = self.signals.get_mut(&ident) else {
             return Ok(());
@@ -184,12 +188,6 @@ impl Table {
             return Err(e);
         }
         Ok(())
-    }
-
-    /// The signal's descriptors wake the queue exactly while the knote is
-    /// enabled.
-    pub(crate) fn arm_signal(&mut self, ident: usize) {
-        let _ = self.arm_signal_checked(ident);
     }
 
     pub(crate) fn delete_signal(&mut self, ident: usize) {

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::linux::abi::*;
-use crate::linux::filter::FilterKind;
+use crate::linux::filter::{any_ident, nothing_to_catch_up, FilterKind, FilterOps};
 use crate::linux::knote::{Knote, KnoteRef, Table};
 use crate::linux::os;
 use crate::linux::queue::{set_registered, Out, Token};
@@ -80,69 +80,77 @@ fn timer_spec(k: &Knote) -> io::Result<libc::itimerspec> {
     })
 }
 
+/// EVFILT_TIMER: a timerfd per knote, re-set by EV_ADD on an existing one.
+pub(crate) static OPS: FilterOps = FilterOps {
+    check_ident: any_ident,
+    attach: |t, r, knote, _, _| t.attach_timer(r.ident, knote),
+    touch: Some(|t, r, k, change| t.touch_timer(r.ident, k, change)),
+    catch_up: nothing_to_catch_up,
+    detach: |t, r| t.delete_timer(r.ident),
+    arm: |t, r, _| t.arm_timer(r.ident),
+    deliver: |t, r, out| t.deliver_timer(r.ident, out),
+};
+
 impl Table {
-    pub(crate) fn register_timer(&mut self, change: &mut kevent) -> io::Result<()> {
-        let ident = change.ident;
-        let Some(t) = self.timers.get_mut(&ident) else {
-            if change.flags & EV_ADD == 0 {
-                return Err(os::err(libc::ENOENT));
-            }
-            let absolute = change.fflags & NOTE_ABSTIME != 0;
-            // A relative timer counts expirations since the last delivery:
-            // EV_CLEAR is implied. FreeBSD adds nothing to an absolute one.
-            let implied = if absolute { 0 } else { EV_CLEAR };
-            let knote = Knote::new(change, implied);
-            change.fflags = 0;
-            let spec = timer_spec(&knote)?;
-            let tfd = os::timerfd(absolute)?;
-            os::timerfd_settime(tfd.as_raw_fd(), absolute, &spec)?;
-            self.timer_by_fd.insert(tfd.as_raw_fd(), ident);
-            self.timers.insert(
-                ident,
-                Timer {
-                    tfd,
-                    registered: false,
-                    absolute,
-                    fired: 0,
-                    knote,
-                },
-            );
-            return self.arm_timer_checked(ident);
-        };
-        if change.flags & EV_DELETE != 0 {
-            self.delete_timer(ident);
-            return Ok(());
+    /// `filt_timerattach`: the timerfd, set to the knote's period.
+    fn attach_timer(&mut self, ident: usize, mut knote: Knote) -> io::Result<()> {
+        let absolute = knote.sfflags & NOTE_ABSTIME != 0;
+        // A relative timer counts expirations since the last delivery:
+        // EV_CLEAR is implied. FreeBSD adds nothing to an absolute one.
+        if !absolute {
+            knote.flags |= EV_CLEAR;
         }
-        if change.flags & EV_ADD != 0 {
-            // Re-adding restarts the timer with the new parameters and
-            // throws away expirations not yet delivered (FreeBSD >= 12,
-            // macOS).
-            let mut knote = t.knote;
-            knote.modify(change);
-            let spec = timer_spec(&knote)?;
-            let absolute = knote.sfflags & NOTE_ABSTIME != 0;
-            if absolute != t.absolute {
-                // The other clock: a new timerfd (the old one leaves the
-                // epoll set as it closes).
-                let tfd = os::timerfd(absolute)?;
-                self.timer_by_fd.remove(&t.fd());
-                self.timer_by_fd.insert(tfd.as_raw_fd(), ident);
-                t.tfd = tfd;
-                t.registered = false;
-                t.absolute = absolute;
-            }
-            os::timerfd_settime(t.fd(), absolute, &spec)?;
-            t.knote = knote;
-            t.fired = 0;
-            self.unqueue(KnoteRef::new(FilterKind::Timer, ident));
-        } else {
-            t.knote.udata = change.udata as usize;
-            t.knote.apply_enable(change);
-        }
-        self.arm_timer_checked(ident)
+        let spec = timer_spec(&knote)?;
+        let tfd = os::timerfd(absolute)?;
+        os::timerfd_settime(tfd.as_raw_fd(), absolute, &spec)?;
+        self.timer_by_fd.insert(tfd.as_raw_fd(), ident);
+        self.timers.insert(
+            ident,
+            Timer {
+                tfd,
+                registered: false,
+                absolute,
+                fired: 0,
+                knote,
+            },
+        );
+        Ok(())
     }
 
-    fn arm_timer_checked(&mut self, ident: usize) -> io::Result<()> {
+    /// `filt_timertouch(EVENT_REGISTER)`: only EV_ADD changes a timer
+    /// (EV_ENABLE, EV_DISABLE and udata are the register rules'). Re-adding
+    /// restarts the timer with the new parameters and throws away
+    /// expirations not yet delivered (FreeBSD >= 12, macOS); parameters it
+    /// refuses leave the timer as it was.
+    fn touch_timer(&mut self, ident: usize, k: &mut Knote, change: &kevent) -> io::Result<()> {
+        if change.flags & EV_ADD == 0 {
+            return Ok(());
+        }
+        let Some(t) = self.timers.get_mut(&ident) else {
+            return Ok(());
+        };
+        k.sfflags = change.fflags;
+        k.sdata = change.data as i64;
+        let spec = timer_spec(k)?;
+        let absolute = k.sfflags & NOTE_ABSTIME != 0;
+        if absolute != t.absolute {
+            // The other clock: a new timerfd (the old one leaves the epoll
+            // set as it closes).
+            let tfd = os::timerfd(absolute)?;
+            self.timer_by_fd.remove(&t.fd());
+            self.timer_by_fd.insert(tfd.as_raw_fd(), ident);
+            t.tfd = tfd;
+            t.registered = false;
+            t.absolute = absolute;
+        }
+        os::timerfd_settime(t.fd(), absolute, &spec)?;
+        t.fired = 0;
+        self.unqueue(KnoteRef::new(FilterKind::Timer, ident));
+        Ok(())
+    }
+
+    /// The timerfd wakes the queue exactly while the knote is enabled.
+    fn arm_timer(&mut self, ident: usize) -> io::Result<()> {
         let epfd = self.epfd;
         let Some(t) = self.timers.get_mut(&ident) else {
             return Ok(());
@@ -155,11 +163,6 @@ impl Table {
             self.queue(KnoteRef::new(FilterKind::Timer, ident));
         }
         Ok(())
-    }
-
-    /// The timerfd wakes the queue exactly while the knote is enabled.
-    pub(crate) fn arm_timer(&mut self, ident: usize) {
-        let _ = self.arm_timer_checked(ident);
     }
 
     pub(crate) fn delete_timer(&mut self, ident: usize) {

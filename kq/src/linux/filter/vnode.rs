@@ -18,6 +18,9 @@
 //! | remove(), rename() over it: NOTE_DELETE | IN_ATTRIB with a lower link count; IN_DELETE_SELF |
 //! | rename(): NOTE_RENAME            | IN_MOVE_SELF                                     |
 //! | revoke, unmount: NOTE_REVOKE, EV_EOF | IN_UNMOUNT                                    |
+//! | open(): NOTE_OPEN (FreeBSD 14)   | IN_OPEN (watched once a knote asks)              |
+//! | close() of a descriptor that could not write / could: NOTE_CLOSE / NOTE_CLOSE_WRITE | IN_CLOSE_NOWRITE / IN_CLOSE_WRITE |
+//! | read(): NOTE_READ                | IN_ACCESS (watched once a knote asks)            |
 //! | directory entry created, removed, renamed: NOTE_WRITE (+NOTE_LINK for a subdirectory; +NOTE_EXTEND when moved to or from another directory) | IN_CREATE, IN_DELETE, IN_MOVED_FROM/TO on the directory (with IN_ISDIR; a move with no partner in the same read went elsewhere) |
 //!
 //! As in FreeBSD, a knote records a hint whole when any of its bits is
@@ -33,7 +36,7 @@ use libc::c_int;
 
 use crate::linux::abi::*;
 use crate::linux::fd::Kind;
-use crate::linux::filter::FilterKind;
+use crate::linux::filter::{FilterKind, FilterOps};
 use crate::linux::knote::{Knote, KnoteRef, Table};
 use crate::linux::os;
 use crate::linux::queue::{Out, Token};
@@ -51,6 +54,12 @@ const WATCH_MASK: u32 = libc::IN_MODIFY
     | libc::IN_MOVED_TO
     | libc::IN_CLOSE_WRITE
     | libc::IN_CLOSE_NOWRITE;
+
+/// FreeBSD 14's notes about opens and reads of the file. inotify reports
+/// them (IN_OPEN, IN_ACCESS) on every open and every read(), which no other
+/// knote wants: a watch asks for them only once a knote on it does
+/// (`watch_opens_and_reads`). Closes (IN_CLOSE_*) are watched always.
+const OPEN_OR_READ: u32 = NOTE_OPEN | NOTE_READ;
 
 /// A queue's inotify instance and who uses each of its watches.
 pub(crate) struct Inotify {
@@ -157,6 +166,26 @@ fn entry_hint(ev: &InotifyEvent, paired: bool) -> u32 {
     }
 }
 
+/// EVFILT_VNODE, `f_isfd`: an inotify watch per knote.
+pub(crate) static OPS: FilterOps = FilterOps {
+    check_ident: |t, change| t.descriptor_of(change).map(|(_, st)| Some(st)),
+    attach: |t, r, knote, _, st| t.attach_vnode(r.ident as RawFd, knote, st),
+    // Not FreeBSD's (its vnode filter has no f_touch): a modification that
+    // asks for NOTE_OPEN or NOTE_READ widens the inotify watch.
+    touch: Some(|t, r, k, change| {
+        k.sfflags = change.fflags;
+        k.sdata = change.data as i64;
+        t.watch_opens_and_reads(r.ident as RawFd, k.sfflags)
+    }),
+    catch_up: |t, _| t.catch_up_inotify(),
+    detach: |t, r| t.delete_vnode(r.ident as RawFd),
+    arm: |t, r, _| {
+        t.arm_vnode(r.ident as RawFd);
+        Ok(())
+    },
+    deliver: |t, r, out| t.deliver_vnode(r.ident as RawFd, out),
+};
+
 impl Table {
     /// Watches the file `fd` names; returns the watch descriptor. EINVAL
     /// for what has no file to watch (a pipe, an eventfd: no path).
@@ -206,56 +235,68 @@ impl Table {
         }
     }
 
-    pub(crate) fn register_vnode(&mut self, change: &mut kevent) -> io::Result<()> {
-        let (fd, st) = self.descriptor_of(change)?;
-        let r = KnoteRef::new(FilterKind::Vnode, fd as usize);
-        if let Some(v) = self.vnodes.get_mut(&fd) {
-            if change.flags & EV_DELETE != 0 {
-                self.delete_vnode(fd);
-                return Ok(());
-            }
-            // What was recorded before stays (FreeBSD does not reset a
-            // triggered knote on modification).
-            v.knote.modify(change);
-        } else {
-            if change.flags & EV_ADD == 0 {
-                return Err(os::err(libc::ENOENT));
-            }
-            let knote = Knote::new(change, 0);
-            change.fflags = 0;
-            // Files, directories, links and devices are vnodes; sockets,
-            // pipes and FIFOs are not (FreeBSD's socket and pipe filters
-            // refuse it), nor is what has no type (eventfds, a kqueue).
-            let vnode_types = [
-                libc::S_IFREG,
-                libc::S_IFDIR,
-                libc::S_IFLNK,
-                libc::S_IFCHR,
-                libc::S_IFBLK,
-            ];
-            if !vnode_types.contains(&(st.st_mode & libc::S_IFMT)) {
-                return Err(os::err(libc::EINVAL));
-            }
-            let wd = self.watch(fd)?;
-            self.vnodes.insert(
-                fd,
-                Vnode {
-                    knote,
-                    dev: st.st_dev,
-                    ino: st.st_ino,
-                    wd,
-                    size: st.st_size,
-                    nlink: st.st_nlink,
-                    fired: 0,
-                    revoked: false,
-                },
-            );
+    /// `filt_vfsattach`: an inotify watch on the file the descriptor holds.
+    fn attach_vnode(&mut self, fd: RawFd, knote: Knote, st: Option<&libc::stat>) -> io::Result<()> {
+        let Some(st) = st else {
+            return Err(os::err(libc::EBADF)); // check_ident found no descriptor
+        };
+        // Files, directories, links and devices are vnodes; sockets, pipes
+        // and FIFOs are not (FreeBSD's socket and pipe filters refuse it),
+        // nor is what has no type (eventfds, a kqueue).
+        let vnode_types = [
+            libc::S_IFREG,
+            libc::S_IFDIR,
+            libc::S_IFLNK,
+            libc::S_IFCHR,
+            libc::S_IFBLK,
+        ];
+        if !vnode_types.contains(&(st.st_mode & libc::S_IFMT)) {
+            return Err(os::err(libc::EINVAL));
         }
-        if self.vnodes.get(&fd).is_some_and(|v| v.fired != 0) {
-            // Recorded while disabled: reported on EV_ENABLE.
-            self.queue(r);
+        let wd = self.watch(fd)?;
+        let sfflags = knote.sfflags;
+        self.vnodes.insert(
+            fd,
+            Vnode {
+                knote,
+                dev: st.st_dev,
+                ino: st.st_ino,
+                wd,
+                size: st.st_size,
+                nlink: st.st_nlink,
+                fired: 0,
+                revoked: false,
+            },
+        );
+        if let Err(e) = self.watch_opens_and_reads(fd, sfflags) {
+            self.delete_vnode(fd);
+            return Err(e);
         }
         Ok(())
+    }
+
+    /// Widens the watch of a vnode knote that asks for NOTE_OPEN or
+    /// NOTE_READ to IN_OPEN and IN_ACCESS (added to what the watch has, so
+    /// its other users keep theirs; it stays wide while the watch lives).
+    fn watch_opens_and_reads(&mut self, fd: RawFd, sfflags: u32) -> io::Result<()> {
+        if sfflags & OPEN_OR_READ == 0 {
+            return Ok(());
+        }
+        let Some(ino) = self.inotify.as_ref() else {
+            return Ok(());
+        };
+        let path = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+        let mask = libc::IN_OPEN | libc::IN_ACCESS | libc::IN_MASK_ADD;
+        os::inotify_add_watch(ino.fd(), &path, mask).map(drop)
+    }
+
+    /// Notes recorded while the knote was disabled (or before a change) are
+    /// reported as soon as it is enabled: what was recorded is not reset by
+    /// a modification (FreeBSD).
+    fn arm_vnode(&mut self, fd: RawFd) {
+        if self.vnodes.get(&fd).is_some_and(|v| v.fired != 0) {
+            self.queue(KnoteRef::new(FilterKind::Vnode, fd as usize));
+        }
     }
 
     pub(crate) fn delete_vnode(&mut self, fd: RawFd) {
@@ -304,8 +345,34 @@ impl Table {
     /// notes for vnode knotes and re-evaluations of regular-file knotes,
     /// and delivers what they make true (room permitting).
     pub(crate) fn read_inotify(&mut self, out: &mut Out) {
+        let woken = self.take_inotify();
+        for r in woken {
+            if !out.room() {
+                break;
+            }
+            // Just queued by this read (not delivered in this call yet).
+            self.unqueue(r);
+            match r.filter {
+                FilterKind::Vnode => self.deliver_vnode(r.ident as RawFd, out),
+                _ => self.deliver_queued_fd(r.filter, r.ident as RawFd, out),
+            }
+        }
+    }
+
+    /// Before a change replaces a vnode knote's notes: the inotify events
+    /// not read yet are recorded with the notes in force when they
+    /// happened (FreeBSD records a hint in every knote at the VFS call).
+    /// What they make true waits in the pending queue.
+    fn catch_up_inotify(&mut self) {
+        self.take_inotify();
+    }
+
+    /// Reads what inotify has: records its events as notes of vnode knotes
+    /// and queues the knotes they wake (vnode and regular-file ones), which
+    /// it returns.
+    fn take_inotify(&mut self) -> Vec<KnoteRef> {
         let Some(ifd) = self.inotify.as_ref().map(|i| i.fd()) else {
-            return;
+            return Vec::new();
         };
         let events = read_events(ifd);
         let mut woken: Vec<KnoteRef> = Vec::new();
@@ -331,17 +398,7 @@ impl Table {
                 self.forget_watch(ev.wd);
             }
         }
-        for r in woken {
-            if !out.room() {
-                break;
-            }
-            // Just queued by this read (not delivered in this call yet).
-            self.unqueue(r);
-            match r.filter {
-                FilterKind::Vnode => self.deliver_vnode(r.ident as RawFd, out),
-                _ => self.deliver_queued_fd(r.filter, r.ident as RawFd, out),
-            }
-        }
+        woken
     }
 
     /// One inotify event, for the knotes of `fd` that use its watch.
@@ -361,7 +418,9 @@ impl Table {
             if st.as_ref().is_ok_and(|st| self.fds[fd as usize].is(st)) {
                 // FreeBSD runs a file's read and write filters on every
                 // change of the file.
-                if !ev.entry {
+                // (Not on an open or a read, which change nothing: those
+                // reach a watch only for a vnode knote that asked.)
+                if !ev.entry && ev.mask & !(libc::IN_OPEN | libc::IN_ACCESS) != 0 {
                     self.wake(KnoteRef::new(FilterKind::Read, fd as usize), woken);
                     self.wake(KnoteRef::new(FilterKind::Write, fd as usize), woken);
                 }
@@ -418,6 +477,20 @@ impl Table {
             }
             if ev.mask & libc::IN_UNMOUNT != 0 {
                 v.record(NOTE_REVOKE);
+            }
+            // FreeBSD 14's VOP_OPEN, VOP_CLOSE (by whether the descriptor
+            // could write) and VOP_READ hints.
+            if ev.mask & libc::IN_OPEN != 0 {
+                v.record(NOTE_OPEN);
+            }
+            if ev.mask & libc::IN_CLOSE_NOWRITE != 0 {
+                v.record(NOTE_CLOSE);
+            }
+            if ev.mask & libc::IN_CLOSE_WRITE != 0 {
+                v.record(NOTE_CLOSE_WRITE);
+            }
+            if ev.mask & libc::IN_ACCESS != 0 {
+                v.record(NOTE_READ);
             }
         }
         if v.fired != before || v.revoked {
