@@ -400,3 +400,80 @@ fn every_step_chapter_hides_its_hints() {
         );
     }
 }
+
+/// How deep in block quotes a Markdown line is: `> > x` is 2.
+fn quote_depth(line: &str) -> usize {
+    let mut rest = line.trim_start();
+    let mut depth = 0;
+    while let Some(after) = rest.strip_prefix('>') {
+        depth += 1;
+        rest = after.strip_prefix(' ').unwrap_or(after);
+    }
+    depth
+}
+
+/// The 1-based lines of `markdown` that open a block quote right under a
+/// line of text, outside code blocks: in this book a quote (and a `> [!NOTE]`)
+/// always follows a blank line, so such a line is prose that was wrapped
+/// before a `>` (a shell redirection, `data > 0`), which Markdown then
+/// renders as a quote.
+fn accidental_quotes(markdown: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut fence: Option<&str> = None;
+    let mut previous = "";
+    for (i, line) in markdown.lines().enumerate() {
+        let trimmed = line.trim_start();
+        match fence {
+            Some(marker) => {
+                if trimmed.starts_with(marker) {
+                    fence = None;
+                }
+            }
+            None => {
+                if let Some(marker) = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m)) {
+                    fence = Some(marker);
+                } else if !previous.trim().is_empty() && quote_depth(line) > quote_depth(previous) {
+                    found.push(i + 1);
+                }
+            }
+        }
+        previous = line;
+    }
+    found
+}
+
+/// A wrapped line that starts with `>` is caught (in a list item, and
+/// inside a quote, where it would open a quote in the quote); quotes after
+/// a blank line, `>` in the middle of a line and in code blocks are not.
+#[test]
+fn finds_a_wrapped_line_that_markdown_would_render_as_a_quote() {
+    let md = "1. in a second terminal `nc 127.0.0.1 8080 < /dev/null\n   > /dev/null &`\n\n\
+              > a quote, `data`\n> > 0 is not nested\n\n> [!NOTE]\n> fine, `data` > 0\n\n\
+              ```sh\necho x\n> y\n```\n";
+    assert_eq!(accidental_quotes(md), [2, 5]);
+}
+
+/// No chapter has a line of prose that Markdown renders as a block quote
+/// by accident (a wrapped line starting with `>`).
+#[test]
+fn no_wrapped_line_of_a_chapter_starts_a_quote() {
+    let mut found = Vec::new();
+    for chapter in book::includes::markdown_files(&common::src()).expect("list chapters") {
+        let text = fs::read_to_string(&chapter).expect("read chapter");
+        let name = chapter
+            .strip_prefix(common::root())
+            .unwrap_or(&chapter)
+            .display()
+            .to_string();
+        for line in accidental_quotes(&text) {
+            let shown = text.lines().nth(line - 1).unwrap_or("").trim();
+            found.push(format!("{name}:{line}: {shown}"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "lines that start a block quote right under a line of text (rewrap them so that \
+         no line starts with `>`; a quote meant as one goes after a blank line):\n  {}",
+        found.join("\n  ")
+    );
+}
