@@ -688,3 +688,45 @@ fn every_listing_label_names_items_of_its_file() {
         wrong.join("\n  ")
     );
 }
+
+/// A lesson that makes a value (`// LESSON: echo -> got: usize`) is a
+/// `let got: usize = todo!(...);` in the starter, and the statements its
+/// last hint shows do not compile put in place of the `todo!()` alone: that
+/// hint says to replace the whole `let` statement, naming it exactly.
+#[test]
+fn a_value_lessons_last_hint_says_to_replace_its_whole_let() {
+    let mut wrong = Vec::new();
+    for step in steps() {
+        let main_rs = step.file("src/main.rs");
+        let source = fs::read_to_string(common::root().join(&main_rs)).expect("read main.rs");
+        let regions = starter::regions(&main_rs, &source).expect("the lesson markers");
+        let hints_path = step.file(hints::FILE);
+        let text = fs::read_to_string(common::root().join(&hints_path)).expect("read hints.md");
+        let lessons = hints::parse(&hints_path, &text).expect("parse hints.md");
+        for region in regions {
+            let Some(binding) = &region.binding else {
+                continue;
+            };
+            let wanted = format!("In place of the whole `let {binding} = todo!(...);` statement:");
+            let last = lessons
+                .iter()
+                .find(|l| l.name == region.name)
+                .and_then(|l| l.hints.last())
+                .map(|h| h.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            if !last.starts_with(&wanted) {
+                wrong.push(format!(
+                    "{}, `## {}`: the last hint should start `{wanted}`; it starts {:?}",
+                    hints_path.display(),
+                    region.name,
+                    last.chars().take(70).collect::<String>()
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "hints whose code would not compile where the learner puts it:\n  {}",
+        wrong.join("\n  ")
+    );
+}
