@@ -463,9 +463,27 @@ fn resets_only_when_told_to_and_keeps_the_old_version() {
         .stdout(predicate::str::contains("is the starter already"));
 }
 
-/// Bad arguments: status 2, and on stderr exactly two lines: what is wrong
-/// (an unknown command, a missing step number with the steps there are,
-/// what is extra) and a pointer to `cargo learn help`, never the whole usage.
+/// What `cargo learn ARGS` said on stderr for a usage error, after checking
+/// it is one: status 2, and exactly two lines, `cargo learn: ` and what is
+/// wrong, then a pointer to `cargo learn help`.
+fn usage_error(tree: &Tree, args: &[&str]) -> String {
+    let out = tree.learn(args).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 2
+            && lines[0].starts_with("cargo learn: ")
+            && lines[1].contains("`cargo learn help`"),
+        "cargo learn {}: expected two lines on stderr, `cargo learn: WHAT IS WRONG` and a \
+         pointer to `cargo learn help`; found:\n{stderr}",
+        args.join(" ")
+    );
+    lines[0].to_string()
+}
+
+/// Bad arguments get status 2 and one line saying what is wrong, with a
+/// pointer to `cargo learn help`, never the whole usage (which would push
+/// that line out of sight); `help` prints the usage.
 #[test]
 fn refuses_bad_arguments_in_one_line_with_status_2() {
     let tree = Tree::new();
@@ -475,59 +493,81 @@ fn refuses_bad_arguments_in_one_line_with_status_2() {
             &["frobnicate"][..],
             "I do not know the command `frobnicate`",
         ),
-        (
-            &["check"][..],
-            "`check` needs a step number: `cargo learn check N` (the steps are 1, 2,",
-        ),
-        (
-            &["watch"][..],
-            "`watch` needs a step number: `cargo learn watch N`",
-        ),
-        (
-            &["hint"][..],
-            "`hint` needs a step number: `cargo learn hint N [PART]`",
-        ),
-        (
-            &["reset", "--yes"][..],
-            "`reset` needs a step number: `cargo learn reset N [--yes]`",
-        ),
         (&["check", "three"][..], "`three` is not a step number"),
+    ] {
+        let said = usage_error(&tree, args);
+        assert!(
+            said.contains(why) && !said.contains("usage:"),
+            "cargo learn {}: expected `{why}`; found {said:?}",
+            args.join(" ")
+        );
+    }
+    tree.learn(&["help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("usage: cargo learn"));
+}
+
+/// A command that needs a step number and has none says so, with the
+/// command's form and the steps there are.
+#[test]
+fn says_a_step_number_is_needed_when_none_is_given() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    for (args, form) in [
+        (&["check"][..], "cargo learn check N"),
+        (&["watch"][..], "cargo learn watch N"),
+        (&["hint"][..], "cargo learn hint N [PART]"),
+        (&["reset", "--yes"][..], "cargo learn reset N [--yes]"),
+    ] {
+        let said = usage_error(&tree, args);
+        let want = format!(
+            "`{}` needs a step number: `{form}` (the steps are 1, 2,",
+            args[0]
+        );
+        assert!(
+            said.contains(&want),
+            "cargo learn {}: expected `{want}...`; found {said:?}",
+            args.join(" ")
+        );
+    }
+}
+
+/// Words after a complete command are named as extra, with the command's
+/// form; `reset --yes N` (the flag first) is not extra.
+#[test]
+fn says_which_words_are_extra() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    for (args, want) in [
         (
             &["check", "2", "extra"][..],
             "`extra` is extra: the command is `cargo learn check N`",
         ),
         (
             &["hint", "3", "echo", "more", "words"][..],
-            "`more words` is extra",
+            "`more words` is extra: the command is `cargo learn hint N [PART]`",
         ),
         (
             &["reset", "3", "--force"][..],
             "`--force` is extra: the command is `cargo learn reset N [--yes]`",
         ),
-        (&["progress", "now"][..], "`now` is extra"),
+        (
+            &["progress", "now"][..],
+            "`now` is extra: the command is `cargo learn progress`",
+        ),
     ] {
-        let out = tree.learn(args).assert().code(2);
-        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-        let lines: Vec<&str> = stderr.lines().collect();
+        let said = usage_error(&tree, args);
         assert!(
-            lines.len() == 2
-                && lines[0].starts_with("cargo learn: ")
-                && lines[0].contains(why)
-                && lines[1].contains("`cargo learn help`"),
-            "cargo learn {}: expected two lines, `cargo learn: ...{why}...` and a pointer to \
-             `cargo learn help`; found:\n{stderr}",
+            said.contains(want),
+            "cargo learn {}: expected `{want}`; found {said:?}",
             args.join(" ")
         );
     }
-    // `--yes` before the number still works.
     tree.learn(&["reset", "--yes", "3"])
         .assert()
         .success()
         .stdout(predicate::str::contains("is the starter already"));
-    tree.learn(&["help"])
-        .assert()
-        .success()
-        .stdout(predicate::str::starts_with("usage: cargo learn"));
 }
 
 /// A step number that does not exist names the steps there are.
