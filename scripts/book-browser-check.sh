@@ -10,6 +10,12 @@
 #     (390 px): no listing, table, figure or paragraph is wider than the
 #     window, and no box hides part of its content behind a scrollbar a
 #     reader may not see (every <details> opened first, so hints count);
+#     the one box allowed to scroll sideways is a figure's own (a box that
+#     scrolls, holding a figure and no text of its own), and only when it
+#     fits the window itself;
+#   - every figure (an SVG image, or an SVG inline with text in it) is
+#     readable at both widths: its smallest text renders at 10 px or more
+#     (the SVG's font sizes times the scale the page draws it at);
 #   - screenshots of every chapter at both widths, whole pages, are saved
 #     under <target dir>/book-screenshots/ (NAME-1280.png, NAME-390.png)
 #     for a person to look at.
@@ -72,28 +78,100 @@ window.addEventListener('load', function () {
     var vw = document.documentElement.clientWidth;
     var problems = [];
     function describe(el) {
-      var text = (el.textContent || el.getAttribute('src') || '').replace(/\\s+/g, ' ').trim();
+      var img = el.querySelector('img');
+      var text = (el.textContent || el.getAttribute('src') || (img && img.getAttribute('src')) || '').replace(/\\s+/g, ' ').trim();
       return el.tagName.toLowerCase() + ' "' + text.slice(0, 70) + '"';
     }
     var main = document.querySelector('main');
-    var boxes = main.querySelectorAll('pre, pre > code, table, .table-wrapper, img, svg, p, li, blockquote, h1, h2, h3, h4, div');
+    // A figure's own box may scroll sideways: it scrolls (overflow-x auto
+    // or scroll), holds an image or an SVG, and no text besides the SVG's.
+    function isFigureBox(el) {
+      var overflow = getComputedStyle(el).overflowX;
+      if (overflow !== 'auto' && overflow !== 'scroll') return false;
+      if (!el.querySelector('img, svg')) return false;
+      var text = el.textContent;
+      el.querySelectorAll('svg').forEach(function (svg) { text = text.replace(svg.textContent, ''); });
+      return text.trim() === '';
+    }
+    function inFigureBox(el) {
+      for (var up = el.parentElement; up && up !== main; up = up.parentElement) {
+        if (isFigureBox(up)) return true;
+      }
+      return false;
+    }
+    var boxes = main.querySelectorAll('pre, pre > code, table, .table-wrapper, img, svg, p, li, blockquote, h1, h2, h3, h4, div, label');
     boxes.forEach(function (el) {
       var r = el.getBoundingClientRect();
-      if (r.width > 0 && r.right > vw + 1) {
+      var scrolled = inFigureBox(el);
+      if (r.width > 0 && r.right > vw + 1 && !scrolled) {
         problems.push('wider than the ' + vw + ' px window (right edge at ' + Math.round(r.right) + ' px): ' + describe(el));
       }
-      if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) {
+      if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1 && !scrolled && !isFigureBox(el)) {
         problems.push('clipped: shows ' + el.clientWidth + ' of its ' + el.scrollWidth + ' px: ' + describe(el));
       }
     });
-    var report = document.createElement('pre');
-    report.id = 'kq-measure';
-    report.textContent = JSON.stringify({
-      width: vw,
-      height: document.documentElement.scrollHeight,
-      problems: problems
+
+    // The smallest text of an SVG drawn on the page, in CSS pixels: each
+    // text's font size times the scale it is drawn at.
+    function smallestText(svg) {
+      var least = Infinity;
+      svg.querySelectorAll('text, tspan').forEach(function (t) {
+        if (!t.textContent.trim()) return;
+        var m = t.getScreenCTM();
+        if (!m) return;
+        var px = parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.c, m.d);
+        if (px < least) least = px;
+      });
+      return least;
+    }
+    var figures = [];
+    var pending = [];
+    // Inline SVGs with text (mdBook's icons have none).
+    main.querySelectorAll('svg').forEach(function (svg) {
+      if (!svg.querySelector('text') || svg.getBoundingClientRect().width === 0) return;
+      var title = svg.querySelector('title');
+      var r = svg.getBoundingClientRect();
+      figures.push({ figure: 'inline svg "' + (title ? title.textContent : '').slice(0, 50) + '"',
+                     width: Math.round(r.width), px: smallestText(svg) });
     });
-    document.body.appendChild(report);
+    // SVG images: the text is inside the file, so the file is drawn again,
+    // out of sight, at the size the page gives the image.
+    main.querySelectorAll('img').forEach(function (img) {
+      var src = img.getAttribute('src') || '';
+      var r = img.getBoundingClientRect();
+      if (!/\\.svg(\\?|#|$)/.test(src) || r.width === 0) return;  // (mdBook's hidden zoomed copy)
+      pending.push(fetch(img.src).then(function (response) { return response.text(); }).then(function (text) {
+        var svg = new DOMParser().parseFromString(text, 'image/svg+xml').documentElement;
+        var stage = document.createElement('div');
+        stage.style.cssText = 'position:absolute;left:-20000px;top:0;width:' + r.width + 'px;height:' + r.height + 'px';
+        svg.style.cssText = 'display:block;width:' + r.width + 'px;height:' + r.height + 'px';
+        stage.appendChild(document.importNode(svg, true));
+        document.body.appendChild(stage);
+        figures.push({ figure: src, width: Math.round(r.width), px: smallestText(stage.firstChild) });
+        document.body.removeChild(stage);
+      }).catch(function (e) {
+        problems.push('figure ' + src + ': could not be measured: ' + e);
+      }));
+    });
+    Promise.all(pending).then(function () {
+      figures.forEach(function (f) {
+        // (A hundredth of a pixel is allowed for rounding.)
+        if (!(f.px >= 9.99)) {
+          problems.push('figure ' + f.figure + ' is drawn ' + f.width + ' px wide: its smallest text renders at ' +
+                        (isFinite(f.px) ? f.px.toFixed(2) : 'no size') + ' px, below 10 px');
+        }
+        f.px = isFinite(f.px) ? Math.round(f.px * 10) / 10 : -1;
+      });
+      var report = document.createElement('pre');
+      report.id = 'kq-measure';
+      report.textContent = JSON.stringify({
+        width: vw,
+        height: document.documentElement.scrollHeight,
+        problems: problems,
+        figures: figures
+      });
+      document.body.appendChild(report);
+    });
   }, 300);
 });
 </script>"""
@@ -244,6 +322,7 @@ for e in js_errors(err):
 # Nothing clipped, at a desktop's width and a phone's; a whole-page
 # screenshot of every chapter at each, for a person to look at.
 WIDTHS = [1280, 390]
+figures = []  # (page, width, figure, drawn width, smallest text in px)
 for title, md in chapters:
     page = md[:-3] + ".html"
     name = md[:-3]
@@ -259,6 +338,8 @@ for title, md in chapters:
         report = json.loads(html.unescape(found.group(1)))
         for p in report["problems"]:
             problems.append("%s at %d px: %s" % (page, width, p))
+        for f in report.get("figures", []):
+            figures.append((page, width, f["figure"], f["width"], f["px"]))
         path = os.path.join(shots, "%s-%d.png" % (name, width))
         height = min(max(int(report["height"]), 600), 30000)
         chromium("--window-size=%d,%d" % (max(width, 500), height),
@@ -266,10 +347,18 @@ for title, md in chapters:
                  "--screenshot=" + path, "%s&height=%d" % (frame, height))
         if not os.path.isfile(path) or os.path.getsize(path) < 10000:
             problems.append("screenshot %s was not written" % path)
-    print("%-4s %s: nothing clipped at %s px" % (
+    print("%-4s %s: nothing clipped, figures readable, at %s px" % (
         "ok" if not any(p.startswith(page + " at") for p in problems) else "FAIL",
         page, " and ".join(str(w) for w in WIDTHS)))
 print("ok   screenshots in %s" % shots)
+for width in WIDTHS:
+    drawn = [f for f in figures if f[1] == width]
+    if drawn:
+        least = min(drawn, key=lambda f: f[4])
+        print("%-4s figures at %d px: %d measured, smallest text %.1f px (%s, drawn %d px wide)"
+              % ("ok" if least[4] >= 9.99 else "FAIL", width, len(drawn), least[4], least[2], least[3]))
+if not figures:
+    problems.append("no figure was measured: the measuring script found no SVG")
 
 server.shutdown()
 shutil.rmtree(profile, ignore_errors=True)
@@ -278,6 +367,7 @@ if problems:
     for p in problems:
         print("  " + p, file=sys.stderr)
     sys.exit(1)
-print("book-browser-check: %d chapters load, search finds EV_DELETE, nothing is clipped at %s px"
+print("book-browser-check: %d chapters load, search finds EV_DELETE, nothing is clipped and "
+      "every figure's text is 10 px or more at %s px"
       % (len(chapters), " or ".join(str(w) for w in WIDTHS)))
 PY

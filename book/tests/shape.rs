@@ -447,3 +447,333 @@ fn the_instructors_page_plans_every_step() {
         "book/src/introduction.md should include ../generated/steps.md, the table of every step"
     );
 }
+
+/// How deep in block quotes a Markdown line is: `> > x` is 2.
+fn quote_depth(line: &str) -> usize {
+    let mut rest = line.trim_start();
+    let mut depth = 0;
+    while let Some(after) = rest.strip_prefix('>') {
+        depth += 1;
+        rest = after.strip_prefix(' ').unwrap_or(after);
+    }
+    depth
+}
+
+/// The 1-based lines of `markdown` that open a block quote right under a
+/// line of text, outside code blocks: in this book a quote (and a `> [!NOTE]`)
+/// always follows a blank line, so such a line is prose that was wrapped
+/// before a `>` (a shell redirection, `data > 0`), which Markdown then
+/// renders as a quote.
+fn accidental_quotes(markdown: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut fence: Option<&str> = None;
+    let mut previous = "";
+    for (i, line) in markdown.lines().enumerate() {
+        let trimmed = line.trim_start();
+        match fence {
+            Some(marker) => {
+                if trimmed.starts_with(marker) {
+                    fence = None;
+                }
+            }
+            None => {
+                if let Some(marker) = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m)) {
+                    fence = Some(marker);
+                } else if !previous.trim().is_empty() && quote_depth(line) > quote_depth(previous) {
+                    found.push(i + 1);
+                }
+            }
+        }
+        previous = line;
+    }
+    found
+}
+
+/// A wrapped line that starts with `>` is caught (in a list item, and
+/// inside a quote, where it would open a quote in the quote); quotes after
+/// a blank line, `>` in the middle of a line and in code blocks are not.
+#[test]
+fn finds_a_wrapped_line_that_markdown_would_render_as_a_quote() {
+    let md = "1. in a second terminal `nc 127.0.0.1 8080 < /dev/null\n   > /dev/null &`\n\n\
+              > a quote, `data`\n> > 0 is not nested\n\n> [!NOTE]\n> fine, `data` > 0\n\n\
+              ```sh\necho x\n> y\n```\n";
+    assert_eq!(accidental_quotes(md), [2, 5]);
+}
+
+/// No chapter has a line of prose that Markdown renders as a block quote
+/// by accident (a wrapped line starting with `>`).
+#[test]
+fn no_wrapped_line_of_a_chapter_starts_a_quote() {
+    let mut found = Vec::new();
+    for chapter in book::includes::markdown_files(&common::src()).expect("list chapters") {
+        let text = fs::read_to_string(&chapter).expect("read chapter");
+        let name = chapter
+            .strip_prefix(common::root())
+            .unwrap_or(&chapter)
+            .display()
+            .to_string();
+        for line in accidental_quotes(&text) {
+            let shown = text.lines().nth(line - 1).unwrap_or("").trim();
+            found.push(format!("{name}:{line}: {shown}"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "lines that start a block quote right under a line of text (rewrap them so that \
+         no line starts with `>`; a quote meant as one goes after a blank line):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+/// A walkthrough's listing label, `_steps/step4/src/main.rs_, `Clients::remove`:
+/// the three modes.`, as (line, file, the names in backticks before the
+/// label's colon).
+fn listing_labels(markdown: &str) -> Vec<(usize, String, Vec<String>)> {
+    let lines: Vec<&str> = markdown.lines().collect();
+    let mut labels = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.strip_prefix('_') else {
+            continue;
+        };
+        let Some((file, after)) = rest.split_once("_, ") else {
+            continue;
+        };
+        if !file.contains('/') || file.contains(' ') {
+            continue;
+        }
+        // The label runs on over its paragraph, up to the first colon
+        // outside backticks (`Clients::remove` has two inside).
+        let mut paragraph = after.to_string();
+        for more in lines[i + 1..].iter().take_while(|l| !l.trim().is_empty()) {
+            paragraph.push(' ');
+            paragraph.push_str(more.trim());
+        }
+        let mut head = String::new();
+        let mut in_code = false;
+        for c in paragraph.chars() {
+            if c == '`' {
+                in_code = !in_code;
+            } else if c == ':' && !in_code {
+                break;
+            }
+            head.push(c);
+        }
+        let names = head
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        labels.push((i + 1, file.to_string(), names));
+    }
+    labels
+}
+
+/// A source file as a learner reads it, for looking names up: without the
+/// `ANCHOR` and `LESSON` lines (the starter has neither) and without
+/// comments (`//` and `/* */`, in Rust and C).
+fn code_without_comments(source: &str) -> String {
+    let mut code = String::new();
+    let mut in_block = false;
+    for line in source.lines() {
+        if book::includes::anchor_start(line).is_some()
+            || book::includes::anchor_end(line).is_some()
+            || starter::is_marker(line)
+        {
+            continue;
+        }
+        let mut rest = line;
+        loop {
+            if in_block {
+                match rest.find("*/") {
+                    Some(end) => {
+                        rest = &rest[end + 2..];
+                        in_block = false;
+                    }
+                    None => break,
+                }
+            } else {
+                let line_comment = rest.find("//");
+                let block = rest.find("/*");
+                match (line_comment, block) {
+                    (Some(l), b) if b.is_none_or(|b| l < b) => {
+                        code.push_str(&rest[..l]);
+                        break;
+                    }
+                    (_, Some(b)) => {
+                        code.push_str(&rest[..b]);
+                        code.push(' ');
+                        rest = &rest[b + 2..];
+                        in_block = true;
+                    }
+                    _ => {
+                        code.push_str(rest);
+                        break;
+                    }
+                }
+            }
+        }
+        code.push('\n');
+    }
+    code
+}
+
+/// Whether `word` is an identifier of `code`, whole (not part of a longer one).
+fn has_identifier(code: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices(word).any(|(at, _)| {
+        let before = code[..at].chars().next_back();
+        let after = code[at + word.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
+}
+
+/// What is wrong with a label's names, looked up in `code`: each must be an
+/// item the file has (a function, type, field, constant, variable, macro;
+/// `Type::method` by each part), not only an anchor's name, which the
+/// starter and the rendered listing leave out.
+fn unknown_label_names(names: &[String], code: &str) -> Vec<String> {
+    let mut unknown = Vec::new();
+    for name in names {
+        let bare = name.trim_end_matches("()").trim_end_matches('!');
+        let parts: Vec<&str> = bare.split("::").collect();
+        let is_path = parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
+        if !is_path || !parts.iter().all(|p| has_identifier(code, p)) {
+            unknown.push(name.clone());
+        }
+    }
+    unknown
+}
+
+/// A label naming only an anchor (or a comment's word) is caught; one
+/// naming a function, a method by its type, a variable or a macro is not.
+#[test]
+fn finds_a_label_that_names_no_item_of_its_file() {
+    let md = "_steps/step9/src/main.rs_, `remove_client`: the modes.\n\n\
+              _steps/step9/src/main.rs_, `Clients::remove` and\n`stale`: both.\n\n\
+              _steps/step9/src/main.rs_, in `main`: `EV_SET` and `kevent(changes)`.\n";
+    let labels = listing_labels(md);
+    let names: Vec<&Vec<String>> = labels.iter().map(|(_, _, n)| n).collect();
+    assert_eq!(
+        names,
+        [
+            &vec!["remove_client".to_string()],
+            &vec!["Clients::remove".into(), "stale".into()],
+            &vec!["main".into()]
+        ]
+    );
+    assert_eq!(labels[1].0, 3);
+    let code = code_without_comments(
+        "// ANCHOR: remove_client\nimpl Clients {\n    fn remove(&self) {} // remove_client\n}\n\
+         /* make_room */ fn main() { let stale = true; }\n// ANCHOR_END: remove_client\n",
+    );
+    let all: Vec<String> = [
+        "remove_client",
+        "Clients::remove",
+        "stale",
+        "main",
+        "make_room",
+        "Clients::add",
+        "removed",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(
+        unknown_label_names(&all, &code),
+        ["remove_client", "make_room", "Clients::add", "removed"]
+    );
+}
+
+/// Every listing label of every chapter names things the labelled file
+/// has, as a learner reads it: the starter and the rendered listing leave
+/// the `ANCHOR` lines out, so a label naming an anchor names nothing they
+/// can find.
+#[test]
+fn every_listing_label_names_items_of_its_file() {
+    let mut wrong = Vec::new();
+    let mut labels_seen = 0;
+    for chapter in book::includes::markdown_files(&common::src()).expect("list chapters") {
+        let text = fs::read_to_string(&chapter).expect("read chapter");
+        let name = chapter
+            .strip_prefix(common::root())
+            .unwrap_or(&chapter)
+            .display()
+            .to_string();
+        for (line, file, names) in listing_labels(&text) {
+            labels_seen += 1;
+            let Ok(source) = fs::read_to_string(common::root().join(&file)) else {
+                wrong.push(format!(
+                    "{name}:{line}: labels {file}, which does not exist"
+                ));
+                continue;
+            };
+            let unknown = unknown_label_names(&names, &code_without_comments(&source));
+            if !unknown.is_empty() {
+                wrong.push(format!(
+                    "{name}:{line}: the label names {}, which {file} has nowhere in its code \
+                     (only in a comment or an ANCHOR line, or not at all)",
+                    unknown
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    assert!(
+        labels_seen > 50,
+        "found only {labels_seen} listing labels: is the label format still `_FILE_, `name`: ...`?"
+    );
+    assert!(
+        wrong.is_empty(),
+        "listing labels a learner cannot find in the file (name the function, type, field, \
+         constant or variable the listing shows, or where it is, as in \"in `main`\"):\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+/// A lesson that makes a value (`// LESSON: echo -> got: usize`) is a
+/// `let got: usize = todo!(...);` in the starter, and the statements its
+/// last hint shows do not compile put in place of the `todo!()` alone: that
+/// hint says to replace the whole `let` statement, naming it exactly.
+#[test]
+fn a_value_lessons_last_hint_says_to_replace_its_whole_let() {
+    let mut wrong = Vec::new();
+    for step in steps() {
+        let main_rs = step.file("src/main.rs");
+        let source = fs::read_to_string(common::root().join(&main_rs)).expect("read main.rs");
+        let regions = starter::regions(&main_rs, &source).expect("the lesson markers");
+        let hints_path = step.file(hints::FILE);
+        let text = fs::read_to_string(common::root().join(&hints_path)).expect("read hints.md");
+        let lessons = hints::parse(&hints_path, &text).expect("parse hints.md");
+        for region in regions {
+            let Some(binding) = &region.binding else {
+                continue;
+            };
+            let wanted = format!("In place of the whole `let {binding} = todo!(...);` statement:");
+            let last = lessons
+                .iter()
+                .find(|l| l.name == region.name)
+                .and_then(|l| l.hints.last())
+                .map(|h| h.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            if !last.starts_with(&wanted) {
+                wrong.push(format!(
+                    "{}, `## {}`: the last hint should start `{wanted}`; it starts {:?}",
+                    hints_path.display(),
+                    region.name,
+                    last.chars().take(70).collect::<String>()
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "hints whose code would not compile where the learner puts it:\n  {}",
+        wrong.join("\n  ")
+    );
+}

@@ -24,6 +24,12 @@
 //! Each `## NAME` section is one lesson, named as its marker. Its one `>`
 //! line is the `todo!()` text; its numbered items are the hints, in order
 //! (at least [`MIN_HINTS`]).
+//!
+//! A lesson that makes a value (`// LESSON: echo -> got: usize`) is a
+//! `let got: usize = todo!("...");` in the starter, and the statements that
+//! make `got` do not fit where the `todo!()` is: its last hint starts
+//! ``In place of the whole `let got: usize = todo!(...);` statement:``,
+//! then shows them (the shape test checks it).
 
 use std::path::Path;
 

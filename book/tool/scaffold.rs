@@ -246,7 +246,7 @@ pub fn chapter_skeleton(
                 md.push_str("TODO: the finished code, part by part.\n");
                 for anchor in &anchors {
                     md.push_str(&format!(
-                        "\n_steps/{name}/src/main.rs_, `{anchor}`: TODO.\n\n```rust\n{{{{#include ../../steps/{name}/src/main.rs:{anchor}}}}}\n```\n"
+                        "\n_steps/{name}/src/main.rs_, TODO: name the function, type or variable this listing (anchor {anchor}) shows, and say what it does.\n\n```rust\n{{{{#include ../../steps/{name}/src/main.rs:{anchor}}}}}\n```\n"
                     ));
                 }
             }

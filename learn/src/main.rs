@@ -80,22 +80,85 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    match args.as_slice() {
-        [] | ["progress"] => ctx.progress(),
-        ["check", n] => ctx.with_step(n, |ctx, ex| ctx.check(ex)),
-        ["watch", n] => ctx.with_step(n, |ctx, ex| ctx.watch(ex)),
-        ["hint", n] => ctx.with_step(n, |ctx, ex| ctx.hint(ex, None)),
-        ["hint", n, part] => ctx.with_step(n, |ctx, ex| ctx.hint(ex, Some(part))),
-        ["reset", n] => ctx.with_step(n, |ctx, ex| ctx.reset(ex, false)),
-        ["reset", n, "--yes"] | ["reset", "--yes", n] => {
-            ctx.with_step(n, |ctx, ex| ctx.reset(ex, true))
-        }
-        _ => usage(&format!("cargo learn: I do not know `{}`", args.join(" "))),
+    let command = match Command::parse(&args, &ctx.steps_are()) {
+        Ok(c) => c,
+        Err(why) => return usage(&format!("cargo learn: {why}")),
+    };
+    match command {
+        Command::Progress => ctx.progress(),
+        Command::Check(n) => ctx.with_step(n, |ctx, ex| ctx.check(ex)),
+        Command::Watch(n) => ctx.with_step(n, |ctx, ex| ctx.watch(ex)),
+        Command::Hint(n, part) => ctx.with_step(n, |ctx, ex| ctx.hint(ex, part)),
+        Command::Reset(n, yes) => ctx.with_step(n, |ctx, ex| ctx.reset(ex, yes)),
     }
 }
 
+/// What the learner asked for (`help` is answered before anything else).
+enum Command<'a> {
+    Progress,
+    Check(&'a str),
+    Watch(&'a str),
+    Hint(&'a str, Option<&'a str>),
+    Reset(&'a str, bool),
+}
+
+impl<'a> Command<'a> {
+    /// The command in `args`, or one sentence on what is wrong with them:
+    /// an unknown command, a missing step number (`steps` says which there
+    /// are), or what is extra.
+    fn parse(args: &[&'a str], steps: &str) -> Result<Command<'a>, String> {
+        let Some((&command, rest)) = args.split_first() else {
+            return Ok(Command::Progress);
+        };
+        let form = match command {
+            "progress" => "progress",
+            "check" => "check N",
+            "watch" => "watch N",
+            "hint" => "hint N [PART]",
+            "reset" => "reset N [--yes]",
+            _ => return Err(format!("I do not know the command `{command}`")),
+        };
+        let extra = |words: &[&str]| {
+            format!(
+                "`{}` is extra: the command is `cargo learn {form}`",
+                words.join(" ")
+            )
+        };
+        if command == "progress" {
+            return match rest {
+                [] => Ok(Command::Progress),
+                more => Err(extra(more)),
+            };
+        }
+        // reset's `--yes` may come before the number or after it.
+        let yes = command == "reset" && rest.contains(&"--yes");
+        let words: Vec<&'a str> = rest
+            .iter()
+            .copied()
+            .filter(|w| !(yes && *w == "--yes"))
+            .collect();
+        let Some((&n, more)) = words.split_first() else {
+            return Err(format!(
+                "`{command}` needs a step number: `cargo learn {form}` ({steps})"
+            ));
+        };
+        match (command, more) {
+            ("check", []) => Ok(Command::Check(n)),
+            ("watch", []) => Ok(Command::Watch(n)),
+            ("hint", []) => Ok(Command::Hint(n, None)),
+            ("hint", [part]) => Ok(Command::Hint(n, Some(part))),
+            ("hint", [_, more @ ..]) => Err(extra(more)),
+            ("reset", []) => Ok(Command::Reset(n, yes)),
+            (_, more) => Err(extra(more)),
+        }
+    }
+}
+
+/// A usage error: what is wrong, on one line, and where the commands are
+/// (status 2). Never the whole usage: the line that matters would scroll
+/// away above it.
 fn usage(message: &str) -> ExitCode {
-    eprintln!("{message}\n\n{USAGE}");
+    eprintln!("{message}\n`cargo learn help` shows every command.");
     ExitCode::from(2)
 }
 
@@ -128,14 +191,19 @@ impl Ctx {
         })
     }
 
-    /// Runs `f` on step `n`, or says why `n` is not a step (status 2).
-    fn with_step(&self, n: &str, f: impl FnOnce(&Ctx, &Exercise) -> ExitCode) -> ExitCode {
+    /// `the steps are 1, 2, 3`.
+    fn steps_are(&self) -> String {
         let numbers: Vec<String> = self
             .exercises
             .iter()
             .map(|e| e.number().to_string())
             .collect();
-        let known = format!("the steps are {}", numbers.join(", "));
+        format!("the steps are {}", numbers.join(", "))
+    }
+
+    /// Runs `f` on step `n`, or says why `n` is not a step (status 2).
+    fn with_step(&self, n: &str, f: impl FnOnce(&Ctx, &Exercise) -> ExitCode) -> ExitCode {
+        let known = self.steps_are();
         let Ok(number) = n.trim_start_matches("step").parse::<u32>() else {
             return usage(&format!(
                 "cargo learn: `{n}` is not a step number ({known})"
@@ -262,6 +330,18 @@ impl Ctx {
         }
     }
 
+    /// Whether the last check of step `ex` passed, on the file as it is
+    /// now.
+    fn passed_last_time(&self, ex: &Exercise, state: &State) -> bool {
+        state
+            .get(&format!("result.{}", ex.step.name))
+            .and_then(|saved| saved.split_once(' '))
+            .is_some_and(|(fp, status)| {
+                fp == ex.fingerprint()
+                    && matches!(Status::restore(status), Some(Status::Passing(_)))
+            })
+    }
+
     /// What to do next about step `ex`.
     fn next(&self, ex: &Exercise, status: &Status) -> String {
         let (n, file) = (ex.number(), ex.file());
@@ -336,17 +416,24 @@ impl Ctx {
                     "{} all {tests} of step {n}'s tests pass against your file.",
                     s.good("Passing:")
                 );
-                let next = self.exercises.iter().find(|e| e.number() > n);
+                // The first step that is not passing, as far as the checks
+                // remembered say (none is run again here): after this one
+                // or before it.
+                let next = self
+                    .exercises
+                    .iter()
+                    .find(|e| e.number() != n && !self.passed_last_time(e, &state));
                 match next {
                     Some(next) => println!(
-                        "{} step {}, {}: `cargo learn check {}` (or `cargo learn` for all steps).",
+                        "{} step {}, {}: the first step not passing yet. `cargo learn check {}` \
+                         (or `cargo learn` for all steps).",
                         s.bold("Next:"),
                         next.number(),
                         next.title(),
                         next.number()
                     ),
                     None => println!(
-                        "{} that was the last step. `cargo learn` shows them all.",
+                        "{} every step passes. `cargo learn` shows them all.",
                         s.bold("Next:")
                     ),
                 }
@@ -622,6 +709,8 @@ enum Status {
     Failing {
         test: String,
         todo: Option<(String, String)>,
+        /// The first line of the failure that says what went wrong.
+        reason: Option<String>,
     },
     DoesNotCompile,
     Interrupted,
@@ -638,6 +727,7 @@ impl Status {
                     .todo
                     .as_ref()
                     .map(|t| (t.lesson.clone(), t.at.clone())),
+                reason: first.reason.clone(),
             },
             Outcome::DoesNotCompile { .. } => Status::DoesNotCompile,
             Outcome::Interrupted => Status::Interrupted,
@@ -648,30 +738,43 @@ impl Status {
         }
     }
 
-    /// One line for the state file (none: not worth keeping).
+    /// One line for the state file (none: not worth keeping): words, then
+    /// for a failure its reason after ` | `.
     fn save(&self) -> Option<String> {
         match self {
             Status::Passing(n) => Some(format!("pass {n}")),
-            Status::Failing { test, todo } => Some(match todo {
-                Some((lesson, at)) => format!("fail {test} {lesson} {at}"),
-                None => format!("fail {test}"),
-            }),
+            Status::Failing { test, todo, reason } => {
+                let words = match todo {
+                    Some((lesson, at)) => format!("fail {test} {lesson} {at}"),
+                    None => format!("fail {test}"),
+                };
+                Some(match reason {
+                    Some(reason) => format!("{words} | {reason}"),
+                    None => words,
+                })
+            }
             Status::DoesNotCompile => Some("nocompile".to_string()),
             _ => None,
         }
     }
 
     fn restore(saved: &str) -> Option<Status> {
+        let (saved, reason) = match saved.split_once(" | ") {
+            Some((words, reason)) => (words, Some(reason.to_string())),
+            None => (saved, None),
+        };
         let words: Vec<&str> = saved.split(' ').collect();
         match words.as_slice() {
             ["pass", n] => Some(Status::Passing(n.parse().ok()?)),
             ["fail", test] => Some(Status::Failing {
                 test: test.to_string(),
                 todo: None,
+                reason,
             }),
             ["fail", test, lesson, at] => Some(Status::Failing {
                 test: test.to_string(),
                 todo: Some((lesson.to_string(), at.to_string())),
+                reason,
             }),
             ["nocompile"] => Some(Status::DoesNotCompile),
             _ => None,
@@ -687,10 +790,16 @@ impl Status {
             ),
             Status::Untouched => (s.dim("not started (the starter, untouched)"), vec![]),
             Status::Passing(n) => (s.good(&format!("passing ({n} tests)")), vec![]),
-            Status::Failing { test, todo } => {
+            Status::Failing { test, todo, reason } => {
                 let mut lines = vec![format!("first failing test: {test}")];
-                if let Some((lesson, at)) = todo {
-                    lines.push(format!("stopped at {} ({at})", which_todo(lesson)));
+                // Why, in a line: the todo!() it stopped at, or else what
+                // the test found wrong first.
+                match (todo, reason) {
+                    (Some((lesson, at)), _) => {
+                        lines.push(format!("stopped at {} ({at})", which_todo(lesson)))
+                    }
+                    (None, Some(reason)) => lines.push(format!("why: {reason}")),
+                    (None, None) => {}
                 }
                 (s.bad("failing"), lines)
             }

@@ -63,6 +63,9 @@ pub struct Failure {
     pub name: String,
     /// The key lines of its output: what was sent, expected, arrived.
     pub lines: Vec<String>,
+    /// The first of them that says what went wrong, for a one-line
+    /// summary (`progress`): not what was checked, nor the server's log.
+    pub reason: Option<String>,
     /// The `todo!()` the program stopped at, if it did.
     pub todo: Option<Todo>,
 }
@@ -318,7 +321,56 @@ fn failure(name: String, output: &[String]) -> Failure {
             "... (and {more_checks} more failed check{s} of the same test)"
         ));
     }
-    Failure { name, lines, todo }
+    let reason = first_reason(&lines);
+    Failure {
+        name,
+        lines,
+        todo,
+        reason,
+    }
+}
+
+/// The most characters of a reason `progress` shows.
+const MAX_REASON: usize = 110;
+
+/// The first line of a failure's key lines that says what went wrong:
+/// past the harness's headers (how many checks failed, which check and
+/// what it checks), the lines left out (`...`), a panic's `thread ...
+/// panicked at` (its message is the next line) and the server's log (its
+/// own tag, `[step3]`). Without the `[harness]` tag; cut to a line.
+fn first_reason(lines: &[String]) -> Option<String> {
+    let is_check_header = |l: &str| {
+        l.split_once(": ").is_some_and(|(check, _)| {
+            check.split('/').count() == 2
+                && check.split('/').all(|part| {
+                    !part.is_empty()
+                        && part.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                        })
+                })
+        })
+    };
+    let reason = lines.iter().find_map(|line| {
+        let line = line.trim();
+        let (harness, text) = match line.strip_prefix("[harness] ") {
+            Some(rest) => (true, rest.trim()),
+            None => (false, line),
+        };
+        let skip = text.is_empty()
+            || text.starts_with("...")
+            || (!harness && text.starts_with('['))
+            || (harness && is_check_header(text))
+            || (harness && text.ends_with("checks failed:"))
+            || (harness && text.ends_with("check failed:"))
+            || (harness && text.contains("'s stderr ("))
+            || (text.starts_with("thread '") && text.contains("' panicked at "));
+        (!skip).then(|| text.to_string())
+    })?;
+    if reason.chars().count() <= MAX_REASON {
+        return Some(reason);
+    }
+    let cut: String = reason.chars().take(MAX_REASON - 3).collect();
+    Some(format!("{}...", cut.trim_end()))
 }
 
 /// The compiler's first errors, from `error` to the blank line after each.
@@ -411,6 +463,45 @@ test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; 
         );
         assert_eq!(first.lines[0], "[harness] client sent \"x\\n\"");
         assert!(!first.lines.iter().any(|l| l.contains("RUST_BACKTRACE")));
+    }
+
+    /// A failure's reason is the line that says what went wrong: past the
+    /// check's header and description, and past a panic's `panicked at`
+    /// line; never a line of the server's log.
+    #[test]
+    fn reads_the_first_reason_of_a_failure() {
+        let lines = |ls: &[&str]| ls.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        let stage = lines(&[
+            "[harness] 2 of 3 chat checks failed:",
+            "[harness] chat/relays_each_message_to_every_other_user: with 3 users, each message reaches the other two",
+            "[harness] user 2 sent its first line \"hi\\n\"; user 1 expected it, but it did not arrive within 5 s",
+            "[harness] expected: \"hi\\n\"",
+            "[step5] step5: accepted fd 6",
+        ]);
+        assert_eq!(
+            first_reason(&stage).as_deref(),
+            Some("user 2 sent its first line \"hi\\n\"; user 1 expected it, but it did not arrive within 5 s")
+        );
+        let panic = lines(&[
+            "thread 'deletes_then_closes' panicked at tests/lifecycle.rs:40:5:",
+            "EV_DELETE after close(): expected EBADF, got Ok(0)",
+        ]);
+        assert_eq!(
+            first_reason(&panic).as_deref(),
+            Some("EV_DELETE after close(): expected EBADF, got Ok(0)")
+        );
+        let only_log = lines(&[
+            "[harness] echo/echoes_a_line: x",
+            "[harness] ...",
+            "[step3] log",
+        ]);
+        assert_eq!(first_reason(&only_log), None);
+        let long = lines(&[&"x".repeat(300)]);
+        let cut = first_reason(&long).expect("a reason");
+        assert!(
+            cut.ends_with("...") && cut.chars().count() == MAX_REASON,
+            "{cut}"
+        );
     }
 
     /// Without a todo!(), the first failure in the step's order is shown.

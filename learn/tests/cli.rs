@@ -228,7 +228,8 @@ fn shows_an_edited_step_failing_at_its_todo() {
 
 /// `check` shows the failing test's key lines and the todo!() it stopped
 /// at, and exits with status 1; a passing run says so, names the next
-/// step and exits with 0.
+/// step (the first one not passing: here step 1, never checked) and exits
+/// with 0.
 #[test]
 fn checks_a_step_and_says_what_next() {
     let tree = Tree::new();
@@ -250,7 +251,97 @@ fn checks_a_step_and_says_what_next() {
     );
     tree.learn(&["check", "step3"]).assert().success().stdout(
         predicate::str::contains("Passing: all 3 of step 3's tests pass")
-            .and(predicate::str::contains("Next: step 4")),
+            .and(predicate::str::contains("Next: step 1,")),
+    );
+}
+
+/// The stand-in cargo passes every check.
+const PASSING: &str = "running 3 tests\n...\ntest result: ok. 3 passed; 0 failed; 0 ignored\n";
+
+/// After a passing check, "Next" is the first step whose last check did
+/// not pass, before the step just checked or after it; once every step
+/// has passed, it says so.
+#[test]
+fn points_next_at_the_first_step_not_passing() {
+    let tree = Tree::new();
+    let numbers: Vec<u32> = book::steps::discover(&tree.0)
+        .expect("the steps")
+        .iter()
+        .map(|s| s.number)
+        .collect();
+    tree.fake_cargo(PASSING, 0);
+    for n in [1, 2] {
+        tree.learn(&["check", &n.to_string()]).assert().success();
+    }
+    let next_after = |n: u32| {
+        let out = tree.learn(&["check", &n.to_string()]).assert().success();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        stdout
+            .lines()
+            .find(|l| l.starts_with("Next:"))
+            .unwrap_or_else(|| panic!("no `Next:` line after checking step {n}:\n{stdout}"))
+            .to_string()
+    };
+    // Steps 1 and 2 pass: after step 4, step 3 is next, not step 5.
+    let next = next_after(4);
+    assert!(
+        next.starts_with("Next: step 3,"),
+        "after steps 1, 2 and 4 passed, expected `Next: step 3, ...`; found {next:?}"
+    );
+    // Step 2 fails now: it is next, though it comes before.
+    tree.fake_cargo(STEP3_FAILING, 101);
+    tree.learn(&["check", "2"]).assert().code(1);
+    tree.fake_cargo(PASSING, 0);
+    let next = next_after(3);
+    assert!(
+        next.starts_with("Next: step 2,"),
+        "with step 2 failing, expected `Next: step 2, ...` after step 3 passed; found {next:?}"
+    );
+    for n in &numbers {
+        tree.learn(&["check", &n.to_string()]).assert().success();
+    }
+    let last = *numbers.last().expect("a step");
+    let next = next_after(last);
+    assert!(
+        next.contains("every step passes"),
+        "with every step passing, expected `Next: every step passes ...`; found {next:?}"
+    );
+}
+
+/// A failure that stopped at no todo!() shows in progress with its first
+/// reason (what went wrong), not only the name of the test.
+#[test]
+fn shows_a_failing_steps_first_reason_in_progress() {
+    let tree = Tree::new();
+    let wrong_echo = STEP3_FAILING
+        .replace(
+            "[harness] the server exited with status 101",
+            "[harness] client sent \"x\\n\" and expected it back within 5 s; nothing arrived",
+        )
+        .replace(
+            "not yet implemented: register_client: put the new client on the queue",
+            "log line",
+        );
+    tree.fake_cargo(&wrong_echo, 101);
+    edit_step3(&tree);
+    let out = tree.learn(&["progress"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let why = "why: client sent \"x\\n\" and expected it back within 5 s; nothing arrived";
+    assert!(
+        stdout.contains(why),
+        "expected step 3's row to say `{why}`; progress printed:\n{stdout}"
+    );
+    // The second progress reads it from what the first remembered.
+    let again = tree.learn(&["progress"]).assert().success();
+    let again = String::from_utf8_lossy(&again.get_output().stdout).into_owned();
+    assert!(
+        again.contains(why),
+        "expected the remembered result to keep `{why}`; progress printed:\n{again}"
+    );
+    assert_eq!(
+        tree.read("fake-cargo.args").lines().count(),
+        1,
+        "progress ran the tests twice"
     );
 }
 
@@ -372,29 +463,111 @@ fn resets_only_when_told_to_and_keeps_the_old_version() {
         .stdout(predicate::str::contains("is the starter already"));
 }
 
-/// Bad arguments: a clear message, the usage, status 2.
+/// What `cargo learn ARGS` said on stderr for a usage error, after checking
+/// it is one: status 2, and exactly two lines, `cargo learn: ` and what is
+/// wrong, then a pointer to `cargo learn help`.
+fn usage_error(tree: &Tree, args: &[&str]) -> String {
+    let out = tree.learn(args).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 2
+            && lines[0].starts_with("cargo learn: ")
+            && lines[1].contains("`cargo learn help`"),
+        "cargo learn {}: expected two lines on stderr, `cargo learn: WHAT IS WRONG` and a \
+         pointer to `cargo learn help`; found:\n{stderr}",
+        args.join(" ")
+    );
+    lines[0].to_string()
+}
+
+/// Bad arguments get status 2 and one line saying what is wrong, with a
+/// pointer to `cargo learn help`, never the whole usage (which would push
+/// that line out of sight); `help` prints the usage.
 #[test]
-fn refuses_bad_arguments_with_status_2() {
+fn refuses_bad_arguments_in_one_line_with_status_2() {
     let tree = Tree::new();
     tree.fake_cargo("", 1);
     for (args, why) in [
-        (&["frobnicate"][..], "I do not know `frobnicate`"),
-        (&["hint"][..], "I do not know `hint`"),
-        (&["check", "three"][..], "`three` is not a step number"),
         (
-            &["reset", "3", "--force"][..],
-            "I do not know `reset 3 --force`",
+            &["frobnicate"][..],
+            "I do not know the command `frobnicate`",
         ),
-        (&["watch"][..], "I do not know `watch`"),
+        (&["check", "three"][..], "`three` is not a step number"),
     ] {
-        tree.learn(args).assert().code(2).stderr(
-            predicate::str::contains(why).and(predicate::str::contains("usage: cargo learn")),
+        let said = usage_error(&tree, args);
+        assert!(
+            said.contains(why) && !said.contains("usage:"),
+            "cargo learn {}: expected `{why}`; found {said:?}",
+            args.join(" ")
         );
     }
     tree.learn(&["help"])
         .assert()
         .success()
         .stdout(predicate::str::starts_with("usage: cargo learn"));
+}
+
+/// A command that needs a step number and has none says so, with the
+/// command's form and the steps there are.
+#[test]
+fn says_a_step_number_is_needed_when_none_is_given() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    for (args, form) in [
+        (&["check"][..], "cargo learn check N"),
+        (&["watch"][..], "cargo learn watch N"),
+        (&["hint"][..], "cargo learn hint N [PART]"),
+        (&["reset", "--yes"][..], "cargo learn reset N [--yes]"),
+    ] {
+        let said = usage_error(&tree, args);
+        let want = format!(
+            "`{}` needs a step number: `{form}` (the steps are 1, 2,",
+            args[0]
+        );
+        assert!(
+            said.contains(&want),
+            "cargo learn {}: expected `{want}...`; found {said:?}",
+            args.join(" ")
+        );
+    }
+}
+
+/// Words after a complete command are named as extra, with the command's
+/// form; `reset --yes N` (the flag first) is not extra.
+#[test]
+fn says_which_words_are_extra() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    for (args, want) in [
+        (
+            &["check", "2", "extra"][..],
+            "`extra` is extra: the command is `cargo learn check N`",
+        ),
+        (
+            &["hint", "3", "echo", "more", "words"][..],
+            "`more words` is extra: the command is `cargo learn hint N [PART]`",
+        ),
+        (
+            &["reset", "3", "--force"][..],
+            "`--force` is extra: the command is `cargo learn reset N [--yes]`",
+        ),
+        (
+            &["progress", "now"][..],
+            "`now` is extra: the command is `cargo learn progress`",
+        ),
+    ] {
+        let said = usage_error(&tree, args);
+        assert!(
+            said.contains(want),
+            "cargo learn {}: expected `{want}`; found {said:?}",
+            args.join(" ")
+        );
+    }
+    tree.learn(&["reset", "--yes", "3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("is the starter already"));
 }
 
 /// A step number that does not exist names the steps there are.

@@ -236,9 +236,9 @@ fn write_all(fd: c_int, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// `conn_delete()`: EV_DELETE first, then close(), then free the slot.
-/// (close() alone would also remove the kevent, step 4 shows both; the
-/// other order, close() then EV_DELETE, fails with EBADF.)
+/// `conn_delete()`: take the user out of the slot (it is free from here
+/// on), then EV_DELETE, then close(). (close() alone would also remove the
+/// kevent, step 4 shows both; close() then EV_DELETE fails with EBADF.)
 fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let Some(user) = users[slot].take() else {
         return;

@@ -438,9 +438,9 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     user.writing = want;
 }
 
-/// `conn_delete()`: EV_DELETE first (the read knote, and the write knote
-/// if bytes were waiting), then close(), then free the slot. Whatever was
-/// still queued for the user goes with them.
+/// `conn_delete()`: take the user out of the slot (it is free from here
+/// on), then EV_DELETE (the read knote, and the write knote if bytes were
+/// waiting), then close(). What was still queued for them goes with them.
 fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
     let Some(user) = users[slot].take() else {
         return;

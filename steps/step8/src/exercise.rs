@@ -741,9 +741,9 @@ fn shut_down(
     }
 }
 
-/// `conn_delete()`: close(), which takes the user's knotes with it (see
-/// Changes::close() for why not EV_DELETE in this step), then free the
-/// slot. Whatever was still queued for the user goes with them.
+/// `conn_delete()`: take the user out of the slot (it is free from here
+/// on), then close(), which takes their knotes with it (Changes::close()
+/// says why not EV_DELETE in this step), and what was queued for them.
 fn conn_delete(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
     let Some(user) = users[slot].take() else {
         return;
