@@ -137,19 +137,34 @@ pub fn expect_fds_back(server: &Server, before: Option<usize>, when: &str) -> Re
 /// Makes the server hold bytes for the user in slot `slow` (the last of
 /// `room`, who never reads), whatever the kernel's buffers: user 0 sends
 /// 64 KiB at a time, every other user reads each piece, until the server
-/// logs that `slow` is not keeping up (its queue has bytes). A fixed amount
-/// would not do: on a machine whose kernel has cached TCP metrics for
-/// loopback (after a benchmark, say), a quarter of a MiB fits in the
-/// socket buffers and the server holds nothing. Gives up after 16 MiB.
+/// has logged that `slow` is not keeping up (its queue has bytes) and, a
+/// further MiB later, has not logged that they caught up (the kernel's
+/// send buffer, which grows as TCP autotunes it, did not take the queue
+/// after all). A fixed amount would not do: on a machine whose kernel has
+/// cached TCP metrics for loopback (after a benchmark, say), a quarter of
+/// a MiB fits in the socket buffers and the server holds nothing. Gives up
+/// after 16 MiB.
 pub fn hold_bytes_for(
     server: &Server,
     room: &mut crate::checks::chat::Room,
     slow: usize,
 ) -> Result<()> {
     const PIECE: usize = 64 * 1024;
+    const MORE: usize = 1 << 20;
     const MOST: usize = 16 << 20;
-    let holding = format!("user #{slow} (fd ");
+    let who = format!("user #{slow} (fd ");
+    // Whether the last thing the log says of `slow`'s queue is that it has
+    // bytes waiting.
+    let holding = || {
+        server
+            .stderr()
+            .lines()
+            .filter(|l| l.contains(&who))
+            .rfind(|l| l.contains("is not keeping up") || l.contains("caught up"))
+            .is_some_and(|l| l.contains("is not keeping up"))
+    };
     let mut sent = 0;
+    let mut since_holding: Option<usize> = None;
     while sent < MOST {
         let piece = crate::checks::payload(PIECE, sent as u64);
         room.users[0].send(&piece)?;
@@ -158,16 +173,15 @@ pub fn hold_bytes_for(
             u.expect_bytes(&piece)?;
         }
         sent += PIECE;
-        if server
-            .stderr()
-            .lines()
-            .any(|l| l.contains(&holding) && l.contains("is not keeping up"))
-        {
-            return Ok(());
-        }
+        since_holding = match (holding(), since_holding) {
+            (true, Some(from)) if sent - from >= MORE => return Ok(()),
+            (true, Some(from)) => Some(from),
+            (true, None) => Some(sent),
+            (false, _) => None,
+        };
     }
     Err(server.target().fail(format!(
         "user 0 sent {sent} bytes and the others read them all, but the server never logged \
-         that user #{slow} (who never reads) is not keeping up"
+         that user #{slow} (who never reads) is not keeping up, or kept saying they caught up"
     )))
 }

@@ -103,7 +103,7 @@ macro_rules! this_step {
 /// every server with those arguments first.
 ///
 /// The stages, as identifiers: listen, port, greet, echo, urgent_echo,
-/// chat, urgent_chat, chat_log, quiet, never_block, idle, shutdown, limits
+/// chat, urgent_chat, room, quiet, never_block, idle, shutdown, limits
 /// (`cargo run -p harness -- --list` shows each with its checks).
 #[macro_export]
 macro_rules! stage_tests {

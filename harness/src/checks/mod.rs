@@ -27,7 +27,7 @@ use crate::{Launch, Result, Server, Step, Target};
 /// writes a macro cannot write `$` itself.
 macro_rules! declare {
     ($d:tt $list:ident for $stage:ident, tests $tests:ident:
-        $( $name:ident $(= $run:ident)? : $about:literal, [$($need:ident),*]; )*
+        $( $name:ident $(= $run:path)? : $about:literal, [$($need:ident),*]; )*
     ) => {
         pub const $list: &[$crate::checks::Check] = &[
             $(
@@ -66,7 +66,7 @@ macro_rules! check_fn {
     ($name:ident) => {
         $name
     };
-    ($name:ident, $run:ident) => {
+    ($name:ident, $run:path) => {
         $run
     };
 }
@@ -146,8 +146,9 @@ pub enum Stage {
     Chat,
     /// An urgent (MSG_OOB) byte neither stops the relay nor spins the server.
     UrgentChat,
-    /// Narrates each join and leave, with the slot, the peer and the fd.
-    ChatLog,
+    /// The course's chat room: `--max-users`, the lowest free slot, and
+    /// the narration of each join and leave.
+    Room,
     /// `--quiet` silences the narration.
     Quiet,
     /// A user who never reads stalls nobody and is dropped past
@@ -171,7 +172,7 @@ impl Stage {
         Stage::UrgentEcho,
         Stage::Chat,
         Stage::UrgentChat,
-        Stage::ChatLog,
+        Stage::Room,
         Stage::Quiet,
         Stage::NeverBlock,
         Stage::Idle,
@@ -188,7 +189,7 @@ impl Stage {
             Stage::UrgentEcho => "urgent-echo",
             Stage::Chat => "chat",
             Stage::UrgentChat => "urgent-chat",
-            Stage::ChatLog => "chat-log",
+            Stage::Room => "room",
             Stage::Quiet => "quiet",
             Stage::NeverBlock => "never-block",
             Stage::Idle => "idle",
@@ -215,9 +216,9 @@ impl Stage {
             Stage::UrgentChat => {
                 "an urgent (MSG_OOB) byte neither stops the relay nor spins the server"
             }
-            Stage::ChatLog => {
-                "narrates on stderr each join (slot, peer, fd), each leave and each freed slot; \
-                 a newcomer takes the lowest free slot"
+            Stage::Room => {
+                "the course's chat room: --max-users N is its size, a newcomer takes the lowest free slot, \
+                 and stderr narrates each join (slot, peer, fd), leave and freed slot"
             }
             Stage::Quiet => "with --quiet, narrates nothing on stderr",
             Stage::NeverBlock => {
@@ -248,7 +249,7 @@ impl Stage {
             Stage::UrgentEcho => urgent::ECHO_CHECKS,
             Stage::Chat => chat::CHECKS,
             Stage::UrgentChat => urgent::CHAT_CHECKS,
-            Stage::ChatLog => narration::CHAT_LOG_CHECKS,
+            Stage::Room => narration::ROOM_CHECKS,
             Stage::Quiet => narration::QUIET_CHECKS,
             Stage::NeverBlock => never_block::CHECKS,
             Stage::Idle => idle::CHECKS,

@@ -1,4 +1,6 @@
-//! quiet and chat-log: the course's conventions for a server's log. Every
+//! quiet and room: the course's conventions for a chat server's room and
+//! its log. The room's size is `--max-users` (chatserv.c's NUSERS is
+//! fixed, so the C original runs the chat stage, not this one). Every
 //! server in the course narrates what it does on stderr, one line per
 //! event, each line prefixed with its name (`step8: user #0 joined from
 //! 127.0.0.1:50812 (fd 5)`), and `--quiet` silences that narration.
@@ -17,7 +19,8 @@ super::declare! { $ QUIET_CHECKS for Quiet, tests quiet:
     narrates_nothing_with_quiet: "started with --quiet, the server serves clients who connect, talk and leave, and writes nothing on stderr", [Command];
 }
 
-super::declare! { $ CHAT_LOG_CHECKS for ChatLog, tests chat_log:
+super::declare! { $ ROOM_CHECKS for Room, tests room:
+    honours_max_users = super::chat::honours_max_users: "started with --max-users 1 and 3, the full-room and freed-slot checks hold for those sizes", [Command];
     logs_joins_and_leaves_with_the_peer_address: "stderr says 'user #0 joined from PEER (fd N)', then 'user #0 (PEER) left', then 'fd N: ...; slot #0 is free'", [Command];
     the_next_client_takes_the_first_free_slot: "in a room of 3, user #1 leaves; the next client is logged as user #1, the lowest free slot (chatserv.c's conn_add())", [Command];
 }

@@ -37,7 +37,7 @@ fn tells_a_refused_client_the_room_is_full_and_logs_it() -> harness::Result {
 }
 
 /// A leaving user's knote goes with EV_DELETE, then close(), as chatserv.c
-/// does, and the log says so (the chat-log stage checks the rest).
+/// does, and the log says so (the room stage checks the rest).
 #[test]
 fn removes_a_leaving_user_with_ev_delete_then_close() -> harness::Result {
     let server = STEP.spawn(&[])?;

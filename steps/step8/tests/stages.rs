@@ -6,7 +6,7 @@ harness::stage_tests!(
     port,
     chat,
     urgent_chat,
-    chat_log,
+    room,
     quiet,
     never_block,
     idle,
