@@ -157,27 +157,31 @@ pub struct StageTests {
     pub stages: Vec<String>,
 }
 
-/// The text inside the parentheses of each `NAME!(...)` in `src`, outside
-/// comments.
+/// The text inside the brackets of each `NAME!(...)` or `NAME! { ... }`
+/// in `src`, outside comments and macro definitions.
 fn macro_calls<'a>(src: &'a str, name: &str) -> Vec<(usize, &'a str)> {
-    let needle = format!("{name}!(");
+    let needle = format!("{name}!");
     let mut found = Vec::new();
     let mut at = 0;
     while let Some(i) = src[at..].find(&needle) {
         let start = at + i;
+        at = start + needle.len();
         let line_start = src[..start].rfind('\n').map_or(0, |n| n + 1);
-        let open = start + needle.len();
-        at = open;
         if src[line_start..start].trim_start().starts_with("//")
             || src[..start].ends_with("macro_rules! ")
         {
             continue;
         }
+        let after = src[at..].trim_start();
+        if !(after.starts_with('(') || after.starts_with('{')) {
+            continue;
+        }
+        let open = src.len() - after.len() + 1;
         let mut depth = 1;
         let end = src[open..].char_indices().find_map(|(j, c)| {
             match c {
-                '(' | '[' => depth += 1,
-                ')' | ']' => depth -= 1,
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth -= 1,
                 _ => {}
             }
             (depth == 0).then_some(open + j)
@@ -344,7 +348,7 @@ mod delete {
     harness::stage_tests!(with [\"--remove\", \"delete\"]; listen, echo);
 }
 
-harness::stage_tests!(port, urgent_echo);
+harness::stage_tests! { port, urgent_echo }
 ";
         let found = stage_tests_in(src);
         assert_eq!(

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! // steps/step8/tests/stages.rs
-//! harness::stage_tests!(listen, port, chat, urgent_chat, never_block, idle, shutdown, limits);
+//! harness::stage_tests! { listen, port, chat, urgent_chat, room, quiet, never_block, idle, shutdown, limits }
 //! ```
 
 use std::ffi::OsStr;
@@ -93,13 +93,13 @@ macro_rules! this_step {
 }
 
 /// One `#[test]` per check of each stage named, out of the harness's own
-/// lists: `harness::stage_tests!(listen, port, echo)` makes the modules
+/// lists: `harness::stage_tests! { listen, port, echo }` makes the modules
 /// `listen`, `port` and `echo` with a test per check (`echo::echoes_a_line`,
 /// ...), each starting the step's server as its stage needs it. A check
 /// added to the harness appears in every step that runs its stage, without
 /// touching the step.
 ///
-/// `harness::stage_tests!(with ["--remove", "close"]; listen, echo)` starts
+/// `harness::stage_tests! { with ["--remove", "close"]; listen, echo }` starts
 /// every server with those arguments first.
 ///
 /// The stages, as identifiers: listen, port, greet, echo, urgent_echo,

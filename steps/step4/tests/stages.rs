@@ -4,12 +4,12 @@
 
 /// `--remove delete`: EV_DELETE, then close().
 mod delete {
-    harness::stage_tests!(with ["--remove", "delete"]; listen, echo, urgent_echo, quiet);
+    harness::stage_tests! { with ["--remove", "delete"]; listen, echo, urgent_echo, quiet }
 }
 
 /// `--remove close`: close() alone.
 mod close {
-    harness::stage_tests!(with ["--remove", "close"]; listen, echo, urgent_echo, quiet);
+    harness::stage_tests! { with ["--remove", "close"]; listen, echo, urgent_echo, quiet }
 }
 
-harness::stage_tests!(port);
+harness::stage_tests! { port }

@@ -1,4 +1,4 @@
 //! The harness's stages this step passes, one test per check, written by
 //! `harness::stage_tests!` from the harness's own lists.
 
-harness::stage_tests!(listen, port, chat, urgent_chat, room, quiet);
+harness::stage_tests! { listen, port, chat, urgent_chat, room, quiet }

@@ -1,15 +1,4 @@
 //! The harness's stages this step passes, one test per check, written by
 //! `harness::stage_tests!` from the harness's own lists.
 
-harness::stage_tests!(
-    listen,
-    port,
-    chat,
-    urgent_chat,
-    room,
-    quiet,
-    never_block,
-    idle,
-    shutdown,
-    limits
-);
+harness::stage_tests! { listen, port, chat, urgent_chat, room, quiet, never_block, idle, shutdown, limits }
