@@ -10,33 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// What system calls return: `c_int` (i32) or `ssize_t` (isize), where -1
-/// means the call failed and errno says why.
-pub trait SyscallRet: Copy {
-    fn failed(self) -> bool;
-}
-
-impl SyscallRet for i32 {
-    fn failed(self) -> bool {
-        self < 0
-    }
-}
-
-impl SyscallRet for isize {
-    fn failed(self) -> bool {
-        self < 0
-    }
-}
-
-/// The bench's errno check, in the style of `kq/src/linux/os.rs`: -1 means
-/// the call failed with errno; anything else is its result.
-pub fn cvt<T: SyscallRet>(r: T) -> io::Result<T> {
-    if r.failed() {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
+/// The errno check, the harness's (`harness::sys::cvt`): -1 means the
+/// call failed with errno; anything else is its result.
+pub use harness::sys::cvt;
 
 /// Raises RLIMIT_NOFILE's soft limit to the hard one; returns (soft, hard).
 pub fn raise_nofile() -> (u64, u64) {

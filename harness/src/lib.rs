@@ -26,7 +26,7 @@ pub mod house;
 pub mod process;
 mod server;
 mod step;
-mod sys;
+pub mod sys;
 pub mod text;
 
 pub use client::{Client, Closed, DEFAULT_TIMEOUT};

@@ -2,13 +2,16 @@
 //! style of `kq/src/linux/os.rs`. Each call is `cvt(unsafe { libc::... })`
 //! with its `// SAFETY:` comment, in a small function of its own.
 //!
-//! The fake server (`src/bin/fake-server.rs`) includes this file too.
+//! The fake server (`src/bin/fake-server.rs`) includes this file too, and
+//! the bench uses it (`harness::sys::cvt`): one copy for the checkers.
+//! The steps keep their own in stepkit (a step never links the harness),
+//! and `kq` its own.
 
 use std::io;
 
 /// What system calls return: `c_int` (i32) or `ssize_t` (isize), where -1
 /// means the call failed and errno says why.
-pub(crate) trait SyscallRet: Copy {
+pub trait SyscallRet: Copy {
     fn failed(self) -> bool;
 }
 
@@ -25,7 +28,7 @@ impl SyscallRet for isize {
 }
 
 /// -1 means the call failed with errno; anything else is its result.
-pub(crate) fn cvt<T: SyscallRet>(r: T) -> io::Result<T> {
+pub fn cvt<T: SyscallRet>(r: T) -> io::Result<T> {
     if r.failed() {
         Err(io::Error::last_os_error())
     } else {
