@@ -33,5 +33,6 @@ pub use client::{Client, Closed, DEFAULT_TIMEOUT};
 pub use failure::{Failure, Result};
 pub use server::{
     open_fds, parse_listening_line, start_clean, Frozen, Launch, Server, Target, DEFAULT_MAX_USERS,
+    TRACE_VAR,
 };
 pub use step::Step;
