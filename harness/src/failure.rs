@@ -20,7 +20,8 @@ const TRACE_LINES: usize = 24;
 /// are tagged with its name, e.g. `[step3]`.
 pub struct Failure {
     lines: Vec<String>,
-    server: Option<ServerReport>,
+    /// Boxed: a `Result` that is `Ok` should stay small.
+    server: Option<Box<ServerReport>>,
 }
 
 /// The server's side of the story, captured when the failure happened.
@@ -76,7 +77,7 @@ impl Failure {
             let all: Vec<&str> = stderr.lines().collect();
             let told = without_backtraces(&all);
             let from = told.len().saturating_sub(TAIL_LINES);
-            self.server = Some(ServerReport {
+            self.server = Some(Box::new(ServerReport {
                 name: s.name.clone(),
                 status: status.map(|st| describe_status(&st)),
                 stderr_tail: told[from..].to_vec(),
@@ -85,7 +86,7 @@ impl Failure {
                     .trace
                     .as_ref()
                     .map(|path| last_calls(&std::fs::read_to_string(path).unwrap_or_default())),
-            });
+            }));
         }
         self
     }
