@@ -184,7 +184,7 @@ unsafe fn traced(
         unsafe { std::slice::from_raw_parts(changelist, nchanges as usize) }.to_vec()
     };
     // SAFETY: `timeout` is null or valid, as the caller says.
-    let wait = unsafe { timeout.as_ref() }.map(|t| (t.tv_sec as i64, t.tv_nsec as i64));
+    let wait = unsafe { timeout.as_ref() }.map(|t| (t.tv_sec, t.tv_nsec));
     let start = Instant::now();
     // SAFETY: forwarded unchanged; the caller upholds kevent(2)'s rules.
     let r = unsafe { sys::kevent(kq, changelist, nchanges, eventlist, nevents, timeout) };
@@ -228,7 +228,7 @@ pub struct Call<'a> {
     /// The room in the eventlist (`nevents`).
     pub nevents: c_int,
     /// The timeout as `(seconds, nanoseconds)`; `None`: NULL, for ever.
-    pub timeout: Option<(i64, i64)>,
+    pub timeout: Option<(libc::time_t, libc::c_long)>,
     /// What the call returned: the number of events, or the errno of a -1.
     pub result: Result<c_int, c_int>,
     /// The events it returned.
