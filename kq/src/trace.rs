@@ -278,6 +278,8 @@ fn millis(d: Duration) -> String {
 
 /// One `struct kevent` as the `EV_SET(...)` that makes it. `returned`: an
 /// event the call filled in (its fflags may be an errno), not a change.
+// `flags` is a u16 everywhere but NetBSD, where it is already a u32.
+#[allow(clippy::useless_conversion)]
 pub fn ev_set(ev: &Kevent, returned: bool) -> String {
     // Copied out: the struct is packed on some systems.
     let (ident, filter, flags, fflags, data, udata) = (
@@ -324,6 +326,7 @@ fn filter_name(filter: sys::Filter) -> String {
 }
 
 /// `EV_ADD|EV_CLEAR`, `0` for none, unknown bits in hex.
+#[allow(clippy::useless_conversion)] // as in `ev_set`
 fn flag_names(flags: u32) -> String {
     let names = [
         (EV_ADD, "EV_ADD"),
@@ -343,6 +346,7 @@ fn flag_names(flags: u32) -> String {
     )
 }
 
+#[allow(clippy::useless_conversion)] // as in `ev_set`
 fn fflag_names(filter: sys::Filter, flags: u32, fflags: u32, returned: bool) -> String {
     if filter == EVFILT_READ || filter == EVFILT_WRITE {
         if returned && flags & u32::from(EV_EOF) != 0 && fflags != 0 {
