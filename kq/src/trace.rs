@@ -21,7 +21,7 @@
 //! `= -1 EINTR (Interrupted system call)`. The timeout is `NULL` (for
 //! ever) or `{seconds, nanoseconds}`.
 //!
-//! The C layer's [`kevent()`](crate::kevent) is the system call itself (on
+//! The C layer's [`kevent()`](fn@crate::kevent) is the system call itself (on
 //! macOS and the BSDs, libc's) and is not traced.
 //!
 //! ## It never makes the traced program wait
@@ -138,13 +138,13 @@ fn sink() -> Option<&'static Mutex<Sink>> {
 }
 
 /// `kevent()` with the trace: the system call (on Linux, the translation)
-/// exactly as [`kevent()`](crate::kevent), and when [`enabled`], one block
+/// exactly as [`kevent()`](fn@crate::kevent), and when [`enabled`], one block
 /// of the trace for it. [`Kqueue::kevent`](crate::Kqueue::kevent) calls
 /// it, and so does kq-c's exported `kevent()`.
 ///
 /// # Safety
 ///
-/// As for [`kevent()`](crate::kevent): `changelist` valid for `nchanges`
+/// As for [`kevent()`](fn@crate::kevent): `changelist` valid for `nchanges`
 /// events, `eventlist` for `nevents`, `timeout` null or valid. The trace
 /// reads the changes before the call and the events it returned after it,
 /// nothing more.
