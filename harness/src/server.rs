@@ -318,6 +318,13 @@ impl Server {
         Client::connect(&self.target())
     }
 
+    /// What the server's kq trace holds so far, when it was started with
+    /// one ([`Launch::trace`]); `None` otherwise.
+    pub fn kq_trace(&self) -> Option<String> {
+        let path = self.shared.trace.as_ref()?;
+        Some(std::fs::read_to_string(path).unwrap_or_default())
+    }
+
     /// Everything the server wrote on stderr so far.
     pub fn stderr(&self) -> String {
         self.shared.stderr_text()
