@@ -166,3 +166,137 @@ fn fflags_are_named_by_their_filter() {
         "a change's fflags are notes"
     );
 }
+
+/// The variable that makes `a_full_stderr_pipe_loses_blocks_instead_of_blocking`
+/// the traced child rather than the test.
+const CHILD: &str = "KQ_TRACE_TEST_CHILD";
+/// Calls the child makes while nobody reads its stderr: far more blocks
+/// than any pipe holds.
+const CALLS: usize = 20_000;
+
+/// With `KQ_TRACE=1` and a stderr pipe nobody reads, the program's loop
+/// goes on (the blocks that do not fit are dropped), and once the pipe is
+/// read again the next block says how many calls were not traced.
+#[test]
+fn a_full_stderr_pipe_loses_blocks_instead_of_blocking() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    if std::env::var_os(CHILD).is_some() {
+        return traced_child();
+    }
+    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "a_full_stderr_pipe_loses_blocks_instead_of_blocking",
+        ])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("KQ_TRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the traced child");
+    let mut stdin = child.stdin.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    // The child's stdout, line by line, so waiting for it has a deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |want: &str| {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                // libtest writes `test NAME ... ` before the test's own output.
+                Ok(line) if line.ends_with(want) => return,
+                Ok(_) => continue,
+                Err(_) => panic!("the traced child never printed {want:?}: blocked on its stderr?"),
+            }
+        }
+    };
+    wait_for(&format!("made {CALLS} calls"));
+    // Now read its stderr, and once the pipe has room again, let it make
+    // one more call.
+    let (drained, has_room) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut stderr = stderr;
+        let mut all = vec![0u8; 1 << 20];
+        let n = stderr.read(&mut all).unwrap_or(0);
+        all.truncate(n);
+        let _ = drained.send(());
+        let _ = stderr.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    has_room
+        .recv_timeout(Duration::from_secs(60))
+        .expect("read the child's stderr");
+    stdin
+        .write_all(b"go on\n")
+        .expect("tell the child to go on");
+    wait_for("made the last call");
+    drop(stdin);
+    let status = child.wait().expect("wait for the child");
+    let trace = reader.join().expect("stderr reader");
+    assert!(
+        status.success(),
+        "the child failed ({status}); its stderr:\n{trace}"
+    );
+    let blocks = trace.lines().filter(|l| l.starts_with("kevent(")).count();
+    assert!(
+        blocks < CALLS,
+        "{blocks} blocks for {CALLS} calls: the pipe cannot have held them all"
+    );
+    let note = trace
+        .lines()
+        .find(|l| l.ends_with(" kevent() calls not traced: the trace's output was full)"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no note of the dropped calls in the last lines:\n{}",
+                tail(&trace)
+            )
+        });
+    let dropped: usize = note
+        .trim_start_matches('(')
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the count in {note:?}"));
+    assert!(dropped > 0, "{note}");
+    let last = trace.split(note).nth(1).unwrap_or("").trim();
+    assert!(
+        last.starts_with("kevent(") && last.ends_with(" ms") && !last.contains('\n'),
+        "the note is followed by the last call's block, whole:\n{}",
+        tail(&trace)
+    );
+}
+
+/// The last lines of `text`, for a failure message.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(6)..].join("\n")
+}
+
+/// The child's side: many calls, say so, wait to be told, one call more.
+fn traced_child() {
+    assert!(kq::trace::enabled(), "the child runs with KQ_TRACE=1");
+    let kq = new_kq();
+    let mut events = [kevent_zeroed(); 1];
+    for _ in 0..CALLS {
+        kq.kevent(&[], &mut events, Some(Duration::ZERO))
+            .expect("kevent");
+    }
+    println!("made {CALLS} calls");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("read stdin");
+    kq.kevent(&[], &mut events, Some(Duration::ZERO))
+        .expect("kevent");
+    println!("made the last call");
+}
