@@ -40,6 +40,10 @@
 //!   the two calls could still fill it; a terminal stopped with Ctrl-S
 //!   holds writes too.)
 //!
+//! The file is opened at the first `kevent()` call and holds a descriptor
+//! for the rest of the run (close-on-exec), so under `KQ_TRACE=FILE` the
+//! numbers the program gets after that call are one higher.
+//!
 //! What does not fit is dropped, never queued, and counted: the next block
 //! that is written starts with `(N kevent() calls not traced: the trace's
 //! output was full)`. For a server whose stderr nobody may read, give
