@@ -267,10 +267,10 @@ impl std::fmt::Display for Call<'_> {
         }
         writeln!(f, ", waited {}", millis(self.waited))?;
         for ev in self.changes {
-            writeln!(f, "  change {}", ev_set(ev, false))?;
+            writeln!(f, "  change {}", describe(ev, false))?;
         }
         for ev in self.events {
-            writeln!(f, "  event  {}", ev_set(ev, true))?;
+            writeln!(f, "  event  {}", describe(ev, true))?;
         }
         Ok(())
     }
@@ -284,7 +284,7 @@ fn millis(d: Duration) -> String {
 /// event the call filled in (its fflags may be an errno), not a change.
 // `flags` is a u16 everywhere but NetBSD, where it is already a u32.
 #[allow(clippy::useless_conversion)]
-pub fn ev_set(ev: &Kevent, returned: bool) -> String {
+pub fn describe(ev: &Kevent, returned: bool) -> String {
     // Copied out: the struct is packed on some systems.
     let (ident, filter, flags, fflags, data, udata) = (
         ev.ident,
@@ -330,7 +330,7 @@ fn filter_name(filter: sys::Filter) -> String {
 }
 
 /// `EV_ADD|EV_CLEAR`, `0` for none, unknown bits in hex.
-#[allow(clippy::useless_conversion)] // as in `ev_set`
+#[allow(clippy::useless_conversion)] // as in `describe`
 fn flag_names(flags: u32) -> String {
     let names = [
         (EV_ADD, "EV_ADD"),
@@ -350,7 +350,7 @@ fn flag_names(flags: u32) -> String {
     )
 }
 
-#[allow(clippy::useless_conversion)] // as in `ev_set`
+#[allow(clippy::useless_conversion)] // as in `describe`
 fn fflag_names(filter: sys::Filter, flags: u32, fflags: u32, returned: bool) -> String {
     if filter == EVFILT_READ || filter == EVFILT_WRITE {
         if returned && flags & u32::from(EV_EOF) != 0 && fflags != 0 {

@@ -145,23 +145,23 @@ fn fflags_are_named_by_their_filter() {
         0,
     );
     assert_eq!(
-        kq::trace::ev_set(&user, false),
+        kq::trace::describe(&user, false),
         "EV_SET(1, EVFILT_USER, EV_ADD|EV_ONESHOT, NOTE_FFOR|NOTE_TRIGGER|0x5, 0, NULL)"
     );
     let timer = change(2, EVFILT_TIMER, EV_ADD, NOTE_SECONDS, 3, 0x10);
     assert_eq!(
-        kq::trace::ev_set(&timer, false),
+        kq::trace::describe(&timer, false),
         "EV_SET(2, EVFILT_TIMER, EV_ADD, NOTE_SECONDS, 3, 0x10)"
     );
     let mut eof = change(7, EVFILT_READ, EV_EOF, libc::ECONNRESET as u32, 0, 0);
     assert_eq!(
-        kq::trace::ev_set(&eof, true),
+        kq::trace::describe(&eof, true),
         "EV_SET(7, EVFILT_READ, EV_EOF, ECONNRESET, 0, NULL)",
         "an EV_EOF event's fflags are the socket's error"
     );
     eof.fflags = NOTE_LOWAT;
     assert_eq!(
-        kq::trace::ev_set(&eof, false),
+        kq::trace::describe(&eof, false),
         "EV_SET(7, EVFILT_READ, EV_EOF, NOTE_LOWAT, 0, NULL)",
         "a change's fflags are notes"
     );
