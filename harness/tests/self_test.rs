@@ -551,6 +551,22 @@ fn a_failing_check_quotes_the_servers_last_kevent_calls() {
     assert_golden("traced-never-replies--echoes_a_line", &failure);
 }
 
+/// A traced server that wrote no trace (it does not use kq) is said to
+/// have made no call the trace saw, rather than quoting an empty list.
+#[test]
+fn a_traced_server_without_kq_is_said_to_have_made_no_traced_call() {
+    let launch =
+        harness::Launch::new("fake-server", FAKE, &["--mode", "never-replies"]).traced(true);
+    let server = Server::start(&launch).expect("fake-server starts");
+    let failure = checks::run(Stage::Echo, "echoes_a_line", &server.target())
+        .expect_err("never-replies never replies");
+    let text = failure.to_string();
+    assert!(
+        text.contains("[harness] the server made no kevent() call that KQ_TRACE saw"),
+        "{text}"
+    );
+}
+
 /// Without the trace, a failure says nothing of kevent() calls, and the
 /// server has no KQ_TRACE.
 #[test]
