@@ -64,6 +64,7 @@ fn a_traced_call_shows_its_changes_and_events_decoded() {
         .kevent(&[ch], &mut events, Some(Duration::from_secs(5)))
         .expect("kevent");
     assert_eq!(n, 1, "one read event for 6 bytes: {:?}", show(&events[..n]));
+    let read = kq::trace::describe(&events[0], true);
     let mut got = [0u8; 6];
     (&sock).read_exact(&mut got).expect("read the 6 bytes");
     drop(peer);
@@ -71,15 +72,39 @@ fn a_traced_call_shows_its_changes_and_events_decoded() {
         .kevent(&[], &mut events, Some(Duration::from_secs(5)))
         .expect("kevent after the peer closed");
     assert_eq!(n, 1, "one EOF event: {:?}", show(&events[..n]));
+    let eof = kq::trace::describe(&events[0], true);
+    // What else the kernel keeps in the returned flags is its own
+    // business (macOS and the BSDs differ); these it must show.
+    assert!(
+        read.starts_with(&format!("EV_SET({fd}, EVFILT_READ, "))
+            && read.contains("EV_CLEAR")
+            && read.ends_with(", 0, 6, NULL)"),
+        "the read event: {read}"
+    );
+    assert!(
+        eof.contains("EV_EOF") && eof.ends_with(", 0, 0, NULL)"),
+        "the EOF event: {eof}"
+    );
+
+    // The translation returns FreeBSD's flags: the registration's, less
+    // the actions.
+    #[cfg(target_os = "linux")]
+    assert_eq!(
+        (read.as_str(), eof.as_str()),
+        (
+            format!("EV_SET({fd}, EVFILT_READ, EV_CLEAR, 0, 6, NULL)").as_str(),
+            format!("EV_SET({fd}, EVFILT_READ, EV_CLEAR|EV_EOF, 0, 0, NULL)").as_str()
+        )
+    );
 
     let trace = appended(&path, from);
     let kqfd = kq.as_raw_fd();
     let expected = [
         format!("kevent({kqfd}, 1 change, 4 events, {{5, 0}}) = 1, waited "),
         format!("  change EV_SET({fd}, EVFILT_READ, EV_ADD|EV_CLEAR, 0, 0, NULL)\n"),
-        format!("  event  EV_SET({fd}, EVFILT_READ, EV_CLEAR, 0, 6, NULL)\n"),
+        format!("  event  {read}\n"),
         format!("kevent({kqfd}, 0 changes, 4 events, {{5, 0}}) = 1, waited "),
-        format!("  event  EV_SET({fd}, EVFILT_READ, EV_CLEAR|EV_EOF, 0, 0, NULL)\n"),
+        format!("  event  {eof}\n"),
     ];
     let mut at = 0;
     for line in &expected {
@@ -108,6 +133,12 @@ fn a_failed_change_and_a_failed_call_are_named_by_errno() {
         .kevent(&[ch], &mut events, Some(Duration::ZERO))
         .expect("a failed change with room for its EV_ERROR entry");
     assert_eq!(n, 1, "one EV_ERROR entry: {:?}", show(&events[..n]));
+    let entry = kq::trace::describe(&events[0], true);
+    assert!(
+        entry.contains("EV_ERROR")
+            && entry.ends_with(&format!(", {} /* ENOENT */, NULL)", libc::ENOENT)),
+        "the EV_ERROR entry: {entry}"
+    );
     let err = kq
         .kevent(&[ch], &mut [], Some(Duration::ZERO))
         .expect_err("a failed change with no room for its entry fails the call");
@@ -119,10 +150,7 @@ fn a_failed_change_and_a_failed_call_are_named_by_errno() {
 
     let trace = appended(&path, from);
     let kqfd = kq.as_raw_fd();
-    let entry = format!(
-        "  event  EV_SET({fd}, EVFILT_READ, EV_ERROR, 0, {} /* ENOENT */, NULL)\n",
-        libc::ENOENT
-    );
+    let entry = format!("  event  {entry}\n");
     let failed = format!("kevent({kqfd}, 1 change, 0 events, {{0, 0}}) = -1 ENOENT (");
     for line in [&entry, &failed] {
         assert!(
