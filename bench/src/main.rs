@@ -37,14 +37,17 @@
 //! 10,000, after Lemon's kqueue paper; its data goes to
 //! `book/generated/bench/`, from which the book's plot is drawn), H what
 //! batching saves (kevent() calls, with a uprobe, and system calls per
-//! relayed message and per accepted client, step 7 against step 8). After
+//! relayed message and per accepted client, step 7 against step 8), I what
+//! `KQ_TRACE` costs (ns per `kevent()` call: the C layer, `Kqueue::kevent`
+//! untraced and traced to a file, each setting a child `bench calls`,
+//! alternating with the C layer in rounds). After
 //! each phase the bench says how much CPU other processes used meanwhile
 //! (/proc/stat minus its own getrusage) and flags the phase's timings when
 //! that exceeds 10 % of a CPU. `--only C,E` runs those phases alone;
 //! `--idle` is `--only G`, which writes the book's data.
 //! `--quick` runs A with 5 cycles, a 1000-connection hold, E2 for step 6
-//! alone with one short slice, and a small G (N = 10, 100, 1000, writing
-//! nothing), and checks that every echo and ping came back intact, that
+//! alone with one short slice, a small G (N = 10, 100, 1000, writing
+//! nothing) and 5 rounds of I, and checks that every echo and ping came back intact, that
 //! syscalls per message stay in [1.9, 4] and, apart from `epoll_wait`
 //! (whose batching depends on timing), at read + write (+ kq's FIONREAD) +
 //! 0.1, that step 6's readers got every line intact beside a user who never
@@ -86,10 +89,11 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: bench [--quick | --only PHASES | --idle] [--json FILE] [--stepN PATH]... [--chat NAME=PATH]...
        bench serve epoll|tokio PORT   (the reference servers; needs --features refs)
+       bench calls untraced|traced ROUNDS   (phase I's child: kevent() calls timed)
 
   --quick          what CI runs: short phases A, D, E (step 6's room with a user who
-                   never reads) and G, deterministic checks only
-  --only PHASES    only these phases, full size: letters from ABCDEFGH, e.g. `--only C`
+                   never reads), G and I, deterministic checks only
+  --only PHASES    only these phases, full size: letters from ABCDEFGHI, e.g. `--only C`
                    or `--only E,H` (targets need A and D)
   --idle           the same as `--only G`: idle descriptors; writes its data for the book
   --json FILE      also write every figure as JSON
@@ -100,7 +104,7 @@ usage: bench [--quick | --only PHASES | --idle] [--json FILE] [--stepN PATH]... 
 
 /// The phases, by letter, in the order they run (the crate docs say what
 /// each measures).
-pub const PHASES: &str = "ABCDEFGH";
+pub const PHASES: &str = "ABCDEFGHI";
 
 /// The steps the bench runs: the echo server, and the chat servers.
 pub const STEPS: [&str; 5] = ["step3", "step5", "step6", "step7", "step8"];
@@ -110,6 +114,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve") {
         return serve(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("calls") {
+        return calls(&args[1..]);
     }
     let opts = match Opts::parse(&args) {
         Ok(Some(o)) => o,
@@ -148,6 +155,18 @@ fn restore_sigpipe() {
     // SAFETY: resetting a signal to its default action before any thread
     // starts has no memory effects.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+/// `bench calls untraced|traced ROUNDS`: phase I's child.
+#[cfg(target_os = "linux")]
+fn calls(args: &[String]) -> ExitCode {
+    phases::trace::calls(args)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn calls(_args: &[String]) -> ExitCode {
+    eprintln!("bench: Linux only");
+    ExitCode::FAILURE
 }
 
 /// `bench serve epoll|tokio PORT`: a reference server (the bench starts

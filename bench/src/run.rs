@@ -69,11 +69,11 @@ pub fn run(opts: &Opts) -> Result<ExitCode, String> {
         sys::cpu_model(),
         sys::read_trim("/proc/sys/kernel/osrelease")
     );
-    // --quick: A, D and G short, and of E only step 6's room with a user
+    // --quick: A, D, G and I short, and of E only step 6's room with a user
     // who never reads (its checks are deterministic; no timing is).
     let phases: String = match (&opts.only, opts.quick) {
         (Some(only), _) => only.clone(),
-        (None, true) => "ADEG".into(),
+        (None, true) => "ADEGI".into(),
         (None, false) => PHASES.into(),
     };
     let runs = |p: char| phases.contains(p);
@@ -257,6 +257,7 @@ pub fn run(opts: &Opts) -> Result<ExitCode, String> {
             // CI runs the script on its own; the full run shows the figure too.
             'F' if !opts.quick => translation = phases::translation::run(&mut rep),
             'G' => phases::idle::run(opts.quick, hard, &machine, &mut rep)?,
+            'I' => phases::trace::run(opts.quick, &mut rep)?,
             'H' => {
                 let (s7, s8) = batching.take().expect("located above");
                 phases::batching::run(&ctx, s7, s8, &mut rep)?

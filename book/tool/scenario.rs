@@ -18,6 +18,7 @@
 //! | command | what happens |
 //! |---|---|
 //! | `ulimit N` | (before a `start`) the next run's program may open descriptors numbered below N only (RLIMIT_NOFILE, as `ulimit -n N` in a shell); its terminal shows `$ ulimit -n N` first |
+//! | `env NAME=VALUE` | (before a `start`, like `ulimit`) the next run's program has NAME set to VALUE in its environment; its terminal shows `$ NAME=VALUE cargo run -p stepN` (for `KQ_TRACE=1`: the trace's waits, which vary, are shown as `waited … ms`) |
 //! | `start [ARGS...]` | a new run: the step's binary is started as a server with ARGS and `--port 0`, and the run waits for its `listening on` line; its terminal shows `$ cargo run -p stepN` (plus ` -- ARGS`) |
 //! | `start-stdin [ARGS...]` | a new run of a program that reads standard input (a pipe) instead of listening |
 //! | `show COMMAND` | the program's terminal shows `$ COMMAND` instead (say what a reader would type) |
@@ -72,6 +73,8 @@ pub struct Command {
 pub enum Action {
     /// The descriptor limit of the next `start`.
     Ulimit(u64),
+    /// A variable in the environment of the next `start`.
+    Env(String, String),
     Start {
         args: Vec<String>,
         stdin: bool,
@@ -164,6 +167,16 @@ pub fn parse(step: &str, text: &str) -> Result<Vec<Command>, String> {
                 limit_pending = true;
                 Action::Ulimit(n)
             }
+            "env" => {
+                let (name, value) = rest
+                    .split_once('=')
+                    .filter(|(n, _)| {
+                        !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    })
+                    .ok_or_else(|| err(format!("`env` needs NAME=VALUE, not `{rest}`")))?;
+                limit_pending = true;
+                Action::Env(name.to_string(), value.to_string())
+            }
             "start" | "start-stdin" => {
                 started = true;
                 limit_pending = false;
@@ -179,7 +192,7 @@ pub fn parse(step: &str, text: &str) -> Result<Vec<Command>, String> {
             }
             _ if limit_pending => {
                 return Err(err(format!(
-                    "`{word}` after `ulimit`: a `ulimit` is for the `start` that follows it"
+                    "`{word}` after `ulimit` or `env`: they are for the `start` that follows them"
                 )))
             }
             "show" => Action::Show(need_rest("the command to show")?),
@@ -232,7 +245,9 @@ pub fn parse(step: &str, text: &str) -> Result<Vec<Command>, String> {
         out.push(Command { line, action });
     }
     if limit_pending {
-        return Err(format!("{FILE}: the last `ulimit` has no `start` after it"));
+        return Err(format!(
+            "{FILE}: the last `ulimit` or `env` has no `start` after it"
+        ));
     }
     if out.is_empty() {
         return Err(format!(
@@ -367,7 +382,12 @@ interrupt
             ("ulimit 14\nconnect A\n", "txt:2: `connect` after `ulimit`"),
             (
                 "start\nsave server step3.txt\nulimit 14\n",
-                "the last `ulimit` has no `start`",
+                "the last `ulimit` or `env` has no `start`",
+            ),
+            ("env KQ_TRACE\nstart\n", "txt:1: `env` needs NAME=VALUE"),
+            (
+                "env KQ_TRACE=1\nconnect A\n",
+                "txt:2: `connect` after `ulimit` or `env`",
             ),
             (
                 "start\nflood A 0 x\n",

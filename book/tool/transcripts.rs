@@ -69,12 +69,22 @@ impl Proc {
     /// program wrote them, as in a terminal.
     /// With `limit`, the program may open descriptors below that number
     /// only (`ulimit -n`).
-    fn spawn(bin: &Path, args: &[&str], stdin: Stdio, limit: Option<u64>) -> Result<Proc, String> {
+    fn spawn(
+        bin: &Path,
+        args: &[&str],
+        stdin: Stdio,
+        limit: Option<u64>,
+        env: &[(String, String)],
+    ) -> Result<Proc, String> {
         let mut cmd = Command::new("sh");
         // Only stdin, stdout and stderr, whatever this process inherited
         // (the descriptor numbers in the transcripts depend on it), and
         // the limit, as `ulimit -n` would set it.
         harness::start_clean(&mut cmd, limit);
+        // Only the variables the scenario sets: a KQ_TRACE in the
+        // generator's own environment must not change the transcripts.
+        cmd.env_remove("KQ_TRACE");
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd
             .arg("-c")
             .arg("exec \"$0\" \"$@\" 2>&1")
@@ -638,8 +648,10 @@ impl Run {
         args: &[String],
         stdin: bool,
         limit: Option<u64>,
+        env: &[(String, String)],
     ) -> Result<Run, String> {
-        let mut shown = format!("cargo run -p {step}");
+        let vars: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+        let mut shown = format!("{vars}cargo run -p {step}");
         if !args.is_empty() {
             shown = format!("{shown} -- {}", args.join(" "));
         }
@@ -648,7 +660,7 @@ impl Run {
             all_args.extend(["--port", "0"]);
         }
         let input = if stdin { Stdio::piped() } else { Stdio::null() };
-        let mut proc = Proc::spawn(bin, &all_args, input, limit)?;
+        let mut proc = Proc::spawn(bin, &all_args, input, limit, env)?;
         let stdin = proc.child.stdin.take();
         let addr = if stdin.is_none() {
             Some(proc.listening()?)
@@ -691,7 +703,7 @@ impl Run {
 
     fn act(&mut self, action: &Action) -> Result<Option<(String, Vec<String>)>, String> {
         match action {
-            Action::Start { .. } | Action::Ulimit(_) => {
+            Action::Start { .. } | Action::Ulimit(_) | Action::Env(..) => {
                 unreachable!("a run is started by `play`")
             }
             Action::Show(command) => self.shown = command.clone(),
@@ -774,7 +786,7 @@ impl Run {
                         .log
                         .iter()
                         .filter(|l| !self.hidden.iter().any(|h| l.contains(h.as_str())))
-                        .map(|l| round_timing(&self.norm.apply(l))),
+                        .map(|l| round_wait(&round_timing(&self.norm.apply(l)))),
                 );
                 if !self.exited && self.proc.log.last().map(String::as_str) != Some("^C") {
                     lines.push("^C".to_string());
@@ -799,6 +811,7 @@ fn play(step: &str, bin: &Path, commands: &[scenario::Command]) -> Result<Vec<Ge
     let mut out: Vec<Generated> = Vec::new();
     let mut run: Option<Run> = None;
     let mut limit = None;
+    let mut env = Vec::new();
     for c in commands {
         let at = |e: String| format!("line {}: {e}", c.line);
         if let Action::Ulimit(n) = &c.action {
@@ -807,9 +820,15 @@ fn play(step: &str, bin: &Path, commands: &[scenario::Command]) -> Result<Vec<Ge
             limit = Some(*n);
             continue;
         }
+        if let Action::Env(name, value) = &c.action {
+            drop(run.take());
+            env.push((name.clone(), value.clone()));
+            continue;
+        }
         if let Action::Start { args, stdin } = &c.action {
             drop(run.take());
-            run = Some(Run::start(step, bin, args, *stdin, limit.take()).map_err(at)?);
+            let env = std::mem::take(&mut env);
+            run = Some(Run::start(step, bin, args, *stdin, limit.take(), &env).map_err(at)?);
             continue;
         }
         let r = run.as_mut().ok_or_else(|| at("no `start` yet".into()))?;
@@ -832,6 +851,23 @@ fn grep_v(hidden: &[String]) -> String {
     }
     let patterns: Vec<String> = hidden.iter().map(|h| format!("-e '{h}'")).collect();
     format!(" 2>&1 | grep -v {}", patterns.join(" "))
+}
+
+/// `kevent(...) = 1, waited 0.173 ms`, a line of `KQ_TRACE`: how long a
+/// call waited is the clock's, and differs from run to run; it is shown as
+/// `waited … ms`.
+fn round_wait(line: &str) -> String {
+    let Some((head, tail)) = line.rsplit_once(", waited ") else {
+        return line.to_string();
+    };
+    let measured = tail
+        .strip_suffix(" ms")
+        .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
+    if line.starts_with("kevent(") && measured {
+        format!("{head}, waited … ms")
+    } else {
+        line.to_string()
+    }
 }
 
 /// `timeout T ms: 0 events after E ms`: E is the clock, T is the lesson.
@@ -892,7 +928,7 @@ fn harness(bins: &Bins) -> Result<Vec<Generated>, String> {
     let mut out = Vec::new();
     for (name, args, shown) in runs {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut p = Proc::spawn(&bins.harness, &args, Stdio::null(), None)?;
+        let mut p = Proc::spawn(&bins.harness, &args, Stdio::null(), None, &[])?;
         p.wait_exit()?;
         let mut lines = vec![format!("$ {shown}")];
         let mut log = p.log.clone();
@@ -924,6 +960,18 @@ mod tests {
         );
         let far = "step1: kevent() with no changes, timeout 100 ms: 0 events after 900 ms";
         assert_eq!(round_timing(far), far);
+    }
+
+    /// A KQ_TRACE call's wait is hidden; other lines that say "waited" are
+    /// kept.
+    #[test]
+    fn hides_only_the_waits_of_traced_calls() {
+        assert_eq!(
+            round_wait("kevent(4, 0 changes, 64 events, NULL) = 1, waited 613.726 ms"),
+            "kevent(4, 0 changes, 64 events, NULL) = 1, waited … ms"
+        );
+        let log = "step7: user #0 waited 3 s, waited 12 ms";
+        assert_eq!(round_wait(log), log);
     }
 
     /// A port is replaced only where it is the whole number.

@@ -7,6 +7,10 @@ use crate::server::Shared;
 
 /// How many lines of the server's stderr a failure shows.
 const TAIL_LINES: usize = 12;
+/// How many of a traced server's last `kevent()` calls a failure shows.
+const TRACE_CALLS: usize = 4;
+/// At most this many lines of them (a call may return 64 events).
+const TRACE_LINES: usize = 24;
 
 /// A check or client operation that did not go as expected.
 ///
@@ -16,7 +20,8 @@ const TAIL_LINES: usize = 12;
 /// are tagged with its name, e.g. `[step3]`.
 pub struct Failure {
     lines: Vec<String>,
-    server: Option<ServerReport>,
+    /// Boxed: a `Result` that is `Ok` should stay small.
+    server: Option<Box<ServerReport>>,
 }
 
 /// The server's side of the story, captured when the failure happened.
@@ -25,6 +30,9 @@ struct ServerReport {
     status: Option<String>,
     stderr_tail: Vec<String>,
     stderr_lines: usize,
+    /// A traced server's last `kevent()` calls and how many it made, or
+    /// `None` when it was not started with the trace.
+    trace: Option<(Vec<String>, usize)>,
 }
 
 /// What every harness call returns.
@@ -69,15 +77,37 @@ impl Failure {
             let all: Vec<&str> = stderr.lines().collect();
             let told = without_backtraces(&all);
             let from = told.len().saturating_sub(TAIL_LINES);
-            self.server = Some(ServerReport {
+            self.server = Some(Box::new(ServerReport {
                 name: s.name.clone(),
                 status: status.map(|st| describe_status(&st)),
                 stderr_tail: told[from..].to_vec(),
                 stderr_lines: all.len(),
-            });
+                trace: s
+                    .trace
+                    .as_ref()
+                    .map(|path| last_calls(&std::fs::read_to_string(path).unwrap_or_default())),
+            }));
         }
         self
     }
+}
+
+/// The last [`TRACE_CALLS`] blocks of a kq trace (each starts with a line
+/// at the margin: `kevent(...)`, or the note of calls it dropped), at most
+/// [`TRACE_LINES`] lines of them, and how many calls the trace holds.
+fn last_calls(trace: &str) -> (Vec<String>, usize) {
+    let lines: Vec<&str> = trace.lines().collect();
+    let starts: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("kevent("))
+        .collect();
+    let from = if starts.len() > TRACE_CALLS {
+        starts[starts.len() - TRACE_CALLS]
+    } else {
+        0
+    };
+    let from = from.max(lines.len().saturating_sub(TRACE_LINES));
+    let shown = lines[from..].iter().map(|l| l.to_string()).collect();
+    (shown, starts.len())
 }
 
 /// The server's stderr with each Rust panic's backtrace (printed when
@@ -147,6 +177,25 @@ impl fmt::Display for Failure {
                 writeln!(f, "[harness] {}'s stderr ({of}):", s.name)?;
                 for line in &s.stderr_tail {
                     writeln!(f, "[{}] {line}", s.name)?;
+                }
+            }
+            match &s.trace {
+                None => {}
+                Some((_, 0)) => writeln!(
+                    f,
+                    "[harness] the server made no kevent() call that KQ_TRACE saw (only servers that use kq, or kq-c from C, are traced)"
+                )?,
+                Some((lines, calls)) => {
+                    let shown = lines.iter().filter(|l| l.starts_with("kevent(")).count();
+                    let of = if shown < *calls {
+                        format!(" ({shown} of {calls})")
+                    } else {
+                        String::new()
+                    };
+                    writeln!(f, "[harness] the server's last kevent() calls{of}:")?;
+                    for line in lines {
+                        writeln!(f, "[kq] {line}")?;
+                    }
                 }
             }
         }

@@ -3,6 +3,8 @@
 //! ```text
 //! harness check <stage> [options] -- <command...>   start the server (a fresh one per check)
 //! harness check <stage> [options] --addr HOST:PORT  check a server that is already running
+//! harness check <stage> --trace [options] -- <command...>   the same, quoting the server's
+//!                                                    last kevent() calls in a failure
 //! harness --list                                    the stages and their checks
 //! ```
 
@@ -40,7 +42,10 @@ usage: harness check <stage> [options] -- <command...>
                        (never-block, shutdown); with a command, passed on to it
   --idle-timeout SECS  the server's --idle-timeout (idle); with a command, passed on to it
   --pid PID            the server's process id, with --addr: to count descriptor leaks,
-                       measure CPU use, send signals (shutdown) and pause it briefly",
+                       measure CPU use, send signals (shutdown) and pause it briefly
+  --trace              with a command: start the server with KQ_TRACE set to a file, and
+                       quote its last kevent() calls in a failure (servers that use kq,
+                       or kq-c from C)",
         stages.join(", "),
         added.join("; ")
     )
@@ -158,6 +163,8 @@ struct CheckCommand {
     max_queue: Option<usize>,
     idle_timeout: Option<u64>,
     pid: Option<u32>,
+    /// `--trace`: start the server with KQ_TRACE, quote it in failures.
+    trace: bool,
     server: ServerSpec,
 }
 
@@ -182,6 +189,7 @@ fn parse_check(args: &[OsString]) -> std::result::Result<Option<CheckCommand>, S
     let mut max_queue = None;
     let mut idle_timeout = None;
     let mut pid = None;
+    let mut trace = false;
     let mut server = None;
     let mut i = 0;
     while i < args.len() {
@@ -213,6 +221,7 @@ fn parse_check(args: &[OsString]) -> std::result::Result<Option<CheckCommand>, S
                 server = Some(ServerSpec::Addr(addr));
             }
             "--only" => only = Some(value("a check name")?),
+            "--trace" => trace = true,
             "--max-users" => {
                 let v = value("a number")?;
                 max_users = Some(v.parse().ok().filter(|&n| n >= 3).ok_or_else(|| {
@@ -270,8 +279,12 @@ fn parse_check(args: &[OsString]) -> std::result::Result<Option<CheckCommand>, S
         max_queue,
         idle_timeout,
         pid,
+        trace,
         server,
     };
+    if cmd.trace && matches!(cmd.server, ServerSpec::Addr(_)) {
+        return Err("--trace needs the server's command (-- <command...>): the harness sets KQ_TRACE when it starts it; a server already running can be started with KQ_TRACE=FILE by hand".into());
+    }
     if matches!(cmd.server, ServerSpec::Addr(_)) {
         what_addr_lacks(&cmd)?;
     }
@@ -382,8 +395,13 @@ fn run_check_command(cmd: &CheckCommand) -> ExitCode {
             let limit = launch
                 .fd_limit
                 .map_or(String::new(), |n| format!(" with at most {n} descriptors"));
+            let traced = if launch.trace {
+                ", traced (KQ_TRACE)"
+            } else {
+                ""
+            };
             println!(
-                "harness: {} checks against `{}`{limit}, a fresh server for each check",
+                "harness: {} checks against `{}`{limit}{traced}, a fresh server for each check",
                 cmd.stage.name(),
                 launch.shown()
             )
@@ -452,7 +470,12 @@ fn launch_for(cmd: &CheckCommand) -> harness::Launch {
     if let Some(n) = cmd.max_users {
         values.push(("--max-users", n.to_string()));
     }
-    cmd.stage.launch(&name, program, &args, &values)
+    let launch = cmd.stage.launch(&name, program, &args, &values);
+    if cmd.trace {
+        launch.traced(true)
+    } else {
+        launch
+    }
 }
 
 /// Runs one check; its notes on success, or the failure and whether the

@@ -3,6 +3,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,19 @@ pub struct Launch {
     pub fd_limit: Option<u64>,
     /// How long the server has to print `listening on HOST:PORT`.
     pub deadline: Duration,
+    /// Start the server with `KQ_TRACE` set to a file of the harness's, so
+    /// a failure can quote its last `kevent()` calls (a server that uses
+    /// kq, or kq-c from C, writes them). On when `HARNESS_TRACE` is set in
+    /// the harness's environment (`cargo learn check N --trace` sets it).
+    pub trace: bool,
+}
+
+/// The variable that asks the harness to start every server with the trace.
+pub const TRACE_VAR: &str = "HARNESS_TRACE";
+
+/// Whether `HARNESS_TRACE` is set (and neither empty nor `0`).
+fn trace_asked() -> bool {
+    std::env::var_os(TRACE_VAR).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 impl Launch {
@@ -38,7 +52,15 @@ impl Launch {
             args: args.iter().map(|a| a.to_string()).collect(),
             fd_limit: None,
             deadline: STARTUP_DEADLINE,
+            trace: trace_asked(),
         }
+    }
+
+    /// Starts the server with the kq trace on (`on`) or off, whatever
+    /// `HARNESS_TRACE` says.
+    pub fn traced(mut self, on: bool) -> Launch {
+        self.trace = on;
+        self
     }
 
     /// Runs the server with at most `n` descriptors (RLIMIT_NOFILE).
@@ -103,6 +125,8 @@ pub(crate) struct Shared {
     /// is trimmed when a server writes megabytes; these counts are not).
     stderr_lines: std::sync::atomic::AtomicU64,
     stderr_bytes: std::sync::atomic::AtomicU64,
+    /// The file the server's `KQ_TRACE` names, when it was started traced.
+    pub(crate) trace: Option<PathBuf>,
 }
 
 impl Shared {
@@ -193,6 +217,10 @@ impl Server {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let trace = launch.trace.then(trace_file);
+        if let Some(path) = &trace {
+            cmd.env("KQ_TRACE", path);
+        }
         start_clean(&mut cmd, launch.fd_limit);
         let shown = launch.shown();
         let deadline = launch.deadline;
@@ -211,6 +239,7 @@ impl Server {
             stderr_closed: Default::default(),
             stderr_lines: Default::default(),
             stderr_bytes: Default::default(),
+            trace,
         });
         // Keep reading stderr for as long as the server lives, so it never
         // blocks on a full pipe and failures can quote it.
@@ -287,6 +316,13 @@ impl Server {
     /// A new client connected to this server.
     pub fn client(&self) -> Result<Client> {
         Client::connect(&self.target())
+    }
+
+    /// What the server's kq trace holds so far, when it was started with
+    /// one ([`Launch::trace`]); `None` otherwise.
+    pub fn kq_trace(&self) -> Option<String> {
+        let path = self.shared.trace.as_ref()?;
+        Some(std::fs::read_to_string(path).unwrap_or_default())
     }
 
     /// Everything the server wrote on stderr so far.
@@ -449,7 +485,21 @@ impl Drop for Server {
         if let Ok(st) = child.wait() {
             *lock(&self.shared.status) = Some(st);
         }
+        if let Some(path) = &self.shared.trace {
+            let _ = std::fs::remove_file(path);
+        }
     }
+}
+
+/// A fresh file name for one server's trace: this process's id and a
+/// counter, in the temporary directory (kq creates the file).
+fn trace_file() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("harness-kq-trace-{}-{n}.txt", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
 }
 
 /// On Linux the kernel kills the server if the harness itself dies (for

@@ -299,6 +299,35 @@ fn fails_a_broken_server_with_a_readable_message() {
         .stdout(predicate::str::ends_with("0 passed, 1 failed\n"));
 }
 
+/// --trace starts the server with KQ_TRACE and a failure quotes the
+/// server's last kevent() calls.
+#[test]
+fn quotes_the_servers_kevent_calls_with_trace() {
+    harness()
+        .args([
+            "check",
+            "echo",
+            "--trace",
+            "--only",
+            "echoes_a_line",
+            "--",
+            FAKE,
+            "--mode",
+            "traced-never-replies",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            ", traced (KQ_TRACE), a fresh server",
+        ))
+        .stdout(predicate::str::contains(
+            "the server's last kevent() calls (4 of 5):",
+        ))
+        .stdout(predicate::str::contains(
+            "[kq]   event  EV_SET(6, EVFILT_READ, 0, 0, 6, NULL)",
+        ));
+}
+
 /// --addr checks a server that is already running; without --pid the leak
 /// check says it could not count descriptors.
 #[test]
@@ -383,6 +412,10 @@ fn refuses_bad_usage_with_status_2() {
             "cannot read 'nowhere'",
         ),
         (&["frobnicate"][..], "unknown command 'frobnicate'"),
+        (
+            &["check", "echo", "--trace", "--addr", "127.0.0.1:1"][..],
+            "--trace needs the server's command",
+        ),
         (
             &["check", "urgent", "--addr", "127.0.0.1:1"][..],
             "no stage named 'urgent' (stages: listen, port,",

@@ -553,6 +553,50 @@ fn checks_say_which_setting_they_lack() {
     }
 }
 
+/// A failing check of a server started with the trace quotes its last
+/// `kevent()` calls (the last 4 of 5), after its stderr.
+#[test]
+fn a_failing_check_quotes_the_servers_last_kevent_calls() {
+    let launch =
+        harness::Launch::new("fake-server", FAKE, &["--mode", "traced-never-replies"]).traced(true);
+    let server = Server::start(&launch).expect("fake-server starts");
+    let failure = checks::run(Stage::Echo, "echoes_a_line", &server.target())
+        .expect_err("traced-never-replies never replies");
+    assert_golden("traced-never-replies--echoes_a_line", &failure);
+}
+
+/// A traced server that wrote no trace (it does not use kq) is said to
+/// have made no call the trace saw, rather than quoting an empty list.
+#[test]
+fn a_traced_server_without_kq_is_said_to_have_made_no_traced_call() {
+    let launch =
+        harness::Launch::new("fake-server", FAKE, &["--mode", "never-replies"]).traced(true);
+    let server = Server::start(&launch).expect("fake-server starts");
+    let failure = checks::run(Stage::Echo, "echoes_a_line", &server.target())
+        .expect_err("never-replies never replies");
+    let text = failure.to_string();
+    assert!(
+        text.contains("[harness] the server made no kevent() call that KQ_TRACE saw"),
+        "{text}"
+    );
+}
+
+/// Without the trace, a failure says nothing of kevent() calls, and the
+/// server has no KQ_TRACE.
+#[test]
+fn an_untraced_server_gets_no_kq_trace() {
+    let launch = harness::Launch::new("fake-server", FAKE, &["--mode", "traced-never-replies"])
+        .traced(false);
+    let server = Server::start(&launch).expect("fake-server starts");
+    let failure = checks::run(Stage::Echo, "echoes_a_line", &server.target())
+        .expect_err("traced-never-replies never replies");
+    let text = failure.to_string();
+    assert!(
+        !text.contains("kevent()"),
+        "an untraced failure quoted a trace:\n{text}"
+    );
+}
+
 /// A server that exits before announcing itself is reported with its exit
 /// status and its last words.
 #[test]

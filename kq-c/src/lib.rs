@@ -6,7 +6,9 @@
 //! the constants there are the `kq` crate's (`kq-c/tests/c_abi.rs` compiles
 //! the header and compares them). These two functions only forward: the
 //! translation already reports errors the C way, `-1` with `errno` set, so
-//! there is nothing to convert.
+//! there is nothing to convert. `kevent()` goes through `kq::trace`, so
+//! `KQ_TRACE=1 ./echo` shows a C program's calls decoded, as it does a
+//! step's (the `kq` crate's docs, module `trace`).
 //!
 //! A crate of its own, so that the `kq` crate stays a plain Rust library: a
 //! step binary links it as an rlib and exports no `kevent` of its own.
@@ -54,7 +56,7 @@ mod exports {
     ) -> c_int {
         // SAFETY: the caller upholds kevent(2)'s pointer/length contract
         // (see above), which is exactly the contract of the function we
-        // forward to.
-        unsafe { kq_rust::linux::kevent(kq, changelist, nchanges, eventlist, nevents, timeout) }
+        // forward to (the translation, traced when KQ_TRACE asks).
+        unsafe { kq_rust::trace::kevent(kq, changelist, nchanges, eventlist, nevents, timeout) }
     }
 }

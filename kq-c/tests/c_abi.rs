@@ -720,6 +720,46 @@ fn c_echo_server_passes_the_echo_checks() -> harness::Result {
     run_stage(Stage::Echo, &server.target())
 }
 
+/// examples/c/echo.c under KQ_TRACE: its kevent() calls, made through
+/// kq-c, are traced decoded: both EV_ADDs, the read event with its data,
+/// and the EV_EOF. (Linux only: elsewhere the C programs call the
+/// kernel's kevent(), which kq does not see.)
+#[cfg(target_os = "linux")]
+#[test]
+fn c_echo_servers_kevent_calls_are_traced() -> harness::Result {
+    let launch = harness::Launch::new("echo.c", example_program("echo"), &[]).traced(true);
+    let server = Server::start(&launch)?;
+    let mut client = server.client()?;
+    client.send_line("hello")?;
+    client.expect_line("hello")?;
+    drop(client);
+    let until = Instant::now() + RUN_DEADLINE;
+    let trace = loop {
+        let trace = server.kq_trace().expect("started with the trace");
+        if trace.contains(", EV_EOF, ") || Instant::now() > until {
+            break trace;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let adds = trace.matches(", EVFILT_READ, EV_ADD, 0, 0, NULL)").count();
+    assert_eq!(
+        adds, 2,
+        "the listener's and the client's EV_ADD, in:\n{trace}"
+    );
+    for want in [
+        "  event  EV_SET(",
+        ", EVFILT_READ, 0, 0, 6, NULL)",
+        ", EVFILT_READ, EV_EOF, 0, 0, NULL)",
+        "kevent(",
+    ] {
+        assert!(
+            trace.contains(want),
+            "missing {want:?} in the trace:\n{trace}"
+        );
+    }
+    Ok(())
+}
+
 /// examples/c/chatserv.c (NUSERS = 10) passes every check of the harness's chat stage, like step5.
 #[test]
 fn c_chat_server_passes_the_chat_checks() -> harness::Result {

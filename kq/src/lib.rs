@@ -39,6 +39,17 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! ## Seeing your calls: `KQ_TRACE`
+//!
+//! Run a program with `KQ_TRACE=1` (or `KQ_TRACE=/some/file`) and every
+//! [`Kqueue::kevent`] call is written to stderr (appended to the file),
+//! decoded, one block per call: the changes as `EV_SET(...)`, with the
+//! flag, filter and fflag names, the result or errno, how long it waited,
+//! and the events. It works the same on macOS and the BSDs, and for C
+//! programs linked with kq-c on Linux. It never makes the program wait
+//! (a full pipe loses blocks, counted), and unset it costs one relaxed
+//! atomic load per call: [`trace`] says how.
+//!
 //! ## kqueue and epoll, side by side
 //!
 //! | | kqueue (BSD, macOS) | epoll (Linux) | how `kq` bridges it on Linux |
@@ -232,6 +243,7 @@
 pub mod linux;
 mod safe;
 mod sys;
+pub mod trace;
 
 pub use safe::Kqueue;
 pub use sys::*;

@@ -31,6 +31,9 @@ impl Kqueue {
     /// Returns how many entries of `events` were filled in, exactly as the
     /// C call does (EV_ERROR entries for failed changes and EV_RECEIPT
     /// included).
+    ///
+    /// With `KQ_TRACE` in the environment, the call is written to the
+    /// trace, decoded ([`crate::trace`]).
     pub fn kevent(
         &self,
         changes: &[kevent],
@@ -45,8 +48,9 @@ impl Kqueue {
             .map_or(std::ptr::null(), |t| t as *const timespec);
         // SAFETY: both pointers come from slices whose lengths are passed
         // alongside them, and `ts_ptr` is null or points at a live timespec.
+        // `trace::kevent` is the system call, traced when KQ_TRACE asks.
         let n = cvt(unsafe {
-            sys::kevent(
+            crate::trace::kevent(
                 self.fd.as_raw_fd(),
                 changes.as_ptr(),
                 nchanges,

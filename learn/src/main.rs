@@ -8,6 +8,8 @@
 //! cargo learn [progress]       every step: untouched, failing (and why) or passing; what next
 //! cargo learn check N          step N's tests against the learner's file, once
 //! cargo learn watch N          again on every save, until Ctrl-C
+//!                              (`--trace` after either: a failure quotes the server's
+//!                              last kevent() calls, HARNESS_TRACE=1)
 //! cargo learn hint N [PART]    the next hint, from a nudge to nearly the answer
 //! cargo learn reset N [--yes]  the starter back (asks before it throws work away)
 //! ```
@@ -47,6 +49,8 @@ pass against it.
   cargo learn progress          the same
   cargo learn check N           run step N's tests against your file, once
   cargo learn watch N           run them again on every save (Ctrl-C stops)
+  cargo learn check N --trace   the same, and a failure shows your server's last
+                                kevent() calls, decoded (also for watch)
   cargo learn hint N [PART]     the next hint for the todo!() you are at
                                 (or for PART), from a nudge to nearly the answer
   cargo learn reset N [--yes]   put the starter back (asks first)
@@ -61,6 +65,9 @@ struct Ctx {
     exercises: Vec<Exercise>,
     style: Style,
     cargo: String,
+    /// `--trace`: the harness starts servers with KQ_TRACE, and failures
+    /// quote their last kevent() calls.
+    trace: bool,
 }
 
 fn main() -> ExitCode {
@@ -80,14 +87,21 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    let mut ctx = ctx;
     let command = match Command::parse(&args, &ctx.steps_are()) {
         Ok(c) => c,
         Err(why) => return usage(&format!("cargo learn: {why}")),
     };
     match command {
         Command::Progress => ctx.progress(),
-        Command::Check(n) => ctx.with_step(n, |ctx, ex| ctx.check(ex)),
-        Command::Watch(n) => ctx.with_step(n, |ctx, ex| ctx.watch(ex)),
+        Command::Check(n, trace) => {
+            ctx.trace = trace;
+            ctx.with_step(n, |ctx, ex| ctx.check(ex))
+        }
+        Command::Watch(n, trace) => {
+            ctx.trace = trace;
+            ctx.with_step(n, |ctx, ex| ctx.watch(ex))
+        }
         Command::Hint(n, part) => ctx.with_step(n, |ctx, ex| ctx.hint(ex, part)),
         Command::Reset(n, yes) => ctx.with_step(n, |ctx, ex| ctx.reset(ex, yes)),
     }
@@ -96,8 +110,9 @@ fn main() -> ExitCode {
 /// What the learner asked for (`help` is answered before anything else).
 enum Command<'a> {
     Progress,
-    Check(&'a str),
-    Watch(&'a str),
+    /// The step, and `--trace`.
+    Check(&'a str, bool),
+    Watch(&'a str, bool),
     Hint(&'a str, Option<&'a str>),
     Reset(&'a str, bool),
 }
@@ -130,12 +145,14 @@ impl<'a> Command<'a> {
                 more => Err(extra(more)),
             };
         }
-        // reset's `--yes` may come before the number or after it.
+        // reset's `--yes`, and check's and watch's `--trace`, may come
+        // before the number or after it.
         let yes = command == "reset" && rest.contains(&"--yes");
+        let trace = matches!(command, "check" | "watch") && rest.contains(&"--trace");
         let words: Vec<&'a str> = rest
             .iter()
             .copied()
-            .filter(|w| !(yes && *w == "--yes"))
+            .filter(|w| !((yes && *w == "--yes") || (trace && *w == "--trace")))
             .collect();
         let Some((&n, more)) = words.split_first() else {
             return Err(format!(
@@ -143,8 +160,8 @@ impl<'a> Command<'a> {
             ));
         };
         match (command, more) {
-            ("check", []) => Ok(Command::Check(n)),
-            ("watch", []) => Ok(Command::Watch(n)),
+            ("check", []) => Ok(Command::Check(n, trace)),
+            ("watch", []) => Ok(Command::Watch(n, trace)),
             ("hint", []) => Ok(Command::Hint(n, None)),
             ("hint", [part]) => Ok(Command::Hint(n, Some(part))),
             ("hint", [_, more @ ..]) => Err(extra(more)),
@@ -188,6 +205,7 @@ impl Ctx {
             root,
             style: Style::for_stdout(),
             cargo,
+            trace: false,
         })
     }
 
@@ -305,6 +323,7 @@ impl Ctx {
             &self.cargo,
             &ex.step.name,
             &ex.test_order(),
+            self.trace,
             DEADLINE,
         )
     }
@@ -388,8 +407,9 @@ impl Ctx {
         println!(
             "{}",
             s.dim(&format!(
-                "step {}: cargo test -p {} --features exercise (your {}) ...",
+                "step {}: {}cargo test -p {} --features exercise (your {}) ...",
                 ex.number(),
+                if self.trace { "HARNESS_TRACE=1 " } else { "" },
                 ex.step.name,
                 ex.file()
             ))

@@ -88,14 +88,20 @@ const HEAD_LINES: usize = 6;
 
 /// Runs `cargo test -p STEP --features exercise` in `root` and reads the
 /// outcome; `order` is the step's tests in the order a failure is picked.
+/// `trace`: with `HARNESS_TRACE=1`, so the harness starts the servers with
+/// `KQ_TRACE` and a failure quotes their last kevent() calls.
 pub fn check(
     root: &Path,
     cargo: &str,
     step: &str,
     order: &[String],
+    trace: bool,
     deadline: Duration,
 ) -> Outcome {
     let mut cmd = Command::new(cargo);
+    if trace {
+        cmd.env("HARNESS_TRACE", "1");
+    }
     cmd.args(["test", "-q", "-p", step, "--features", "exercise"])
         .args(["--no-fail-fast", "--color", "never"])
         .current_dir(root)
@@ -306,6 +312,12 @@ fn failure(name: String, output: &[String]) -> Failure {
         .filter(|l| !noise(l))
         .map(|l| l.trim_end().to_string())
         .collect();
+    // The server's last kevent() calls (`--trace`) are shown whole: the
+    // learner asked for them. The harness keeps them short.
+    let trace = lines
+        .iter()
+        .position(|l| l.contains("the server's last kevent() calls"))
+        .map_or(Vec::new(), |at| lines.split_off(at));
     if lines.len() > MAX_LINES {
         // The first lines say what was checked and expected, the last ones
         // what the server said (its stderr tail): keep both ends.
@@ -315,6 +327,7 @@ fn failure(name: String, output: &[String]) -> Failure {
         lines.push(format!("... ({cut} lines more)"));
         lines.extend(tail);
     }
+    lines.extend(trace);
     if more_checks > 0 {
         let s = if more_checks == 1 { "" } else { "s" };
         lines.push(format!(

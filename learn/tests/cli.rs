@@ -86,8 +86,9 @@ impl Tree {
     fn fake_cargo(&self, stdout: &str, status: i32) {
         self.write("fake-cargo.out", stdout);
         let script = format!(
-            "#!/bin/sh\necho \"$@\" >> '{}'\ncat '{}'\nexit {status}\n",
+            "#!/bin/sh\necho \"$@\" >> '{}'\necho \"HARNESS_TRACE=${{HARNESS_TRACE-unset}}\" >> '{}'\ncat '{}'\nexit {status}\n",
             self.path("fake-cargo.args").display(),
+            self.path("fake-cargo.env").display(),
             self.path("fake-cargo.out").display()
         );
         self.write("fake-cargo", &script);
@@ -253,6 +254,50 @@ fn checks_a_step_and_says_what_next() {
         predicate::str::contains("Passing: all 3 of step 3's tests pass")
             .and(predicate::str::contains("Next: step 1,")),
     );
+}
+
+/// `check N --trace` runs the tests with HARNESS_TRACE=1 (the harness then
+/// starts servers with KQ_TRACE), and shows the server's last kevent()
+/// calls whole, though the failure is longer than a failure is cut to.
+#[test]
+fn check_with_trace_asks_the_harness_for_the_kevent_calls() {
+    let tree = Tree::new();
+    tree.fake_cargo(STEP3_FAILING, 101);
+    tree.learn(&["check", "3"]).assert().code(1);
+    tree.fake_cargo(&step3_failing_traced(), 101);
+    let out = tree.learn(&["check", "--trace", "3"]).assert().code(1);
+    assert_eq!(
+        tree.read("fake-cargo.env"),
+        "HARNESS_TRACE=unset\nHARNESS_TRACE=1\n",
+        "only --trace sets HARNESS_TRACE"
+    );
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for line in [
+        "HARNESS_TRACE=1 cargo test -p step3",
+        "[harness] the server's last kevent() calls:",
+        "[kq] kevent(4, 1 change, 0 events, NULL) = 0, waited 0.010 ms",
+        "[kq]   change EV_SET(3, EVFILT_READ, EV_ADD, 0, 0, NULL)",
+        "[kq]   event  EV_SET(3, EVFILT_READ, 0, 0, 1, NULL)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}
+
+/// STEP3_FAILING from a run with the trace: 12 lines of stderr more, then
+/// the calls.
+fn step3_failing_traced() -> String {
+    let more: String = (0..12)
+        .map(|i| format!("[step3] step3: line {i}\n"))
+        .collect();
+    let calls = "[harness] the server's last kevent() calls:
+[kq] kevent(4, 1 change, 0 events, NULL) = 0, waited 0.010 ms
+[kq]   change EV_SET(3, EVFILT_READ, EV_ADD, 0, 0, NULL)
+[kq] kevent(4, 0 changes, 64 events, NULL) = 1, waited 3.101 ms
+[kq]   event  EV_SET(3, EVFILT_READ, 0, 0, 1, NULL)
+";
+    let at =
+        "[step3] note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+    STEP3_FAILING.replacen(at, &format!("{at}{more}{calls}"), 1)
 }
 
 /// The stand-in cargo passes every check.

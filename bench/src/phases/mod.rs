@@ -10,4 +10,5 @@ pub mod latency; // C
 pub mod ratios; // A, A2
 pub mod scaling; // B
 pub mod targets;
+pub mod trace; // I
 pub mod translation; // F

@@ -11,7 +11,11 @@
 //! `greet-twice`, `ignores-port` (always listens on a port of its own
 //! choosing; `--fixed-port P` makes any mode listen on P whatever `--port`
 //! says), `echo-urgent-spins` and `echo-urgent-loses` (after an urgent
-//! byte: spin without reading, or stop reading that client).
+//! byte: spin without reading, or stop reading that client),
+//! `traced-never-replies` (`never-replies` that, with `KQ_TRACE` set,
+//! appends to that file the blocks kq's trace would write for its calls:
+//! it uses no kqueue, and stands in for a step so the harness's quoting of
+//! a trace is tested in the harness).
 //!
 //! Chat family. Correct: `chat`, which does everything steps 5-8 do: a room
 //! of `--max-users`, relays through per-user queues bounded by
@@ -129,6 +133,14 @@ fn main() {
             exit(1);
         }
     };
+    trace(
+        &o.mode,
+        "kevent(4, 1 change, 0 events, NULL) = 0, waited 0.010 ms\n  change EV_SET(3, EVFILT_READ, EV_ADD, 0, 0, NULL)\n",
+    );
+    trace(
+        &o.mode,
+        "kevent(4, 0 changes, 64 events, {1, 0}) = 0, waited 1000.080 ms\n",
+    );
     if o.mode == "no-announce" {
         say!("fake-server: listening, but not saying so");
     } else {
@@ -141,6 +153,14 @@ fn main() {
     let kept: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
     for (id, conn) in listener.incoming().enumerate() {
         let Ok(conn) = conn else { continue };
+        trace(
+            &o.mode,
+            "kevent(4, 0 changes, 64 events, NULL) = 1, waited 3.101 ms\n  event  EV_SET(3, EVFILT_READ, 0, 0, 1, NULL)\n",
+        );
+        trace(
+            &o.mode,
+            "kevent(4, 1 change, 0 events, NULL) = 0, waited 0.012 ms\n  change EV_SET(6, EVFILT_READ, EV_ADD, 0, 0, NULL)\n",
+        );
         say!("fake-server: accepted connection {id}");
         if o.mode == "crashes-on-data" {
             // Read first, so the crash closes the connection the same way
@@ -180,8 +200,12 @@ fn serve(mode: &str, mut conn: TcpStream, kept: &Mutex<Vec<TcpStream>>) {
             Ok(n) => n,
         };
         let data = &buf[..n];
+        trace(
+            mode,
+            &format!("kevent(4, 0 changes, 64 events, NULL) = 1, waited 0.402 ms\n  event  EV_SET(6, EVFILT_READ, 0, 0, {n}, NULL)\n"),
+        );
         let sent = match mode {
-            "never-replies" => Ok(()),
+            "never-replies" | "traced-never-replies" => Ok(()),
             "wrong-reply" => conn.write_all(&data.to_ascii_uppercase()),
             "closes-early" => return,
             "drops-last-words" if peer_has_closed(&conn) => return,
@@ -198,6 +222,24 @@ fn serve(mode: &str, mut conn: TcpStream, kept: &Mutex<Vec<TcpStream>>) {
     }
     if mode == "leaky-echo" {
         kept.lock().unwrap().push(conn);
+    }
+}
+
+/// For `traced-never-replies`: appends `block` to the file `KQ_TRACE`
+/// names, as kq's trace would.
+fn trace(mode: &str, block: &str) {
+    if mode != "traced-never-replies" {
+        return;
+    }
+    let Some(path) = std::env::var_os("KQ_TRACE") else {
+        return;
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut file) = file {
+        let _ = file.write_all(block.as_bytes());
     }
 }
 
