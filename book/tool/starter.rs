@@ -306,16 +306,21 @@ fn header(step: &Step, doc: &[&str], level: Level) -> String {
             "your turn",
             "Each `todo!()` below says what to write in its place;
 //! everything else is given, and compiles.",
-            format!("`cargo learn hint {n}`"),
-            "`scripts/generate.sh` wrote",
+            format!("`cargo learn hint {n}`. Start over: `cargo learn reset {n}`."),
+            "`scripts/generate.sh` wrote this file from `src/main.rs` and
+//! `hints.md`",
         ),
         Level::Challenge => (
             "your turn, challenge",
             "Each `todo!()` below says what its part must achieve, not
 //! how: finding the calls is yours. Everything else is given, and
 //! compiles.",
-            format!("`cargo learn hint {n}` (the first hint is the method)"),
-            "`cargo learn` wrote (at the challenge level)",
+            format!(
+                "`cargo learn hint {n}` (the first hint is the method). Start
+//!   over: `cargo learn reset {n}` (it asks which level)."
+            ),
+            "`cargo learn` wrote this file, at the challenge level, from
+//! `src/main.rs` and `hints.md`",
         ),
     };
     let mut out = format!(
@@ -327,11 +332,10 @@ fn header(step: &Step, doc: &[&str], level: Level) -> String {
 //! - Check it: `cargo learn check {n}` (`cargo test -p {name} --features
 //!   exercise`: the step's own tests, run against this file).
 //! - Run it: `cargo run -p {name} --features exercise`.
-//! - Stuck: {stuck}. Start over: `cargo learn reset {n}`.
+//! - Stuck: {stuck}
 //! - The answer: `src/main.rs`, the code the book's chapter shows.
 //!
-//! {wrote} this file from `src/main.rs` and
-//! `hints.md`; it is yours to edit. Without `--features exercise`,
+//! {wrote}; it is yours to edit. Without `--features exercise`,
 //! `cargo test -p {name}` tests `src/main.rs`.
 //!
 //! What the finished server does (the header of `src/main.rs`):
