@@ -103,10 +103,14 @@ for step in $(cargo run -q -p book --bin book-gen -- --list-steps); do
   fi
   # What the harness saw of a server that panicked (refused, reset, exited
   # while being checked) depends on when it died: of the [harness] lines,
-  # only the check's own (its name and what it proves) is kept.
+  # only the check's own (its name and what it proves) is kept. So does how
+  # many checks a starter fails before it dies (a check may finish first,
+  # on a fast machine, or time out first, on a loaded one): the counts are
+  # shown as N and M.
   printf '$ cargo learn check %s\n%s\n' "$n" "$out" |
     sed -E -e "s/thread '([^']*)' \([0-9]+\) panicked/thread '\1' panicked/" \
-      -e 's/127\.0\.0\.1:[0-9]+/127.0.0.1:50000/g' |
+      -e 's/127\.0\.0\.1:[0-9]+/127.0.0.1:50000/g' \
+      -e 's/^Failing: [0-9]+ of [0-9]+ tests fail/Failing: N of M tests fail/' |
     awk '/^ *\[harness\] / && !/^ *\[harness\] [a-z]+\/[a-z0-9_]+: / {
            if (!elided) { sub(/\[harness\].*/, "[harness] ..."); print; elided = 1 }
            next

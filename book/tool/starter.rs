@@ -335,8 +335,8 @@ fn header(step: &Step, doc: &[&str], level: Level) -> String {
 //! - Stuck: {stuck}
 //! - The answer: `src/main.rs`, the code the book's chapter shows.
 //!
-//! {wrote}; it is yours to edit. Without `--features exercise`,
-//! `cargo test -p {name}` tests `src/main.rs`.
+//! {wrote}; it is yours to edit. Without `--features exercise`, the
+//! same commands build and test `src/main.rs`.
 //!
 //! What the finished server does (the header of `src/main.rs`):
 "

@@ -17,9 +17,10 @@
 //!
 //! Every line about the queue goes to standard error, so standard output
 //! carries exactly the bytes that came in. Try `echo hi | cargo run -p
-//! step1`, or `cargo run -p step1` and type lines (Ctrl-D ends the input).
+//! step1`, or run it without the pipe and type lines (Ctrl-D ends the
+//! input).
 //!
-//! Tests (`cargo test -p step1`): piped input comes out unchanged (binary
+//! Tests: piped input comes out unchanged (binary
 //! bytes too); empty input and /dev/null end with status 0; stderr shows the
 //! kqueue descriptor, the two empty polls and `data=N` for each readiness.
 

@@ -11,8 +11,8 @@
 //! - The answer: `src/main.rs`, the code the book's chapter shows.
 //!
 //! `scripts/generate.sh` wrote this file from `src/main.rs` and
-//! `hints.md`; it is yours to edit. Without `--features exercise`,
-//! `cargo test -p step4` tests `src/main.rs`.
+//! `hints.md`; it is yours to edit. Without `--features exercise`, the
+//! same commands build and test `src/main.rs`.
 //!
 //! What the finished server does (the header of `src/main.rs`):
 //!
