@@ -28,7 +28,9 @@
 #
 # A starter someone has edited (a learner's work: it is neither the
 # committed file nor one this script wrote) is kept, not overwritten, and
-# the script says so; `cargo learn reset N` restores the starter.
+# the script says so; `cargo learn reset N` restores the starter. So is a
+# challenge starter (`cargo learn level N challenge` writes it, from the
+# same main.rs and hints.md; this script writes only the guided one).
 #
 # The steps are whatever steps/step<N> folders exist (book-gen discovers
 # them); this script keeps no list of its own. The step servers run on
@@ -120,7 +122,7 @@ done
 for starter in ${kept[@]+"${kept[@]}"}; do
   cp "$scratch/$starter" "$starter"
   step=$(basename "$(dirname "$(dirname "$starter")")")
-  echo "generate.sh: kept $starter: it has edits (a learner's?); 'cargo learn reset ${step#step}' replaces it with the starter" >&2
+  echo "generate.sh: kept $starter: it has edits (a learner's?) or is the challenge starter; 'cargo learn reset ${step#step}' replaces it with the starter" >&2
 done
 
 if [ "$check" = 1 ]; then

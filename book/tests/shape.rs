@@ -777,3 +777,80 @@ fn a_value_lessons_last_hint_says_to_replace_its_whole_let() {
         wrong.join("\n  ")
     );
 }
+
+/// Every lesson of every step has a goal, and the challenge starter made
+/// from them names no kqueue call in any `todo!()`: at that level the
+/// learner finds the calls (the method is the first hint, not the task).
+#[test]
+fn every_lesson_has_a_goal_and_the_challenge_todos_name_no_call() {
+    let mut wrong = Vec::new();
+    for step in steps() {
+        let hints_path = step.file(hints::FILE);
+        let text = fs::read_to_string(common::root().join(&hints_path)).expect("read hints.md");
+        // parse() refuses a lesson without a goal; say it here as a test.
+        let lessons = match hints::parse(&hints_path, &text) {
+            Ok(l) => l,
+            Err(e) => {
+                wrong.push(e);
+                continue;
+            }
+        };
+        for lesson in lessons.iter().filter(|l| l.goal.trim().is_empty()) {
+            wrong.push(format!(
+                "{}, `## {}`: no goal",
+                hints_path.display(),
+                lesson.name
+            ));
+        }
+        let challenge = starter::for_step_at(&common::root(), &step, starter::Level::Challenge)
+            .unwrap_or_else(|e| panic!("the challenge starter of {}: {e}", step.name));
+        let guided = starter::for_step(&common::root(), &step).expect("the guided starter");
+        let todos = todo_texts(&challenge);
+        if todos.len() != lessons.len() || todos.len() != todo_texts(&guided).len() {
+            wrong.push(format!(
+                "{}: the challenge starter has {} todo!()s, the guided one {}, the lessons are {}",
+                step.name,
+                todos.len(),
+                todo_texts(&guided).len(),
+                lessons.len()
+            ));
+        }
+        for todo in todos {
+            // The lesson's name comes first, as in `ev_delete: ...`: the
+            // learner's handle on the part, not a call to make.
+            let text = todo.split_once(": ").map_or(todo.as_str(), |(_, t)| t);
+            for word in hints::CALL_WORDS {
+                if text
+                    .to_ascii_lowercase()
+                    .contains(&word.to_ascii_lowercase())
+                {
+                    wrong.push(format!("{}: todo!(\"{todo}\") names `{word}`", step.name));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "challenge starters that give the method away, or lessons without a goal:\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+/// The texts of the `todo!("...")`s of a starter, on one line or three.
+fn todo_texts(src: &str) -> Vec<String> {
+    src.match_indices("todo!(")
+        .filter_map(|(at, m)| {
+            let rest = src[at + m.len()..].trim_start().strip_prefix('"')?;
+            let mut text = String::new();
+            let mut chars = rest.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => return Some(text),
+                    '\\' => text.extend(chars.next()),
+                    c => text.push(c),
+                }
+            }
+            None
+        })
+        .collect()
+}

@@ -21,8 +21,16 @@
 //! the learner's) and gains a header saying how to check, run, get a hint
 //! and start over. Everything else is the solution, byte for byte.
 //!
-//! `scripts/generate.sh` writes the starters and `--check` (CI) fails when
-//! one is stale. `cargo test -p book` does not look at their content: the
+//! Each step has a starter at two levels ([`Level`]), made from the same
+//! regions: the *guided* one, whose `todo!()`s say how (the lesson's `>`
+//! line: which calls to make), and the *challenge* one, whose `todo!()`s
+//! say only what the part must achieve (its `> goal:` line); at that level
+//! the method is the first hint. Only the guided starter is committed, as
+//! `src/exercise.rs`; `cargo learn level N challenge` (or `reset`) writes
+//! the challenge one there on demand, from [`for_step_at`].
+//!
+//! `scripts/generate.sh` writes the guided starters and `--check` (CI)
+//! fails when one is stale. `cargo test -p book` does not look at their content: the
 //! learner edits them. `cargo learn` calls [`for_step`] to tell a
 //! learner's untouched starter from an edited one.
 
@@ -42,6 +50,48 @@ pub const END: &str = "// LESSON_END";
 
 /// rustfmt's default line width, which the starters are formatted to.
 const MAX_WIDTH: usize = 100;
+
+/// How much a starter's `todo!()`s say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// The method: which calls to make (the lesson's `>` line).
+    Guided,
+    /// The goal: what the part must achieve (the `> goal:` line); the
+    /// method is the first hint.
+    Challenge,
+}
+
+impl Level {
+    pub const ALL: [Level; 2] = [Level::Guided, Level::Challenge];
+
+    /// `guided` or `challenge`, as the learner types it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Guided => "guided",
+            Level::Challenge => "challenge",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.name() == word)
+    }
+
+    /// The lesson's `todo!()` text at this level.
+    pub fn todo(self, lesson: &Lesson) -> &str {
+        match self {
+            Level::Guided => &lesson.todo,
+            Level::Challenge => &lesson.goal,
+        }
+    }
+
+    /// The lesson's hints at this level, from a nudge to nearly the answer.
+    pub fn hints(self, lesson: &Lesson) -> Vec<String> {
+        match self {
+            Level::Guided => lesson.hints.clone(),
+            Level::Challenge => lesson.challenge_hints(),
+        }
+    }
+}
 
 /// One `// LESSON:` region of a solution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,9 +185,14 @@ pub fn path(step: &Step) -> PathBuf {
     step.file(FILE)
 }
 
-/// The starter of `step`, made from its `src/main.rs` and `hints.md`
-/// under `root`.
+/// The (guided) starter of `step`, made from its `src/main.rs` and
+/// `hints.md` under `root`: the one `scripts/generate.sh` commits.
 pub fn for_step(root: &Path, step: &Step) -> Result<String, String> {
+    for_step_at(root, step, Level::Guided)
+}
+
+/// The starter of `step` at `level`.
+pub fn for_step_at(root: &Path, step: &Step, level: Level) -> Result<String, String> {
     let main = step.file("src/main.rs");
     let hints_path = step.file(hints::FILE);
     let solution =
@@ -149,16 +204,35 @@ pub fn for_step(root: &Path, step: &Step) -> Result<String, String> {
         )
     })?;
     let lessons = hints::parse(&hints_path, &hints_text)?;
-    generate(step, &main, &solution, &hints_path, &lessons)
+    generate_at(step, &main, &solution, &hints_path, &lessons, level)
 }
 
-/// The starter, from the solution's text and its step's lessons.
+/// The guided starter, from the solution's text and its step's lessons.
 pub fn generate(
     step: &Step,
     main_path: &Path,
     solution: &str,
     hints_path: &Path,
     lessons: &[Lesson],
+) -> Result<String, String> {
+    generate_at(
+        step,
+        main_path,
+        solution,
+        hints_path,
+        lessons,
+        Level::Guided,
+    )
+}
+
+/// The starter at `level`, from the solution's text and its step's lessons.
+pub fn generate_at(
+    step: &Step,
+    main_path: &Path,
+    solution: &str,
+    hints_path: &Path,
+    lessons: &[Lesson],
+    level: Level,
 ) -> Result<String, String> {
     let regions = regions(main_path, solution)?;
     if regions.is_empty() {
@@ -196,7 +270,7 @@ pub fn generate(
         .iter()
         .position(|l| !l.starts_with("//!"))
         .unwrap_or(lines.len());
-    out.push_str(&header(step, &lines[..doc_end]));
+    out.push_str(&header(step, &lines[..doc_end], level));
     let mut i = doc_end;
     while i < lines.len() {
         let line = lines[i];
@@ -205,7 +279,7 @@ pub fn generate(
                 .iter()
                 .find(|l| l.name == r.name)
                 .expect("checked above");
-            out.push_str(&todo_line(r, &lesson.todo));
+            out.push_str(&todo_line(r, level.todo(lesson)));
             i = r.end + 1;
             continue;
         }
@@ -221,27 +295,47 @@ pub fn generate(
 
 /// The starter's `//!` header: the solution's title marked as the
 /// learner's, how to work on it, then the rest of the solution's header.
-fn header(step: &Step, doc: &[&str]) -> String {
+fn header(step: &Step, doc: &[&str], level: Level) -> String {
     let (n, name) = (step.number, &step.name);
     let title = doc
         .first()
         .and_then(|l| l.strip_prefix("//! # "))
         .unwrap_or(name.as_str());
+    let (title_tag, todos, stuck, wrote) = match level {
+        Level::Guided => (
+            "your turn",
+            "Each `todo!()` below says what to write in its place;
+//! everything else is given, and compiles.",
+            format!("`cargo learn hint {n}`. Start over: `cargo learn reset {n}`."),
+            "`scripts/generate.sh` wrote this file from `src/main.rs` and
+//! `hints.md`",
+        ),
+        Level::Challenge => (
+            "your turn, challenge",
+            "Each `todo!()` below says what its part must achieve, not
+//! how: finding the calls is yours. Everything else is given, and
+//! compiles.",
+            format!(
+                "`cargo learn hint {n}` (the first hint is the method). Start
+//!   over: `cargo learn reset {n}` (it asks which level)."
+            ),
+            "`cargo learn` wrote this file, at the challenge level, from
+//! `src/main.rs` and `hints.md`",
+        ),
+    };
     let mut out = format!(
-        "//! # {title} (your turn)
+        "//! # {title} ({title_tag})
 //!
 //! Your version of step {n}: the program of `src/main.rs` with the step's
-//! lesson cut out. Each `todo!()` below says what to write in its place;
-//! everything else is given, and compiles.
+//! lesson cut out. {todos}
 //!
 //! - Check it: `cargo learn check {n}` (`cargo test -p {name} --features
 //!   exercise`: the step's own tests, run against this file).
 //! - Run it: `cargo run -p {name} --features exercise`.
-//! - Stuck: `cargo learn hint {n}`. Start over: `cargo learn reset {n}`.
+//! - Stuck: {stuck}
 //! - The answer: `src/main.rs`, the code the book's chapter shows.
 //!
-//! `scripts/generate.sh` wrote this file from `src/main.rs` and
-//! `hints.md`; it is yours to edit. Without `--features exercise`, the
+//! {wrote}; it is yours to edit. Without `--features exercise`, the
 //! same commands build and test `src/main.rs`.
 //!
 //! What the finished server does (the header of `src/main.rs`):
@@ -321,6 +415,7 @@ mod tests {
         Lesson {
             name: name.into(),
             todo: todo.into(),
+            goal: format!("goal of {name}"),
             hints: vec!["a".into(), "b".into(), "c".into()],
         }
     }
@@ -380,6 +475,42 @@ pub fn main() {
 }
 "
         );
+    }
+
+    /// At the challenge level each `todo!()` says the lesson's goal, and
+    /// the header says so; everything else is the guided starter's.
+    #[test]
+    fn the_challenge_starter_says_the_goals() {
+        let lessons = [lesson("open", "make the queue"), lesson("wait", "wait")];
+        let at = |level| {
+            generate_at(
+                &step(),
+                Path::new("main.rs"),
+                SOLUTION,
+                Path::new("hints.md"),
+                &lessons,
+                level,
+            )
+            .expect("generates")
+        };
+        let (guided, challenge) = (at(Level::Guided), at(Level::Challenge));
+        assert!(
+            challenge.starts_with("//! # Step 9: a test (your turn, challenge)\n"),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains("(the first hint is the method)"),
+            "{challenge}"
+        );
+        let body = |s: &str| s[s.find("pub fn main").expect("main")..].to_string();
+        assert_eq!(
+            body(&challenge),
+            body(&guided)
+                .replace("open: make the queue", "open: goal of open")
+                .replace("wait: wait\"", "wait: goal of wait\"")
+        );
+        assert_eq!(Level::parse("challenge"), Some(Level::Challenge));
+        assert_eq!(Level::parse("hard"), None);
     }
 
     /// The `todo!()` lines are formatted exactly as rustfmt formats them,

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use book::hints::{self, Lesson};
+use book::starter::Level;
 use book::steps::Step;
 use book::{extract, readme, starter};
 
@@ -40,23 +41,36 @@ impl Exercise {
         fs::read_to_string(self.path()).ok()
     }
 
-    /// The starter as the generator makes it from the step's solution.
-    pub fn starter(&self) -> Result<String, String> {
-        starter::for_step(&self.root, &self.step)
+    /// The starter at `level` as the generator makes it from the step's
+    /// solution.
+    pub fn starter(&self, level: Level) -> Result<String, String> {
+        starter::for_step_at(&self.root, &self.step, level)
     }
 
-    /// Whether the learner's file is the starter. Whitespace does not
-    /// count, so `cargo fmt` (of any version) leaves a starter untouched.
-    pub fn untouched(&self) -> Result<bool, String> {
-        let starter = self.starter()?;
+    /// Whether the learner's file is the starter at `level`. Whitespace
+    /// does not count, so `cargo fmt` (of any version) leaves a starter
+    /// untouched.
+    pub fn is_starter(&self, level: Level) -> Result<bool, String> {
+        let starter = self.starter(level)?;
         Ok(self
             .current()
             .is_some_and(|mine| same_tokens(&mine, &starter)))
     }
 
-    /// Writes the starter over the learner's file.
-    pub fn restore(&self) -> Result<(), String> {
-        let starter = self.starter()?;
+    /// Whether the learner's file is a starter, at either level: nothing of
+    /// theirs is in it.
+    pub fn untouched(&self) -> Result<bool, String> {
+        for level in Level::ALL {
+            if self.is_starter(level)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Writes the starter at `level` over the learner's file.
+    pub fn restore(&self, level: Level) -> Result<(), String> {
+        let starter = self.starter(level)?;
         fs::write(self.path(), starter).map_err(|e| format!("{}: {e}", self.file()))
     }
 

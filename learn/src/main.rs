@@ -11,13 +11,23 @@
 //!                              (`--trace` after either: a failure quotes the server's
 //!                              last kevent() calls, HARNESS_TRACE=1)
 //! cargo learn hint N [PART]    the next hint, from a nudge to nearly the answer
-//! cargo learn reset N [--yes]  the starter back (asks before it throws work away)
+//! cargo learn level N [LEVEL]  the step's level: guided (todo!()s say how) or challenge (what)
+//! cargo learn reset N [LEVEL] [--yes]  the starter back (asks which level, and before
+//!                              it throws work away)
 //! ```
+//!
+//! Each step has a starter at two levels, made from the same lesson
+//! regions (`book::starter::Level`): *guided*, the committed file, whose
+//! `todo!()`s name the calls to make, and *challenge*, written on demand,
+//! whose `todo!()`s say only what the part must achieve; at that level the
+//! guided text is the first hint. The level is chosen per step and kept in
+//! `.learn/`; the learner's file is `src/exercise.rs` at either.
 //!
 //! The steps are found as everything else finds them (`steps/step<N>`);
 //! "untouched" means the learner's file is what the generator makes from
-//! the step's solution now (whitespace aside). What it remembers (hints
-//! shown, the last results) is in `.learn/`, which git ignores. Exit
+//! the step's solution now, at either level (whitespace aside). What it
+//! remembers (each step's level, hints shown, the last results) is in
+//! `.learn/`, which git ignores. Exit
 //! statuses: 0 done (for `check`: the step passes), 1 the step fails or the
 //! work could not be done, 2 a usage error.
 
@@ -33,6 +43,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 use std::{fs, thread};
 
+use book::starter::Level;
 use exercise::Exercise;
 use run::Outcome;
 use state::State;
@@ -53,8 +64,17 @@ pass against it.
                                 kevent() calls, decoded (also for watch)
   cargo learn hint N [PART]     the next hint for the todo!() you are at
                                 (or for PART), from a nudge to nearly the answer
-  cargo learn reset N [--yes]   put the starter back (asks first)
+  cargo learn level N [LEVEL]   show or choose step N's level: guided (each
+                                todo!() says how: the calls to make) or
+                                challenge (it says what the part must achieve;
+                                the first hint is the method)
+  cargo learn reset N [LEVEL] [--yes]
+                                put the starter back, at LEVEL (asks which
+                                level, and before it throws your edits away)
   cargo learn help              this";
+
+/// The width of the level column of `progress` (`challenge`).
+const LEVEL_WIDTH: usize = 9;
 
 /// How long one run of a step's tests may take (a build included).
 const DEADLINE: Duration = Duration::from_secs(600);
@@ -103,7 +123,8 @@ fn main() -> ExitCode {
             ctx.with_step(n, |ctx, ex| ctx.watch(ex))
         }
         Command::Hint(n, part) => ctx.with_step(n, |ctx, ex| ctx.hint(ex, part)),
-        Command::Reset(n, yes) => ctx.with_step(n, |ctx, ex| ctx.reset(ex, yes)),
+        Command::Level(n, level) => ctx.with_step(n, |ctx, ex| ctx.level(ex, level)),
+        Command::Reset(n, level, yes) => ctx.with_step(n, |ctx, ex| ctx.reset(ex, level, yes)),
     }
 }
 
@@ -114,7 +135,8 @@ enum Command<'a> {
     Check(&'a str, bool),
     Watch(&'a str, bool),
     Hint(&'a str, Option<&'a str>),
-    Reset(&'a str, bool),
+    Level(&'a str, Option<Level>),
+    Reset(&'a str, Option<Level>, bool),
 }
 
 impl<'a> Command<'a> {
@@ -130,7 +152,8 @@ impl<'a> Command<'a> {
             "check" => "check N",
             "watch" => "watch N",
             "hint" => "hint N [PART]",
-            "reset" => "reset N [--yes]",
+            "level" => "level N [guided|challenge]",
+            "reset" => "reset N [guided|challenge] [--yes]",
             _ => return Err(format!("I do not know the command `{command}`")),
         };
         let extra = |words: &[&str]| {
@@ -165,7 +188,16 @@ impl<'a> Command<'a> {
             ("hint", []) => Ok(Command::Hint(n, None)),
             ("hint", [part]) => Ok(Command::Hint(n, Some(part))),
             ("hint", [_, more @ ..]) => Err(extra(more)),
-            ("reset", []) => Ok(Command::Reset(n, yes)),
+            ("level", []) => Ok(Command::Level(n, None)),
+            ("reset", []) => Ok(Command::Reset(n, None, yes)),
+            ("level" | "reset", [word]) => match Level::parse(word) {
+                Some(level) if command == "level" => Ok(Command::Level(n, Some(level))),
+                Some(level) => Ok(Command::Reset(n, Some(level), yes)),
+                None => Err(format!(
+                    "`{word}` is not a level (they are guided and challenge): the command is \
+                     `cargo learn {form}`"
+                )),
+            },
             (_, more) => Err(extra(more)),
         }
     }
@@ -257,9 +289,14 @@ impl Ctx {
             if matches!(status, Status::Interrupted) {
                 return ExitCode::from(130);
             }
-            let indent = " ".repeat(10 + width + 2);
+            let indent = " ".repeat(10 + width + 2 + LEVEL_WIDTH + 2);
             let (head, detail) = status.describe(s);
-            println!("  step {:<2}  {:<width$}  {head}", ex.number(), ex.title());
+            let level = level_of(&state, ex).name();
+            println!(
+                "  step {:<2}  {:<width$}  {level:<LEVEL_WIDTH$}  {head}",
+                ex.number(),
+                ex.title()
+            );
             for line in detail {
                 println!("{indent}{line}");
             }
@@ -373,7 +410,18 @@ impl Ctx {
             Status::Untouched => format!(
                 "read {chapter} as far as \"Your turn\",\n\
                  then open {file} and write its first todo!().\n\
-                 Check it with `cargo learn check {n}`, or `cargo learn watch {n}` to check on every save."
+                 Check it with `cargo learn check {n}`, or `cargo learn watch {n}` to check on every save.\n\
+                 {}",
+                match level_of(&State::load(&self.root), ex) {
+                    Level::Guided => format!(
+                        "Its todo!()s say which calls to make; for ones that only say what the part\n\
+                         must achieve: `cargo learn level {n} challenge`."
+                    ),
+                    Level::Challenge => format!(
+                        "At the challenge level its todo!()s say what, not how; `cargo learn hint {n}`\n\
+                         gives the method first. Back to guided: `cargo learn level {n} guided`."
+                    ),
+                }
             ),
             Status::Missing => format!(
                 "{file} is missing: `cargo learn reset {n}` puts the starter there."
@@ -606,20 +654,31 @@ impl Ctx {
                 }
             }
         };
-        let key = format!("hint.{}.{}", ex.step.name, lesson.name);
+        // Each level counts its own hints: the challenge's first is the
+        // method, which the guided todo!() says already.
+        let level = level_of(&state, ex);
+        let key = match level {
+            Level::Guided => format!("hint.{}.{}", ex.step.name, lesson.name),
+            Level::Challenge => format!("hint.{}.{}.challenge", ex.step.name, lesson.name),
+        };
+        let hints = level.hints(lesson);
         let shown: usize = state.get(&key).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let total = lesson.hints.len();
+        let total = hints.len();
         let index = shown.min(total - 1);
+        let at_level = match level {
+            Level::Guided => String::new(),
+            Level::Challenge => " (challenge)".to_string(),
+        };
         println!(
             "{}\n  {}\n",
             s.bold(&format!(
-                "Step {n}, {}: hint {} of {total}",
+                "Step {n}, {}: hint {} of {total}{at_level}",
                 lesson.name,
                 index + 1
             )),
-            s.todo(&format!("todo!(\"{}\")", lesson.todo))
+            s.todo(&format!("todo!(\"{}\")", level.todo(lesson)))
         );
-        for line in lesson.hints[index].lines() {
+        for line in hints[index].lines() {
             println!("  {line}");
         }
         println!();
@@ -661,32 +720,75 @@ impl Ctx {
 
     // --- reset ----------------------------------------------------------------
 
-    fn reset(&self, ex: &Exercise, yes: bool) -> ExitCode {
+    fn reset(&self, ex: &Exercise, level: Option<Level>, yes: bool) -> ExitCode {
         let file = ex.file();
-        match ex.untouched() {
+        let mut state = State::load(&self.root);
+        let n = ex.number();
+        // The level: as told, else asked (the one kept is the default),
+        // else the one kept.
+        let level = match level {
+            Some(level) => level,
+            None if !yes && term::can_ask() => {
+                let now = level_of(&state, ex);
+                print!(
+                    "Step {n}'s starter at which level: guided (each todo!() says how) or \
+                     challenge (it says what; the first hint is how)? [{}] ",
+                    now.name()
+                );
+                let _ = io::stdout().flush();
+                let answer = read_answer();
+                match answer.as_str() {
+                    "" => now,
+                    "g" => Level::Guided,
+                    "c" => Level::Challenge,
+                    word => {
+                        match Level::parse(word) {
+                            Some(level) => level,
+                            None => {
+                                println!("`{word}` is not a level (guided or challenge). Nothing changed.");
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                    }
+                }
+            }
+            None => level_of(&state, ex),
+        };
+        match ex.is_starter(level) {
             Err(e) => return fail(&e),
             Ok(true) => {
-                println!("{file} is the starter already: nothing to reset.");
+                set_level(&mut state, ex, level);
+                let _ = state.save();
+                println!(
+                    "{file} is the starter already ({} level): nothing to reset.",
+                    level.name()
+                );
                 return ExitCode::SUCCESS;
             }
             Ok(false) => {}
         }
-        let mine = ex.current();
+        let untouched = match ex.untouched() {
+            Ok(u) => u,
+            Err(e) => return fail(&e),
+        };
+        // The other level's starter holds nothing of the learner's.
+        let mine = ex.current().filter(|_| !untouched);
         if mine.is_some() && !yes {
             if !term::can_ask() {
                 eprintln!(
                     "cargo learn: {file} has your edits, and there is no terminal to ask \
-                     whether to throw them away; `cargo learn reset {} --yes` does it \
+                     whether to throw them away; `cargo learn reset {n} {} --yes` does it \
                      without asking.",
-                    ex.number()
+                    level.name()
                 );
                 return ExitCode::FAILURE;
             }
-            print!("{file} has your edits. Throw them away and put the starter back? [y/N] ");
+            print!(
+                "{file} has your edits. Throw them away and put the {} starter back? [y/N] ",
+                level.name()
+            );
             let _ = io::stdout().flush();
-            let mut answer = String::new();
-            let _ = io::stdin().lock().read_line(&mut answer);
-            if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            if !matches!(read_answer().as_str(), "y" | "Y" | "yes" | "Yes") {
                 println!("Nothing changed.");
                 return ExitCode::SUCCESS;
             }
@@ -701,15 +803,15 @@ impl Ctx {
                 kept = Some(backup);
             }
         }
-        if let Err(e) = ex.restore() {
+        if let Err(e) = ex.restore(level) {
             return fail(&e);
         }
-        let mut state = State::load(&self.root);
+        set_level(&mut state, ex, level);
         state.forget(&format!("hint.{}.", ex.step.name));
         state.forget(&format!("todo.{}", ex.step.name));
         state.forget(&format!("result.{}", ex.step.name));
         let _ = state.save();
-        println!("{file} is the starter again.");
+        println!("{file} is the {} starter again.", level.name());
         if let Some(backup) = kept {
             let shown = backup.strip_prefix(&self.root).unwrap_or(&backup);
             println!(
@@ -719,6 +821,93 @@ impl Ctx {
         }
         ExitCode::SUCCESS
     }
+
+    // --- level ----------------------------------------------------------------
+
+    fn level(&self, ex: &Exercise, level: Option<Level>) -> ExitCode {
+        let n = ex.number();
+        let file = ex.file();
+        let mut state = State::load(&self.root);
+        let now = level_of(&state, ex);
+        let Some(level) = level else {
+            let other = match now {
+                Level::Guided => Level::Challenge,
+                Level::Challenge => Level::Guided,
+            };
+            println!(
+                "Step {n} is at the {} level. {}\n`cargo learn level {n} {}` changes it.",
+                now.name(),
+                describe_level(now, n),
+                other.name()
+            );
+            return ExitCode::SUCCESS;
+        };
+        // A starter at either level (or no file) holds nothing of the
+        // learner's: it becomes this level's starter at once.
+        let untouched = match ex.untouched() {
+            Ok(u) => u || ex.current().is_none(),
+            Err(e) => return fail(&e),
+        };
+        if untouched {
+            if let Err(e) = ex.restore(level) {
+                return fail(&e);
+            }
+            state.forget(&format!("todo.{}", ex.step.name));
+            state.forget(&format!("result.{}", ex.step.name));
+        }
+        set_level(&mut state, ex, level);
+        if let Err(e) = state.save() {
+            return fail(&format!("could not remember the level: {e}"));
+        }
+        if untouched {
+            println!(
+                "Step {n} is at the {} level: {file} is its {} starter now.\n{}",
+                level.name(),
+                level.name(),
+                describe_level(level, n)
+            );
+        } else {
+            println!(
+                "Step {n} is at the {} level: its hints are that level's from now on.\n\
+                 {file} has your edits and stays as it is; `cargo learn reset {n} {}` puts the\n\
+                 {} starter there (it asks before it throws your edits away).",
+                level.name(),
+                level.name(),
+                level.name()
+            );
+        }
+        ExitCode::SUCCESS
+    }
+}
+
+/// The level kept for step `ex` (guided, until the learner chooses).
+fn level_of(state: &State, ex: &Exercise) -> Level {
+    state
+        .get(&format!("level.{}", ex.step.name))
+        .and_then(Level::parse)
+        .unwrap_or(Level::Guided)
+}
+
+fn set_level(state: &mut State, ex: &Exercise, level: Level) {
+    state.set(format!("level.{}", ex.step.name), level.name());
+}
+
+/// What the learner meets at `level`, in a line.
+fn describe_level(level: Level, n: u32) -> String {
+    match level {
+        Level::Guided => "Each todo!() says how: which calls to make.".to_string(),
+        Level::Challenge => format!(
+            "Each todo!() says what its part must achieve, not how; `cargo learn hint {n}`\n\
+             gives the method first, then closer hints."
+        ),
+    }
+}
+
+/// One line typed at the terminal, trimmed (empty at end of input).
+fn read_answer() -> String {
+    let mut answer = String::new();
+    let _ = io::stdin().lock().read_line(&mut answer);
+    answer.trim().to_string()
 }
 
 /// Where a step stands, for `progress`.

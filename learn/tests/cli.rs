@@ -508,6 +508,248 @@ fn resets_only_when_told_to_and_keeps_the_old_version() {
         .stdout(predicate::str::contains("is the starter already"));
 }
 
+/// The goal and the guided text of step 3's first lesson, from its hints.
+fn step3_register_client(tree: &Tree) -> book::hints::Lesson {
+    let text = tree.read("steps/step3/hints.md");
+    book::hints::parse(Path::new("hints.md"), &text)
+        .expect("step 3's hints")
+        .into_iter()
+        .find(|l| l.name == "register_client")
+        .expect("the lesson register_client")
+}
+
+/// The row of step `n` in what `progress` printed.
+fn row(stdout: &str, n: u32) -> String {
+    stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("step {n} ")))
+        .unwrap_or_else(|| panic!("no row for step {n} in:\n{stdout}"))
+        .to_string()
+}
+
+/// `level N challenge` makes an untouched starter the challenge one (its
+/// todo!()s say the goals, not the calls), progress shows each step's
+/// level and still counts that file as not started; on a file with edits
+/// the level changes and the file stays; an unknown level is a usage error.
+#[test]
+fn chooses_a_level_per_step_and_shows_it_in_progress() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    let file = "steps/step3/src/exercise.rs";
+    let guided = tree.read(file);
+    let lesson = step3_register_client(&tree);
+    tree.learn(&["level", "3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Step 3 is at the guided level"));
+    tree.learn(&["level", "3", "challenge"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("Step 3 is at the challenge level")
+                .and(predicate::str::contains("is its challenge starter now")),
+        );
+    let challenge = tree.read(file);
+    assert!(
+        challenge.contains(&format!("register_client: {}", lesson.goal))
+            && !challenge.contains(&lesson.todo)
+            && challenge.contains("(your turn, challenge)"),
+        "expected the challenge starter, with the goal `{}`; the file is:\n{challenge}",
+        lesson.goal
+    );
+    let out = tree.learn(&[]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let (three, one) = (row(&stdout, 3), row(&stdout, 1));
+    assert!(
+        three.contains("challenge") && three.contains("not started"),
+        "step 3's row should say `challenge` and `not started`: {three}"
+    );
+    assert!(
+        one.contains("guided"),
+        "step 1's row should say `guided`: {one}"
+    );
+    assert!(
+        !tree.path("fake-cargo.args").exists(),
+        "progress ran cargo for a challenge starter nobody touched"
+    );
+
+    // With edits, the level changes but the file is the learner's.
+    edit_step3(&tree);
+    let mine = tree.read(file);
+    tree.learn(&["level", "3", "guided"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("has your edits and stays as it is")
+                .and(predicate::str::contains("cargo learn reset 3 guided")),
+        );
+    assert_eq!(tree.read(file), mine, "level changed a file with edits");
+    tree.learn(&["reset", "3", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("is the guided starter again"));
+    assert_eq!(tree.read(file), guided);
+
+    let said = usage_error(&tree, &["level", "3", "hard"]);
+    assert!(said.contains("`hard` is not a level"), "{said}");
+}
+
+/// At the challenge level the hints start with the method (the guided
+/// todo!() text), then the guided hints, one more in all; each level
+/// counts its own hints.
+#[test]
+fn gives_the_method_first_at_the_challenge_level() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    let lesson = step3_register_client(&tree);
+    let total = lesson.hints.len() + 1;
+    tree.learn(&["level", "3", "challenge"]).assert().success();
+    let hint = || {
+        let out = tree.learn(&["hint", "3"]).assert().success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    };
+    let first = hint();
+    assert!(
+        first.contains(&format!(
+            "Step 3, register_client: hint 1 of {total} (challenge)"
+        )) && first.contains(&format!("todo!(\"{}\")", lesson.goal))
+            && first.contains(book::hints::METHOD)
+            && first.contains(&lesson.todo),
+        "the first challenge hint should be the method, `{}`; it printed:\n{first}",
+        lesson.todo
+    );
+    let second = hint();
+    let nudge = lesson.hints[0].lines().next().expect("a first hint");
+    assert!(
+        second.contains(&format!("hint 2 of {total} (challenge)")) && second.contains(nudge),
+        "the second challenge hint should be the guided first, `{nudge}`; it printed:\n{second}"
+    );
+    tree.learn(&["level", "3", "guided"]).assert().success();
+    let guided = hint();
+    assert!(
+        guided.contains(&format!("hint 1 of {}", lesson.hints.len()))
+            && !guided.contains("(challenge)")
+            && guided.contains(nudge),
+        "back at the guided level, its own first hint; it printed:\n{guided}"
+    );
+}
+
+/// `cargo learn ARGS` with stdin a terminal (a pseudo-terminal whose
+/// other end has `typed` written to it), within the deadline: its status
+/// and stdout.
+fn at_terminal(tree: &Tree, args: &[&str], typed: &str) -> (std::process::ExitStatus, String) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: posix_openpt() returns a new descriptor or -1, checked.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+    assert!(
+        master >= 0,
+        "posix_openpt: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: master is our open pseudo-terminal; File owns it from here.
+    let mut master_file = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(master) };
+    // SAFETY: grantpt and unlockpt on our own master; ptsname's string is
+    // copied before any other call could overwrite it.
+    let slave = unsafe {
+        assert_eq!(libc::grantpt(master), 0, "grantpt");
+        assert_eq!(libc::unlockpt(master), 0, "unlockpt");
+        let name = libc::ptsname(master);
+        assert!(!name.is_null(), "ptsname");
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let slave = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&slave)
+        .unwrap_or_else(|e| panic!("{slave}: {e}"));
+    master_file
+        .write_all(typed.as_bytes())
+        .expect("type the answers");
+    let child = StdCommand::new(env!("CARGO_BIN_EXE_learn"))
+        .args(args)
+        .env("LEARN_ROOT", &tree.0)
+        .env("LEARN_CARGO", tree.path("fake-cargo"))
+        .stdin(Stdio::from(slave))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn learn");
+    let mut running = Running(child);
+    let mut stdout = running.0.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = stdout.read_to_string(&mut all);
+        all
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = running.0.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "cargo learn {} did not end within {DEADLINE:?} at a terminal (typed {typed:?})",
+            args.join(" ")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(master_file);
+    (status, reader.join().expect("stdout reader"))
+}
+
+/// At a terminal, reset asks which level (the kept one is the default),
+/// then, if the file has edits, whether to throw them away; the answer
+/// `challenge` writes the challenge starter and keeps that level.
+#[test]
+fn reset_asks_which_level_at_a_terminal() {
+    let tree = Tree::new();
+    tree.fake_cargo("", 1);
+    let file = "steps/step3/src/exercise.rs";
+    let guided = tree.read(file);
+    let goal = step3_register_client(&tree).goal;
+
+    let (status, said) = at_terminal(&tree, &["reset", "3"], "challenge\n");
+    assert!(status.success(), "reset 3 ended with {status}:\n{said}");
+    assert!(
+        said.contains("at which level") && said.contains("[guided]"),
+        "reset should ask which level, guided by default; it printed:\n{said}"
+    );
+    assert!(said.contains("is the challenge starter again"), "{said}");
+    assert!(
+        tree.read(file).contains(&goal),
+        "the file is not the challenge starter"
+    );
+
+    // Edited: the level is asked (challenge kept as the default), then
+    // whether to throw the edits away.
+    edit_step3(&tree);
+    let mine = tree.read(file);
+    let (status, said) = at_terminal(&tree, &["reset", "3"], "guided\nn\n");
+    assert!(status.success(), "{said}");
+    assert!(
+        said.contains("[challenge]") && said.contains("put the guided starter back? [y/N]"),
+        "reset should ask the level (challenge kept), then about the edits; it printed:\n{said}"
+    );
+    assert!(said.contains("Nothing changed."), "{said}");
+    assert_eq!(tree.read(file), mine, "answering n changed the file");
+    let (status, said) = at_terminal(&tree, &["reset", "3"], "g\ny\n");
+    assert!(status.success(), "{said}");
+    assert_eq!(
+        tree.read(file),
+        guided,
+        "reset did not put the guided starter back"
+    );
+    assert_eq!(tree.read(".learn/step3-exercise.rs"), mine);
+    let (status, said) = at_terminal(&tree, &["reset", "3"], "sideways\n");
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(said.contains("`sideways` is not a level"), "{said}");
+    assert_eq!(tree.read(file), guided);
+}
+
 /// What `cargo learn ARGS` said on stderr for a usage error, after checking
 /// it is one: status 2, and exactly two lines, `cargo learn: ` and what is
 /// wrong, then a pointer to `cargo learn help`.
@@ -563,7 +805,11 @@ fn says_a_step_number_is_needed_when_none_is_given() {
         (&["check"][..], "cargo learn check N"),
         (&["watch"][..], "cargo learn watch N"),
         (&["hint"][..], "cargo learn hint N [PART]"),
-        (&["reset", "--yes"][..], "cargo learn reset N [--yes]"),
+        (
+            &["reset", "--yes"][..],
+            "cargo learn reset N [guided|challenge] [--yes]",
+        ),
+        (&["level"][..], "cargo learn level N [guided|challenge]"),
     ] {
         let said = usage_error(&tree, args);
         let want = format!(
@@ -595,7 +841,7 @@ fn says_which_words_are_extra() {
         ),
         (
             &["reset", "3", "--force"][..],
-            "`--force` is extra: the command is `cargo learn reset N [--yes]`",
+            "`--force` is not a level (they are guided and challenge): the command is `cargo learn reset N [guided|challenge] [--yes]`",
         ),
         (
             &["progress", "now"][..],

@@ -6,6 +6,9 @@
 //! book-gen --bins DIR        everything: also the transcripts, running the
 //!                            step binaries and the harness found in DIR
 //! book-gen --list-steps      the steps, one per line, in order
+//! book-gen --starter STEP LEVEL  print STEP's starter at LEVEL (guided or
+//!                            challenge), as `cargo learn` writes it (CI
+//!                            checks the challenge starters with it)
 //! book-gen --new-step TITLE   make step N+1 from the last step N
 //!                            (scripts/new-step.sh; see book::scaffold)
 //! ```
@@ -24,6 +27,7 @@ use book::{generated, steps};
 const USAGE: &str = "usage: book-gen --static
        book-gen --bins DIR     (DIR holds stepN for every step, and harness)
        book-gen --list-steps
+       book-gen --starter STEP guided|challenge
        book-gen --new-step TITLE";
 
 /// `--new-step TITLE`: the scaffolder, and what it leaves to a person.
@@ -69,6 +73,21 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         ["--new-step", title] => return new_step(&root, title),
+        ["--starter", step, level] => {
+            let Some(step) = steps.iter().find(|s| s.name == step) else {
+                return fail(&format!("no step `{step}` (book-gen --list-steps)"));
+            };
+            let Some(level) = book::starter::Level::parse(level) else {
+                return fail(&format!("`{level}` is not a level: guided or challenge"));
+            };
+            return match book::starter::for_step_at(&root, step, level) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            };
+        }
         ["--static"] => None,
         ["--bins", dir] => {
             let dir = PathBuf::from(dir);
