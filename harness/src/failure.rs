@@ -25,6 +25,9 @@ struct ServerReport {
     status: Option<String>,
     stderr_tail: Vec<String>,
     stderr_lines: usize,
+    /// Its stderr is a pipe the harness never reads
+    /// ([`crate::Launch::stderr_unread`]): there is nothing to quote.
+    stderr_unread: bool,
 }
 
 /// What every harness call returns.
@@ -74,6 +77,7 @@ impl Failure {
                 status: status.map(|st| describe_status(&st)),
                 stderr_tail: told[from..].to_vec(),
                 stderr_lines: all.len(),
+                stderr_unread: s.stderr_unread(),
             });
         }
         self
@@ -133,7 +137,13 @@ impl fmt::Display for Failure {
                     writeln!(f, "[harness] {told}")?;
                 }
             }
-            if s.stderr_tail.is_empty() {
+            if s.stderr_unread {
+                writeln!(
+                    f,
+                    "[harness] {}'s stderr is a pipe the harness does not read: nothing of it to show",
+                    s.name
+                )?;
+            } else if s.stderr_tail.is_empty() {
                 writeln!(f, "[harness] {} wrote nothing on stderr", s.name)?;
             } else {
                 let shown = s.stderr_tail.len();

@@ -18,6 +18,7 @@
 //! `cargo run -p harness -- check echo --addr 127.0.0.1:8080`.
 
 pub mod checks;
+mod buffers;
 mod client;
 pub mod contract;
 mod failure;

@@ -269,7 +269,7 @@ impl Stage {
     pub fn server_options(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Stage::NeverBlock => &[("--max-queue", "1048576")],
-            Stage::Idle => &[("--idle-timeout", "1")],
+            Stage::Idle => &[("--idle-timeout", "3")],
             Stage::Shutdown => &[("--max-queue", "1048576")],
             // A room larger than the descriptors allow: the descriptors run
             // out first.
@@ -489,9 +489,23 @@ pub fn settle<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>)
     }
 }
 
+/// What a server that uses CPU while it should be idle is told.
+pub(crate) const CALM_ADVICE: &str = "a server with nothing to do must sleep in its event wait (kevent() with no timeout, or until its next timer): \
+     one that polls without waiting, retries at once, or runs a busy thread uses a core while nobody talks";
+
 /// Waits for the server's descriptor count to come back to `baseline`
 /// (closing is asynchronous: the server may not have seen the last EOF yet).
 pub(crate) fn expect_fds_back(target: &Target, baseline: Option<usize>, what: &str) -> Result<()> {
+    expect_fds_back_because(target, baseline, what, "every client that leaves must be closed")
+}
+
+/// [`expect_fds_back`], with `advice` for the learner in the failure.
+pub(crate) fn expect_fds_back_because(
+    target: &Target,
+    baseline: Option<usize>,
+    what: &str,
+    advice: &str,
+) -> Result<()> {
     let Some(before) = baseline else {
         return Ok(());
     };
@@ -504,7 +518,7 @@ pub(crate) fn expect_fds_back(target: &Target, baseline: Option<usize>, what: &s
         return Ok(());
     }
     Err(target.fail(format!(
-        "the server leaks descriptors: it had {before} open before {what}, and still {} after ({})\nevery client that leaves must be closed",
+        "the server leaks descriptors: it had {before} open before {what}, and still {} after ({})\n{advice}",
         last.map_or("an unknown number".to_string(), |n| n.to_string()),
         crate::fds::how_counted()
     )))

@@ -20,13 +20,14 @@ use super::chat::Room;
 use super::flow::{keep_listening, listen, Ear, Ending, Flow, Mouth, Script, Voice, STALL};
 use super::{millis, secs};
 use crate::text::preview;
-use crate::{Client, Closed, Result, Target};
+use crate::{Client, Closed, Failure, Result, Target};
 
 super::declare! { $ CHECKS for NeverBlock, tests never_block:
     keeps_the_room_talking_while_a_user_never_reads: "user 4 never reads while user 1 sends megabytes: users 2 and 3 get every byte in order, their round trips stay under 2 s, user 1 is never kept waiting", [MaxQueue];
     drops_a_user_whose_queue_passes_max_queue: "a user who never reads is disconnected once more than --max-queue bytes wait for it; the others notice nothing", [MaxQueue];
     relays_every_size_whole_through_partial_writes: "two users send writes of 1 B to 1 MiB at once to users with small receive buffers (the server's writes come up short): every byte arrives, in order", [MaxQueue];
-    refuses_politely_a_client_who_typed_first: "with the room full, a client who typed before it was refused still reads the whole 'full' line, then a clean end of file (no reset)", [Pause];
+    keeps_relaying_while_its_log_is_never_read: "started with its stderr a pipe that nobody reads, the server keeps joining, relaying and letting users go until it has tried to write twice what the pipe holds: its log never blocks it", [Command];
+    refuses_politely_a_client_who_typed_first: "with the room full, a client who typed before it was refused still reads the whole 'full' line, then a clean end of file (no reset), and the server keeps no descriptor of it", [Pause, FdCount];
 }
 
 /// The receive buffer of users who read slowly or never.
@@ -483,6 +484,8 @@ pub fn refuses_politely_a_client_who_typed_first(target: &Target) -> Result<()> 
         room.join_with(&user)?;
     }
     let name = format!("user {} (one too many)", max + 1);
+    // Every user's join was relayed: the server holds their descriptors.
+    let before = target.open_fds();
     // Without the pid, the client types right after connecting, which is
     // most likely, not certainly, before the server answers.
     let frozen = match target.pid() {
@@ -526,7 +529,92 @@ pub fn refuses_politely_a_client_who_typed_first(target: &Target) -> Result<()> 
             if got.is_empty() { "nothing".to_string() } else { preview(&got) }
         )));
     }
+    drop(extra);
+    super::expect_fds_back_because(
+        target,
+        before,
+        &format!("{name} was refused politely"),
+        "once the refused client has its line and has closed (or the linger deadline has passed), close its descriptor too",
+    )?;
     room.say(0, b"still talking\n")?;
     room.say(max - 1, b"me too\n")?;
+    room.expect_quiet()
+}
+
+/// Join-and-leave rounds of the log check: at most this many, whatever the
+/// pipe (a server that writes little log fills it slowly, or never).
+const LOG_ROUNDS_MAX: usize = 3000;
+
+/// Rounds without a byte more in the pipe after which it counts as full
+/// (a server that drops what does not fit stops adding to it).
+const LOG_FULL_AFTER: usize = 50;
+
+const LOG_NEVER_BLOCKS: &str = "a server's log must never block it: stderr may be a pipe to a program that stopped reading (or a terminal on hold), \
+     and once the pipe is full a blocking write() to it waits for ever, with the whole room; make stderr non-blocking (O_NONBLOCK) \
+     and drop, or count, the lines that do not fit (or queue them and write them when EVFILT_WRITE says stderr has room)";
+
+/// The server's stderr is a pipe that the harness holds and never reads.
+/// Two users stay in the room; round after round a third joins, says a
+/// line and leaves, which a narrating server logs. Once the pipe is full
+/// (no byte more for [`LOG_FULL_AFTER`] rounds), as many rounds again: the
+/// server has tried to write at least twice what the pipe holds, and
+/// must have gone on serving the room all along.
+pub fn keeps_relaying_while_its_log_is_never_read(target: &Target) -> Result<()> {
+    let launch = target.launch().ok_or_else(|| {
+        Failure::new(
+            "this check starts the server with its stderr a pipe that nobody reads, so the harness must start it: \
+             give its command (harness check never-block -- <command...>), not --addr",
+        )
+    })?;
+    let unread = launch.on_port(0).stderr_unread();
+    let server = crate::Server::start(&unread)?;
+    let target = server.target();
+    let pipe = |server: &crate::Server| server.unread_stderr().unwrap_or((0, None));
+    let scene = |round: usize, (held, size): (usize, Option<usize>)| {
+        format!(
+            "the server's stderr is a pipe that nobody reads{}; users 1 and 2 stay in the room, and round after round a newcomer joins, \
+             says a line and leaves; in round {round}, with {held} bytes of log waiting in the pipe:",
+            size.map_or(String::new(), |n| format!(" (it holds {n} bytes)"))
+        )
+    };
+    let mut room = Room::new(&target);
+    for _ in 0..2 {
+        room.join()?;
+    }
+    let (mut last, mut still, mut full_at) = (0, 0, None);
+    let mut round = 0;
+    while round < LOG_ROUNDS_MAX {
+        round += 1;
+        let now = pipe(&server);
+        let talk = room.join().map(drop).and_then(|()| {
+            room.say(2, format!("round {round} and I am off\n").as_bytes())?;
+            drop(room.users.pop());
+            room.say(0, format!("bye, round {round}\n").as_bytes())
+        });
+        talk.map_err(|f| f.context(LOG_NEVER_BLOCKS).context(scene(round, now)))?;
+        let (held, _) = pipe(&server);
+        if held > last {
+            (last, still) = (held, 0);
+        } else {
+            still += 1;
+        }
+        if full_at.is_none() && held > 0 && still >= LOG_FULL_AFTER {
+            full_at = Some(round);
+        }
+        if full_at.is_some_and(|at| round >= 2 * at) {
+            break;
+        }
+    }
+    let (held, size) = pipe(&server);
+    match full_at {
+        Some(at) => target.note(format!(
+            "the server's unread log filled its pipe ({held} bytes) by round {at}; it went on serving for {} more rounds",
+            round - at
+        )),
+        None => target.note(format!(
+            "after {round} rounds only {held} bytes of log waited in the pipe{}: the server logs too little to fill it, so this check proves little",
+            size.map_or(String::new(), |n| format!(" of {n}"))
+        )),
+    }
     room.expect_quiet()
 }
