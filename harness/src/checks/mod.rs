@@ -465,6 +465,49 @@ pub(crate) fn expect_calm(
     Ok(Some(share))
 }
 
+/// How much a check makes the server hold for each user who does not
+/// read, beyond what the kernel buffers for that user: enough that a
+/// server which forgets its queues visibly loses bytes.
+pub(crate) const HOLD: usize = 64 * 1024;
+
+/// Makes the server hold bytes for the users of `room` at `slow` (who do
+/// not read), whatever the kernel's buffers: user 1 sends 16 KiB at a
+/// time, every other user reads each piece, until what user 1 sent less
+/// what the kernel holds for each slow user ([`crate::buffers`]) is at
+/// least [`HOLD`] for all of them, or `most` bytes were sent. Where the OS
+/// cannot tell what the kernel holds, sends `fallback` bytes (a fixed
+/// amount, which the kernel may hold whole if its buffers are large).
+/// Returns everything user 1 sent (in order: [`payload`] pieces).
+pub(crate) fn hold_bytes(
+    room: &mut chat::Room,
+    slow: &[usize],
+    most: usize,
+    fallback: usize,
+) -> Result<Vec<u8>> {
+    const PIECE: usize = 16 * 1024;
+    let mut sent: Vec<u8> = Vec::new();
+    let mut enough = sent.len() >= most;
+    while !enough {
+        let piece = payload(PIECE.min(most - sent.len()), sent.len() as u64 + 1);
+        room.users[0].send(&piece)?;
+        for (i, u) in room.users.iter_mut().enumerate().skip(1) {
+            if !slow.contains(&i) {
+                u.expect_bytes(&piece)?;
+            }
+        }
+        sent.extend(&piece);
+        let held: Option<Vec<usize>> = slow
+            .iter()
+            .map(|&i| crate::buffers::on_the_way(&room.users[i]).map(|k| sent.len().saturating_sub(k)))
+            .collect();
+        enough = match held {
+            Some(held) => held.iter().all(|&h| h >= HOLD),
+            None => sent.len() >= fallback,
+        } || sent.len() >= most;
+    }
+    Ok(sent)
+}
+
 /// "1.23 s": a measured duration as messages show it.
 pub(crate) fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())

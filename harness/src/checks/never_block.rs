@@ -25,6 +25,7 @@ use crate::{Client, Closed, Failure, Result, Target};
 super::declare! { $ CHECKS for NeverBlock, tests never_block:
     keeps_the_room_talking_while_a_user_never_reads: "user 4 never reads while user 1 sends megabytes: users 2 and 3 get every byte in order, their round trips stay under 2 s, user 1 is never kept waiting", [MaxQueue];
     drops_a_user_whose_queue_passes_max_queue: "a user who never reads is disconnected once more than --max-queue bytes wait for it; the others notice nothing", [MaxQueue];
+    drops_a_user_near_max_queue: "a user who never reads is dropped once the server holds --max-queue bytes for it: not before, and not more than one write later, whatever the kernel buffers for it (measured)", [MaxQueue];
     relays_every_size_whole_through_partial_writes: "two users send writes of 1 B to 1 MiB at once to users with small receive buffers (the server's writes come up short): every byte arrives, in order", [MaxQueue];
     keeps_relaying_while_its_log_is_never_read: "started with its stderr a pipe that nobody reads, the server keeps joining, relaying and letting users go until it has tried to write twice what the pipe holds: its log never blocks it", [Command];
     refuses_politely_a_client_who_typed_first: "with the room full, a client who typed before it was refused still reads the whole 'full' line, then a clean end of file (no reset), and the server keeps no descriptor of it", [Pause, FdCount];
@@ -616,5 +617,109 @@ pub fn keeps_relaying_while_its_log_is_never_read(target: &Target) -> Result<()>
             size.map_or(String::new(), |n| format!(" of {n}"))
         )),
     }
+    room.expect_quiet()
+}
+
+/// User 4 never reads; user 1 sends [`STEP`] bytes at a time, and users 2
+/// and 3 read each piece whole, so by then the server has relayed it.
+/// After each piece the harness measures what the kernel holds for user 4
+/// ([`crate::buffers`]: on Linux, user 4's unread bytes (SIOCINQ) plus the
+/// server-side socket's send queue from /proc/net/tcp); what user 1 sent
+/// less that is what the server itself holds for user 4. While the
+/// server-side socket is still open, that may not pass `--max-queue` by
+/// more than one piece; once the server closes or shuts it down, it must
+/// have held more than `--max-queue` (counting the piece that did not fit).
+///
+/// Where the OS cannot tell what the kernel holds (no /proc/net/tcp), only
+/// the late bound is checked, allowing the kernel [`crate::buffers::GUESS`]
+/// (1 MiB): user 1 sends `--max-queue` + 1 MiB + one piece, and user 4 must
+/// then read end of file after what reached it.
+pub fn drops_a_user_near_max_queue(target: &Target) -> Result<()> {
+    const STEP: usize = 16 * 1024;
+    let max_queue = target.max_queue()?;
+    let mut room = Room::new(target);
+    for _ in 0..3 {
+        room.join_with(&user)?;
+    }
+    room.join_with(&small)?;
+    let scene = format!(
+        "users 1 to 3 read everything; user 4 (a {SMALL_RCVBUF}-byte receive buffer) never reads; user 1 sends {STEP} bytes at a time, \
+         and users 2 and 3 read each piece before the next (the server runs with --max-queue {max_queue})"
+    );
+    let mut sent = 0;
+    let limit = max_queue + crate::buffers::GUESS + STEP;
+    while sent < limit {
+        let piece = super::payload(STEP, sent as u64);
+        let [u1, u2, u3, _] = &mut room.users[..] else {
+            unreachable!("four users joined")
+        };
+        u1.send(&piece)
+            .and_then(|()| u2.expect_bytes(&piece))
+            .and_then(|()| u3.expect_bytes(&piece))
+            .map_err(|f| f.context(scene.clone()))?;
+        sent += STEP;
+        let u4 = &room.users[3];
+        let (Some(side), Some(kernel)) =
+            (crate::buffers::server_side(u4), crate::buffers::on_the_way(u4))
+        else {
+            continue;
+        };
+        let held = sent.saturating_sub(kernel);
+        if !side.open {
+            if held <= max_queue {
+                return Err(target
+                    .fail(format!(
+                        "user 1 had sent {sent} bytes, of which the kernel held {kernel} for user 4 (unread at user 4, or unacknowledged at the server): \
+                         the server dropped user 4 while it held at most {held} bytes for it\n\
+                         with --max-queue {max_queue}, a user is dropped only when its queue would pass {max_queue} bytes: \
+                         count the bytes waiting in that user's own queue, not what its socket has taken"
+                    ))
+                    .context(scene));
+            }
+            target.note(format!(
+                "user 4 was dropped when the server held {held} bytes for it (--max-queue {max_queue}; the kernel held {kernel} more)"
+            ));
+            return the_others_notice_nothing(room);
+        }
+        if held > max_queue + STEP {
+            return Err(target
+                .fail(format!(
+                    "user 1 had sent {sent} bytes, of which the kernel held {kernel} for user 4 (unread at user 4, or unacknowledged at the server), \
+                     so the server held {held} bytes for user 4, and still had its connection open\n\
+                     with --max-queue {max_queue}, a user whose queue would pass {max_queue} bytes is disconnected at once: \
+                     compare the queue's length with the limit before each append, not after"
+                ))
+                .context(scene));
+        }
+    }
+    // Where the OS cannot tell what its kernel holds: user 4 must have
+    // been dropped by now.
+    let u4 = &mut room.users[3];
+    u4.set_timeout(Duration::from_secs(5));
+    match u4.read_until_closed() {
+        Ok((got, _)) => {
+            target.note(format!(
+                "user 4 was dropped; it received {} of user 1's {sent} bytes (this OS cannot tell what its kernel held: \
+                 only the late bound was checked, allowing {} bytes of kernel buffers)",
+                got.len(),
+                crate::buffers::GUESS
+            ));
+            the_others_notice_nothing(room)
+        }
+        Err(f) => Err(f
+            .context(format!(
+                "user 1 sent {sent} bytes, --max-queue {max_queue} and {} more than the kernel could hold for user 4; \
+                 user 4 should have been disconnected",
+                crate::buffers::GUESS + STEP
+            ))
+            .context(scene)),
+    }
+}
+
+/// User 4 is gone (or going): the rest of the room talks on.
+fn the_others_notice_nothing(mut room: Room) -> Result<()> {
+    drop(room.users.pop());
+    room.say(0, b"is user 4 gone?\n")?;
+    room.say(1, b"yes, and we are still here\n")?;
     room.expect_quiet()
 }
