@@ -74,7 +74,7 @@ fn lists_the_new_stages_and_what_they_need() {
             "(started with --max-queue 1048576; with --addr: --max-queue BYTES)",
         ))
         .stdout(predicate::str::contains(
-            "(started with --idle-timeout 1; with --addr: --idle-timeout SECS)",
+            "(started with --idle-timeout 3; with --addr: --idle-timeout SECS)",
         ))
         .stdout(predicate::str::contains(
             "--pid PID, --only CHECK (each check stops the server)",
@@ -89,6 +89,13 @@ fn lists_the_new_stages_and_what_they_need() {
         .stdout(predicate::str::contains("urgent-chat  "))
         .stdout(predicate::str::contains(
             "stays_calm_while_out_of_descriptors",
+        ))
+        .stdout(predicate::str::contains("drops_a_user_near_max_queue"))
+        .stdout(predicate::str::contains(
+            "keeps_relaying_while_its_log_is_never_read",
+        ))
+        .stdout(predicate::str::contains(
+            "stays_calm_while_the_room_is_quiet",
         ));
 }
 
@@ -106,7 +113,7 @@ fn usage_names_every_stage_and_option() {
     for option in [
         "--max-queue BYTES",
         "--idle-timeout SECS",
-        "idle --idle-timeout 1",
+        "idle --idle-timeout 3",
     ] {
         assert!(
             usage.contains(option),
@@ -125,7 +132,7 @@ fn starts_the_server_with_the_stage_options() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "--mode chat --idle-timeout 1`, a fresh server for each check",
+            "--mode chat --idle-timeout 3`, a fresh server for each check",
         ))
         .stdout(predicate::str::ends_with("1 passed, 0 failed\n"));
 }
@@ -153,7 +160,7 @@ fn explains_a_server_without_the_stage_options() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains(
-            "the idle checks start the server with --idle-timeout 1; a server without those options cannot pass them",
+            "the idle checks start the server with --idle-timeout 3; a server without those options cannot pass them",
         ));
 }
 

@@ -11,7 +11,8 @@
 //! `greet-twice`, `ignores-port` (always listens on a port of its own
 //! choosing; `--fixed-port P` makes any mode listen on P whatever `--port`
 //! says), `echo-urgent-spins` and `echo-urgent-loses` (after an urgent
-//! byte: spin without reading, or stop reading that client).
+//! byte: spin without reading, or stop reading that client), `echo-spins`
+//! (echoes, with a thread that never waits).
 //!
 //! Chat family. Correct: `chat`, which does everything steps 5-8 do: a room
 //! of `--max-users`, relays through per-user queues bounded by
@@ -182,6 +183,12 @@ fn main() {
     }
     if chat {
         Chat::run(Arc::new(o), listener);
+    }
+    if o.mode == "echo-spins" {
+        // A thread that never waits: 100 % of a core, all the time.
+        std::thread::spawn(|| loop {
+            std::hint::spin_loop();
+        });
     }
     let kept: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
     for (id, conn) in listener.incoming().enumerate() {

@@ -686,8 +686,8 @@ pub fn drops_a_user_near_max_queue(target: &Target) -> Result<()> {
                 .fail(format!(
                     "user 1 had sent {sent} bytes, of which the kernel held {kernel} for user 4 (unread at user 4, or unacknowledged at the server), \
                      so the server held {held} bytes for user 4, and still had its connection open\n\
-                     with --max-queue {max_queue}, a user whose queue would pass {max_queue} bytes is disconnected at once: \
-                     compare the queue's length with the limit before each append, not after"
+                     with --max-queue {max_queue}, a user whose queue would pass {max_queue} bytes is disconnected then, not some bytes later: \
+                     compare the queue's length plus what is to be appended with --max-queue itself"
                 ))
                 .context(scene));
         }
