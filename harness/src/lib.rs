@@ -17,8 +17,8 @@
 //! The same checks drive any server, in any language, through the CLI:
 //! `cargo run -p harness -- check echo --addr 127.0.0.1:8080`.
 
-pub mod checks;
 mod buffers;
+pub mod checks;
 mod client;
 pub mod contract;
 mod failure;

@@ -498,7 +498,9 @@ pub(crate) fn hold_bytes(
         sent.extend(&piece);
         let held: Option<Vec<usize>> = slow
             .iter()
-            .map(|&i| crate::buffers::on_the_way(&room.users[i]).map(|k| sent.len().saturating_sub(k)))
+            .map(|&i| {
+                crate::buffers::on_the_way(&room.users[i]).map(|k| sent.len().saturating_sub(k))
+            })
             .collect();
         enough = match held {
             Some(held) => held.iter().all(|&h| h >= HOLD),
@@ -539,7 +541,12 @@ pub(crate) const CALM_ADVICE: &str = "a server with nothing to do must sleep in 
 /// Waits for the server's descriptor count to come back to `baseline`
 /// (closing is asynchronous: the server may not have seen the last EOF yet).
 pub(crate) fn expect_fds_back(target: &Target, baseline: Option<usize>, what: &str) -> Result<()> {
-    expect_fds_back_because(target, baseline, what, "every client that leaves must be closed")
+    expect_fds_back_because(
+        target,
+        baseline,
+        what,
+        "every client that leaves must be closed",
+    )
 }
 
 /// [`expect_fds_back`], with `advice` for the learner in the failure.

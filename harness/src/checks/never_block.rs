@@ -659,9 +659,10 @@ pub fn drops_a_user_near_max_queue(target: &Target) -> Result<()> {
             .map_err(|f| f.context(scene.clone()))?;
         sent += STEP;
         let u4 = &room.users[3];
-        let (Some(side), Some(kernel)) =
-            (crate::buffers::server_side(u4), crate::buffers::on_the_way(u4))
-        else {
+        let (Some(side), Some(kernel)) = (
+            crate::buffers::server_side(u4),
+            crate::buffers::on_the_way(u4),
+        ) else {
             continue;
         };
         let held = sent.saturating_sub(kernel);

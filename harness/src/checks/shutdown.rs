@@ -11,7 +11,6 @@
 use std::time::{Duration, Instant};
 
 use super::chat::Room;
-use super::flow::{Mouth, Script, Voice};
 use super::secs;
 use crate::failure::describe_status;
 use crate::server::Ended;
