@@ -150,8 +150,9 @@ pub enum Stage {
     ChatLog,
     /// `--quiet` silences the narration.
     Quiet,
-    /// A user who never reads stalls nobody and is dropped past
-    /// `--max-queue`; refusals are polite.
+    /// A user who never reads stalls nobody and is dropped once
+    /// `--max-queue` bytes wait for it; refusals are polite; a log that
+    /// nobody reads blocks nothing.
     NeverBlock,
     /// A user silent for `--idle-timeout` is told why and disconnected.
     Idle,
@@ -221,8 +222,8 @@ impl Stage {
             }
             Stage::Quiet => "with --quiet, narrates nothing on stderr",
             Stage::NeverBlock => {
-                "a user who never reads stalls nobody and is dropped past --max-queue; \
-                 a refused client is closed politely"
+                "a user who never reads stalls nobody and is dropped once --max-queue bytes wait for it; \
+                 a refused client is closed politely; a log nobody reads blocks nothing"
             }
             Stage::Idle => {
                 "a user silent for --idle-timeout gets a line saying why and is disconnected; \
@@ -259,7 +260,8 @@ impl Stage {
 
     /// The options (flag, value) the harness starts the server with for
     /// this stage, unless the command gives them itself: the never-block
-    /// checks need a known queue limit, the idle checks a short timeout.
+    /// checks need a known queue limit, the idle checks a short timeout
+    /// (3 s: a server that sweeps once a second kicks within 1.5 x of it).
     ///
     /// The never-block limit, 1 MiB, is several times what the kernel
     /// buffers for one reader (some 100 KiB), so the checks can keep more

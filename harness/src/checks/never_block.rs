@@ -11,6 +11,16 @@
 //! stays well under `--max-queue` however slowly the harness reads. The
 //! user who never reads has a 4 KiB receive buffer, so the kernel soon
 //! stops taking bytes for it and the server's queue for it grows.
+//!
+//! Values, not only presence: where the drop comes is measured against
+//! what the kernel holds for that user ([`crate::buffers`]: on Linux its
+//! unread bytes and the server-side send queue), so the server must drop
+//! it once it holds `--max-queue` bytes, neither before nor a write later;
+//! the partial-writes check likewise measures the kernel's share first and
+//! sends beyond it. A refused client leaves no descriptor behind. And the
+//! log is part of the promise: started with its stderr a pipe that nobody
+//! reads ([`crate::Launch::stderr_unread`]), the server must keep serving
+//! once the pipe is full.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
