@@ -163,7 +163,11 @@ pub fn disconnects_a_silent_user_with_one_line(target: &Target) -> Result<()> {
             )
         });
         let line = user.read_line();
-        (line, calm.join().expect("the CPU watcher"))
+        let arrived = Instant::now();
+        (
+            line.map(|l| (l, arrived)),
+            calm.join().expect("the CPU watcher"),
+        )
     });
     let line = line.map_err(|f| {
         f.context(format!(
@@ -172,9 +176,10 @@ pub fn disconnects_a_silent_user_with_one_line(target: &Target) -> Result<()> {
             secs(timeout)
         ))
     })?;
+    let (line, arrived) = line;
     calm?;
-    let at = start.elapsed();
-    on_time(&user, at, connected.elapsed(), timeout)?;
+    let at = arrived.duration_since(start);
+    on_time(&user, at, arrived.duration_since(connected), timeout)?;
     user.set_timeout(GRACE);
     let (mut got, how) = user.read_until_closed()?;
     got.splice(0..0, line);
