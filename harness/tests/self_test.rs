@@ -392,6 +392,12 @@ fn correct_servers_pass_the_new_stages(#[case] mode: &str, #[case] stage: Stage)
     "serves_waiting_clients_once_descriptors_free",
     Mask::Numbers
 )]
+#[case::echo_spins_listening(
+    "echo-spins",
+    Stage::Listen,
+    "stays_calm_while_waiting_for_clients",
+    Mask::Numbers
+)]
 #[case::echo_spins(
     "echo-spins",
     Stage::Echo,
