@@ -422,6 +422,12 @@ fn correct_servers_pass_the_new_stages(#[case] mode: &str, #[case] stage: Stage)
     "drops_a_user_near_max_queue",
     Mask::Numbers
 )]
+#[case::drops_early(
+    "chat-drops-early",
+    Stage::NeverBlock,
+    "drops_a_user_near_max_queue",
+    Mask::Numbers
+)]
 #[case::spins(
     "chat-spins",
     Stage::Chat,

@@ -37,9 +37,10 @@
 //! out of descriptors), `chat-urgent-spins`, `chat-urgent-loses`,
 //! `chat-kicks-late` (kicks at 2 x `--idle-timeout`), `chat-misnames-timeout`
 //! (kicks on time, saying 2 x the timeout), `chat-drops-late` (drops a user
-//! at 3 x `--max-queue`), `chat-spins` (a thread that never waits),
-//! `chat-leaks-refused` (never closes a refused client), `chat-log-blocks`
-//! (writes its log with blocking writes, so a full stderr pipe stops it).
+//! at 3 x `--max-queue`), `chat-drops-early` (at half of it), `chat-spins`
+//! (a thread that never waits), `chat-leaks-refused` (never closes a
+//! refused client), `chat-log-blocks` (writes its log with blocking
+//! writes, so a full stderr pipe stops it).
 //!
 //! Every chat mode but `chat-log-blocks` writes its log without blocking:
 //! stderr is made non-blocking and a line that finds the pipe full is
@@ -574,10 +575,10 @@ impl Chat {
             if out.dead {
                 continue;
             }
-            let limit = if self.mode() == "chat-drops-late" {
-                self.o.max_queue.saturating_mul(3)
-            } else {
-                self.o.max_queue
+            let limit = match self.mode() {
+                "chat-drops-late" => self.o.max_queue.saturating_mul(3),
+                "chat-drops-early" => self.o.max_queue / 2,
+                _ => self.o.max_queue,
             };
             if out.queue.len() + data.len() > limit && self.mode() != "chat-never-drops" {
                 say!(
