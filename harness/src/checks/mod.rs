@@ -475,7 +475,7 @@ pub(crate) const HOLD: usize = 64 * 1024;
 /// Makes the server hold bytes for the users of `room` at `slow` (who do
 /// not read), whatever the kernel's buffers: user 1 sends 16 KiB at a
 /// time, every other user reads each piece, until what user 1 sent less
-/// what the kernel holds for each slow user ([`crate::buffers`]) is at
+/// what the kernel holds for each slow user (`harness/src/buffers.rs`) is at
 /// least [`HOLD`] for all of them, or `most` bytes were sent. Where the OS
 /// cannot tell what the kernel holds, sends `fallback` bytes (a fixed
 /// amount, which the kernel may hold whole if its buffers are large).

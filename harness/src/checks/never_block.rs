@@ -13,7 +13,7 @@
 //! stops taking bytes for it and the server's queue for it grows.
 //!
 //! Values, not only presence: where the drop comes is measured against
-//! what the kernel holds for that user ([`crate::buffers`]: on Linux its
+//! what the kernel holds for that user (`harness/src/buffers.rs`: on Linux its
 //! unread bytes and the server-side send queue), so the server must drop
 //! it once it holds `--max-queue` bytes, neither before nor a write later;
 //! the partial-writes check likewise measures the kernel's share first and
@@ -385,7 +385,7 @@ pub fn drops_a_user_whose_queue_passes_max_queue(target: &Target) -> Result<()> 
 
 /// How much the kernel buffers for users 3 and 4 of `room` (who have not
 /// read yet): user 1 sends until the server holds bytes for both beyond
-/// what the kernel does ([`super::hold_bytes`]), the harness notes the
+/// what the kernel does (`checks::hold_bytes`), the harness notes the
 /// larger of the two kernels' shares, then users 3 and 4 read it all. None
 /// where the OS cannot tell (nothing is sent then).
 fn kernel_for_slow_readers(room: &mut Room, max_queue: usize) -> Result<Option<usize>> {
@@ -426,7 +426,7 @@ fn kernel_for_slow_readers(room: &mut Room, max_queue: usize) -> Result<Option<u
 /// Two speakers, every write size, two readers with small buffers. The
 /// window each speaker keeps on its way is made larger than what the
 /// kernel buffers for the slow readers (measured first, see
-/// [`kernel_for_slow_readers`]), so the server's writes to them come up
+/// `kernel_for_slow_readers`), so the server's writes to them come up
 /// short whatever the kernel's buffers.
 pub fn relays_every_size_whole_through_partial_writes(target: &Target) -> Result<()> {
     let max_queue = target.max_queue()?;
@@ -619,7 +619,7 @@ const LOG_NEVER_BLOCKS: &str = "a server's log must never block it: stderr may b
 /// The server's stderr is a pipe that the harness holds and never reads.
 /// Two users stay in the room; round after round a third joins, says a
 /// line and leaves, which a narrating server logs. Once the pipe is full
-/// (no byte more for [`LOG_FULL_AFTER`] rounds), as many rounds again: the
+/// (no byte more for `LOG_FULL_AFTER` (50) rounds), as many rounds again: the
 /// server has tried to write at least twice what the pipe holds, and
 /// must have gone on serving the room all along.
 pub fn keeps_relaying_while_its_log_is_never_read(target: &Target) -> Result<()> {
@@ -682,10 +682,10 @@ pub fn keeps_relaying_while_its_log_is_never_read(target: &Target) -> Result<()>
     room.expect_quiet()
 }
 
-/// User 4 never reads; user 1 sends [`STEP`] bytes at a time, and users 2
+/// User 4 never reads; user 1 sends 16 KiB at a time, and users 2
 /// and 3 read each piece whole, so by then the server has relayed it.
 /// After each piece the harness measures what the kernel holds for user 4
-/// ([`crate::buffers`]: on Linux, user 4's unread bytes (SIOCINQ) plus the
+/// (`harness/src/buffers.rs`: on Linux, user 4's unread bytes (SIOCINQ) plus the
 /// server-side socket's send queue from /proc/net/tcp); what user 1 sent
 /// less that is what the server itself holds for user 4. While the
 /// server-side socket is still open, that may not pass `--max-queue` by
@@ -693,7 +693,7 @@ pub fn keeps_relaying_while_its_log_is_never_read(target: &Target) -> Result<()>
 /// have held more than `--max-queue` (counting the piece that did not fit).
 ///
 /// Where the OS cannot tell what the kernel holds (no /proc/net/tcp), only
-/// the late bound is checked, allowing the kernel [`crate::buffers::GUESS`]
+/// the late bound is checked, allowing the kernel `buffers::GUESS`
 /// (1 MiB): user 1 sends `--max-queue` + 1 MiB + one piece, and user 4 must
 /// then read end of file after what reached it.
 pub fn drops_a_user_near_max_queue(target: &Target) -> Result<()> {

@@ -72,8 +72,8 @@ fn says_goodbye_and_exits_0(target: &Target, sig: libc::c_int, signame: &str) ->
 }
 
 /// User 1 sends until the server holds bytes for users 3 and 4 (at least
-/// [`super::HOLD`] each beyond what the kernel buffers for them, measured;
-/// see [`super::hold_bytes`]); user 2 reads everything, user 3 has not read
+/// 64 KiB each beyond what the kernel buffers for them, measured;
+/// see `checks::hold_bytes`); user 2 reads everything, user 3 has not read
 /// yet and user 4 never reads. Then SIGTERM: user 3 reads now and must get
 /// all of it, and the goodbye; user 4 must not keep the server from
 /// exiting.
@@ -222,7 +222,7 @@ fn exited_0(target: &Target, ended: Option<Ended>, took: Duration, signame: &str
 }
 
 /// Three users and one who never reads (the server holds bytes for it,
-/// see [`super::hold_bytes`]), then
+/// see `checks::hold_bytes`), then
 /// SIGTERM: the three get the goodbye and end of file at once, a new client
 /// cannot connect (the listener is closed at once), and while the server
 /// still waits for the fourth it holds four descriptors fewer than with
