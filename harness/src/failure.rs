@@ -33,6 +33,9 @@ struct ServerReport {
     /// A traced server's last `kevent()` calls and how many it made, or
     /// `None` when it was not started with the trace.
     trace: Option<(Vec<String>, usize)>,
+    /// Its stderr is a pipe the harness never reads
+    /// ([`crate::Launch::stderr_unread`]): there is nothing to quote.
+    stderr_unread: bool,
 }
 
 /// What every harness call returns.
@@ -86,6 +89,7 @@ impl Failure {
                     .trace
                     .as_ref()
                     .map(|path| last_calls(&std::fs::read_to_string(path).unwrap_or_default())),
+                stderr_unread: s.stderr_unread(),
             }));
         }
         self
@@ -163,7 +167,13 @@ impl fmt::Display for Failure {
                     writeln!(f, "[harness] {told}")?;
                 }
             }
-            if s.stderr_tail.is_empty() {
+            if s.stderr_unread {
+                writeln!(
+                    f,
+                    "[harness] {}'s stderr is a pipe the harness does not read: nothing of it to show",
+                    s.name
+                )?;
+            } else if s.stderr_tail.is_empty() {
                 writeln!(f, "[harness] {} wrote nothing on stderr", s.name)?;
             } else {
                 let shown = s.stderr_tail.len();

@@ -24,6 +24,7 @@
 //! by `kq` (a server on `kq`, or on kq-c from C, writes them;
 //! [`Launch::traced`] chooses per server, [`Server::kq_trace`] reads it).
 
+mod buffers;
 pub mod checks;
 mod client;
 pub mod contract;

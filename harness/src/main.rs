@@ -124,7 +124,7 @@ fn print_list() {
 /// `--addr`: what the harness adds to the command, what --addr needs.
 fn how_to_run(stage: Stage) -> Option<String> {
     let needs = |n: Need| stage.checks().iter().any(|c| c.needs(n));
-    if needs(Need::Command) {
+    if stage.checks().iter().all(|c| c.needs(Need::Command)) {
         return Some(
             "(starts the server itself, on ports it picks: give the command, not --addr)".into(),
         );
@@ -151,6 +151,18 @@ fn how_to_run(stage: Stage) -> Option<String> {
     }
     if !addr.is_empty() {
         parts.push(format!("with --addr: {}", addr.join(", ")));
+    }
+    let own: Vec<&str> = stage
+        .checks()
+        .iter()
+        .filter(|c| c.needs(Need::Command))
+        .map(|c| c.name)
+        .collect();
+    if !own.is_empty() {
+        parts.push(format!(
+            "with --addr, {} skipped: started by the harness itself",
+            own.join(" and ")
+        ));
     }
     (!parts.is_empty()).then(|| format!("({})", parts.join("; ")))
 }
@@ -319,7 +331,7 @@ fn what_addr_lacks(cmd: &CheckCommand) -> std::result::Result<(), String> {
     let checks = selected(cmd);
     let needs = |n: Need| checks.iter().any(|c| c.needs(n));
     let stage = cmd.stage.name();
-    if needs(Need::Command) {
+    if needs(Need::Command) || checks.is_empty() {
         return Err(format!(
             "the {stage} checks start the server themselves, on ports they pick: give its command (-- <command...>), not --addr"
         ));
@@ -364,7 +376,14 @@ fn selected(cmd: &CheckCommand) -> Vec<&'static Check> {
         .checks()
         .iter()
         .filter(|c| cmd.only.as_deref().is_none_or(|o| o == c.name))
+        .filter(|c| !skipped_with_addr(cmd, c))
         .collect()
+}
+
+/// With --addr and no --only, a check that starts servers itself is
+/// skipped (and said so), the rest of its stage runs.
+fn skipped_with_addr(cmd: &CheckCommand, check: &Check) -> bool {
+    matches!(cmd.server, ServerSpec::Addr(_)) && cmd.only.is_none() && check.needs(Need::Command)
 }
 
 /// What a check could not do without --pid, as a note on its line.
@@ -405,6 +424,15 @@ fn run_check_command(cmd: &CheckCommand) -> ExitCode {
                 cmd.stage.name(),
                 launch.shown()
             )
+        }
+    }
+    for check in cmd.stage.checks() {
+        if skipped_with_addr(cmd, check) {
+            println!(
+                "skip  {}/{}  (it starts the server itself: give the command, not --addr)",
+                cmd.stage.name(),
+                check.name
+            );
         }
     }
     let (mut passed, mut failed) = (0, 0);

@@ -34,6 +34,14 @@ pub struct Launch {
     /// kq, or kq-c from C, writes them). On when `HARNESS_TRACE` is set in
     /// the harness's environment (`cargo learn check N --trace` sets it).
     pub trace: bool,
+    /// The server's stderr is a pipe that the harness never reads (false:
+    /// the harness reads it all the time, so it never fills): once the
+    /// pipe is full (64 KiB on Linux), every further write to it blocks,
+    /// or fails with EAGAIN if the server made it non-blocking. The way to
+    /// check that a server's log cannot block it, as when its output goes
+    /// to a program that stopped reading. Failures then quote no stderr,
+    /// and [`Server::unread_stderr`] tells how much is waiting in the pipe.
+    pub stderr_unread: bool,
 }
 
 /// The variable that asks the harness to start every server with the trace.
@@ -53,6 +61,7 @@ impl Launch {
             fd_limit: None,
             deadline: STARTUP_DEADLINE,
             trace: trace_asked(),
+            stderr_unread: false,
         }
     }
 
@@ -60,6 +69,13 @@ impl Launch {
     /// `HARNESS_TRACE` says.
     pub fn traced(mut self, on: bool) -> Launch {
         self.trace = on;
+        self
+    }
+
+    /// Runs the server with its stderr a pipe that nobody reads (see
+    /// [`Launch::stderr_unread`]).
+    pub fn stderr_unread(mut self) -> Launch {
+        self.stderr_unread = true;
         self
     }
 
@@ -127,9 +143,17 @@ pub(crate) struct Shared {
     stderr_bytes: std::sync::atomic::AtomicU64,
     /// The file the server's `KQ_TRACE` names, when it was started traced.
     pub(crate) trace: Option<PathBuf>,
+    /// With [`Launch::stderr_unread`]: the read end of the server's stderr,
+    /// held open and never read.
+    unread_stderr: Option<std::process::ChildStderr>,
 }
 
 impl Shared {
+    /// Whether the server's stderr is a pipe nobody reads.
+    pub(crate) fn stderr_unread(&self) -> bool {
+        self.unread_stderr.is_some()
+    }
+
     pub(crate) fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&lock(&self.stderr)).into_owned()
     }
@@ -229,6 +253,11 @@ impl Server {
             .map_err(|e| Failure::new(format!("cannot start {}: {e}", shown.trim())))?;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
+        let (stderr, unread_stderr) = if launch.stderr_unread {
+            (None, Some(stderr))
+        } else {
+            (Some(stderr), None)
+        };
         let shared = Arc::new(Shared {
             name: launch.name.clone(),
             launch: launch.clone(),
@@ -240,11 +269,20 @@ impl Server {
             stderr_lines: Default::default(),
             stderr_bytes: Default::default(),
             trace,
+            unread_stderr,
         });
-        // Keep reading stderr for as long as the server lives, so it never
-        // blocks on a full pipe and failures can quote it.
-        let sink = Arc::clone(&shared);
-        std::thread::spawn(move || collect_stderr(stderr, &sink));
+        match stderr {
+            // Keep reading stderr for as long as the server lives, so it
+            // never blocks on a full pipe and failures can quote it.
+            Some(stderr) => {
+                let sink = Arc::clone(&shared);
+                std::thread::spawn(move || collect_stderr(stderr, &sink));
+            }
+            // Nothing will ever be read: nothing is left to wait for.
+            None => shared
+                .stderr_closed
+                .store(true, std::sync::atomic::Ordering::Release),
+        }
         // The first stdout line arrives through a channel, so waiting for it
         // can have a deadline.
         let (tx, rx) = mpsc::channel();
@@ -340,6 +378,20 @@ impl Server {
     /// `step8: user #0 joined`.
     pub fn wait_for_log(&self, line: &str, timeout: Duration) -> Result<()> {
         self.wait_for_stderr(&format!("{}: {line}", self.shared.launch.name), timeout)
+    }
+
+    /// With [`Launch::stderr_unread`]: how many bytes the server has
+    /// written on stderr that wait in the pipe (FIONREAD on its read end),
+    /// and how many the pipe can hold where the OS tells (Linux:
+    /// F_GETPIPE_SZ). None when stderr is read as usual.
+    pub fn unread_stderr(&self) -> Option<(usize, Option<usize>)> {
+        use std::os::fd::AsRawFd;
+        let fd = self.shared.unread_stderr.as_ref()?.as_raw_fd();
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into a live local; `fd` is the
+        // pipe's read end, which the server's Shared keeps open.
+        cvt(unsafe { libc::ioctl(fd, libc::FIONREAD as _, &mut n) }).ok()?;
+        Some((usize::try_from(n).ok()?, pipe_capacity(fd)))
     }
 
     /// How many descriptors the server has open, where the OS can tell
@@ -459,6 +511,20 @@ fn is_waiting_for_events(pid: libc::pid_t) -> bool {
 /// Whether the process is stopped (state `T`).
 fn is_stopped(pid: libc::pid_t) -> bool {
     crate::process::state(pid as u32) == Some('T')
+}
+
+/// How many bytes the pipe `fd` holds at most (Linux's F_GETPIPE_SZ).
+#[cfg(target_os = "linux")]
+fn pipe_capacity(fd: libc::c_int) -> Option<usize> {
+    // SAFETY: F_GETPIPE_SZ takes no pointer; `fd` is a pipe we hold open.
+    let n = cvt(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) }).ok()?;
+    usize::try_from(n).ok()
+}
+
+/// Other OSes cannot tell (their pipes hold 16 to 64 KiB).
+#[cfg(not(target_os = "linux"))]
+fn pipe_capacity(_fd: libc::c_int) -> Option<usize> {
+    None
 }
 
 /// The accept queue of the listening socket on `port` (":1F90"), from the

@@ -71,10 +71,11 @@ fn lists_the_new_stages_and_what_they_need() {
         .success()
         .stdout(predicate::str::contains("never-block  "))
         .stdout(predicate::str::contains(
-            "(started with --max-queue 1048576; with --addr: --max-queue BYTES)",
+            "(started with --max-queue 1048576; with --addr: --max-queue BYTES; \
+             with --addr, keeps_relaying_while_its_log_is_never_read skipped: started by the harness itself)",
         ))
         .stdout(predicate::str::contains(
-            "(started with --idle-timeout 1; with --addr: --idle-timeout SECS)",
+            "(started with --idle-timeout 3; with --addr: --idle-timeout SECS)",
         ))
         .stdout(predicate::str::contains(
             "--pid PID, --only CHECK (each check stops the server)",
@@ -89,6 +90,13 @@ fn lists_the_new_stages_and_what_they_need() {
         .stdout(predicate::str::contains("urgent-chat  "))
         .stdout(predicate::str::contains(
             "stays_calm_while_out_of_descriptors",
+        ))
+        .stdout(predicate::str::contains("drops_a_user_near_max_queue"))
+        .stdout(predicate::str::contains(
+            "keeps_relaying_while_its_log_is_never_read",
+        ))
+        .stdout(predicate::str::contains(
+            "stays_calm_while_the_room_is_quiet",
         ));
 }
 
@@ -106,7 +114,7 @@ fn usage_names_every_stage_and_option() {
     for option in [
         "--max-queue BYTES",
         "--idle-timeout SECS",
-        "idle --idle-timeout 1",
+        "idle --idle-timeout 3",
     ] {
         assert!(
             usage.contains(option),
@@ -125,7 +133,7 @@ fn starts_the_server_with_the_stage_options() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "--mode chat --idle-timeout 1`, a fresh server for each check",
+            "--mode chat --idle-timeout 3`, a fresh server for each check",
         ))
         .stdout(predicate::str::ends_with("1 passed, 0 failed\n"));
 }
@@ -153,7 +161,7 @@ fn explains_a_server_without_the_stage_options() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains(
-            "the idle checks start the server with --idle-timeout 1; a server without those options cannot pass them",
+            "the idle checks start the server with --idle-timeout 3; a server without those options cannot pass them",
         ));
 }
 
@@ -274,7 +282,7 @@ fn passes_a_correct_server_given_as_a_command() {
         .assert()
         .success()
         .stdout(predicate::str::contains("ok    echo/echoes_a_line"))
-        .stdout(predicate::str::ends_with("8 passed, 0 failed\n"));
+        .stdout(predicate::str::ends_with("9 passed, 0 failed\n"));
 }
 
 /// A broken server fails with the learner-facing message and status 1.
@@ -340,7 +348,7 @@ fn checks_a_running_server_by_address() {
         .stdout(predicate::str::contains(
             "(descriptors not counted: pass --pid)",
         ))
-        .stdout(predicate::str::ends_with("8 passed, 0 failed\n"));
+        .stdout(predicate::str::ends_with("9 passed, 0 failed\n"));
 }
 
 /// With --pid the leak check counts the server's descriptors and catches
@@ -390,7 +398,7 @@ fn reports_a_server_that_does_not_start() {
         .stdout(predicate::str::contains(
             "(not run: the server did not start)",
         ))
-        .stdout(predicate::str::ends_with("0 passed, 8 failed\n"));
+        .stdout(predicate::str::ends_with("0 passed, 9 failed\n"));
 }
 
 /// Bad usage: a clear message and the usage, status 2.

@@ -406,6 +406,72 @@ fn correct_servers_pass_the_new_stages(#[case] mode: &str, #[case] stage: Stage)
     "serves_waiting_clients_once_descriptors_free",
     Mask::Numbers
 )]
+#[case::echo_spins_listening(
+    "echo-spins",
+    Stage::Listen,
+    "stays_calm_while_waiting_for_clients",
+    Mask::Numbers
+)]
+#[case::echo_spins(
+    "echo-spins",
+    Stage::Echo,
+    "stays_calm_while_clients_are_connected",
+    Mask::Numbers
+)]
+#[case::kicks_late(
+    "chat-kicks-late",
+    Stage::Idle,
+    "disconnects_a_silent_user_with_one_line",
+    Mask::Numbers
+)]
+#[case::misnames_timeout(
+    "chat-misnames-timeout",
+    Stage::Idle,
+    "disconnects_a_silent_user_with_one_line",
+    Mask::Numbers
+)]
+#[case::drops_late(
+    "chat-drops-late",
+    Stage::NeverBlock,
+    "drops_a_user_near_max_queue",
+    Mask::Numbers
+)]
+#[case::drops_early(
+    "chat-drops-early",
+    Stage::NeverBlock,
+    "drops_a_user_near_max_queue",
+    Mask::Numbers
+)]
+#[case::spins(
+    "chat-spins",
+    Stage::Chat,
+    "stays_calm_while_the_room_is_quiet",
+    Mask::Numbers
+)]
+#[case::spins_while_idle(
+    "chat-spins",
+    Stage::Idle,
+    "disconnects_a_silent_user_with_one_line",
+    Mask::Numbers
+)]
+#[case::leaks_refused(
+    "chat-leaks-refused",
+    Stage::Chat,
+    "refuses_a_client_when_the_room_is_full",
+    Mask::Numbers
+)]
+#[case::leaks_refused_politely(
+    "chat-leaks-refused",
+    Stage::NeverBlock,
+    "refuses_politely_a_client_who_typed_first",
+    Mask::Numbers
+)]
+#[case::log_blocks(
+    "chat-log-blocks",
+    Stage::NeverBlock,
+    "keeps_relaying_while_its_log_is_never_read",
+    Mask::Numbers
+)]
 fn broken_servers_fail_the_new_stages_with_a_readable_message(
     #[case] mode: &str,
     #[case] stage: Stage,
@@ -466,7 +532,7 @@ fn a_stage_starts_the_server_with_what_its_checks_need() {
         .expect("starts");
     assert_eq!(
         server.target().idle_timeout().ok(),
-        Some(Duration::from_secs(1)),
+        Some(Duration::from_secs(3)),
         "idle's --idle-timeout"
     );
     let server = Stage::Limits

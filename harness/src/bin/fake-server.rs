@@ -11,11 +11,12 @@
 //! `greet-twice`, `ignores-port` (always listens on a port of its own
 //! choosing; `--fixed-port P` makes any mode listen on P whatever `--port`
 //! says), `echo-urgent-spins` and `echo-urgent-loses` (after an urgent
-//! byte: spin without reading, or stop reading that client),
-//! `traced-never-replies` (`never-replies` that, with `KQ_TRACE` set,
-//! appends to that file the blocks kq's trace would write for its calls:
-//! it uses no kqueue, and stands in for a step so the harness's quoting of
-//! a trace is tested in the harness).
+//! byte: spin without reading, or stop reading that client), `echo-spins`
+//! (echoes, with a thread that never waits), `traced-never-replies`
+//! (`never-replies` that, with `KQ_TRACE` set, appends to that file the
+//! blocks kq's trace would write for its calls: it uses no kqueue, and
+//! stands in for a step so the harness's quoting of a trace is tested in
+//! the harness).
 //!
 //! Chat family. Correct: `chat`, which does everything steps 5-8 do: a room
 //! of `--max-users`, relays through per-user queues bounded by
@@ -37,7 +38,17 @@
 //! (accepts newcomers while it shuts down), `chat-no-flush` (exits at
 //! once, queues lost), `chat-spins-at-limit` (retries accept() at once,
 //! logging every failure), `chat-stops-accepting` (never accepts again once
-//! out of descriptors), `chat-urgent-spins`, `chat-urgent-loses`.
+//! out of descriptors), `chat-urgent-spins`, `chat-urgent-loses`,
+//! `chat-kicks-late` (kicks at 2 x `--idle-timeout`), `chat-misnames-timeout`
+//! (kicks on time, saying 2 x the timeout), `chat-drops-late` (drops a user
+//! at 3 x `--max-queue`), `chat-drops-early` (at half of it), `chat-spins`
+//! (a thread that never waits), `chat-leaks-refused` (never closes a
+//! refused client), `chat-log-blocks` (writes its log with blocking
+//! writes, so a full stderr pipe stops it).
+//!
+//! Every chat mode but `chat-log-blocks` writes its log without blocking:
+//! stderr is made non-blocking and a line that finds the pipe full is
+//! dropped.
 //!
 //! Threads and blocking std sockets keep it obviously correct (a thread per
 //! direction per user stands in for non-blocking writes); it is a test
@@ -62,13 +73,46 @@ static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 /// Set at the first SIGTERM or SIGINT.
 static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set for the chat family (but `chat-log-blocks`): stderr is
+/// non-blocking, and a line that does not fit in it is dropped.
+static LOG_NONBLOCKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A line of narration on stderr, unless `--quiet`.
 macro_rules! say {
     ($($arg:tt)*) => {
         if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
-            eprintln!($($arg)*);
+            log_line(format!($($arg)*));
         }
     };
+}
+
+/// Writes one line of narration. A correct chat server's log never blocks
+/// it: with stderr non-blocking, one write() of the whole line (a pipe
+/// takes up to PIPE_BUF bytes whole or not at all), and a line that finds
+/// the pipe full is dropped. `chat-log-blocks` and the echo family write
+/// as eprintln! does, waiting while the pipe is full.
+fn log_line(mut line: String) {
+    line.push('\n');
+    if !LOG_NONBLOCKING.load(std::sync::atomic::Ordering::Relaxed) {
+        eprint!("{line}");
+        return;
+    }
+    // SAFETY: writes from a live buffer to fd 2; EAGAIN (the pipe is
+    // full) drops the line, by design.
+    let _ = cvt(unsafe { libc::write(2, line.as_ptr().cast(), line.len()) });
+}
+
+/// Makes stderr non-blocking (O_NONBLOCK on its open file: a fixture's
+/// stderr is the harness's pipe, shared with nobody else).
+fn log_without_blocking() {
+    // SAFETY: fcntl on fd 2 with integer arguments only.
+    let flags = cvt(unsafe { libc::fcntl(2, libc::F_GETFL) });
+    if let Ok(flags) = flags {
+        // SAFETY: as above.
+        if cvt(unsafe { libc::fcntl(2, libc::F_SETFL, flags | libc::O_NONBLOCK) }).is_ok() {
+            LOG_NONBLOCKING.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 struct Opts {
@@ -120,6 +164,9 @@ fn main() {
     if chat {
         // Before any thread starts, so every thread inherits it.
         prepare_signals(&o.mode);
+        if o.mode != "chat-log-blocks" {
+            log_without_blocking();
+        }
     }
     let port = match (o.mode.as_str(), o.fixed_port) {
         (_, Some(p)) => p,
@@ -149,6 +196,12 @@ fn main() {
     }
     if chat {
         Chat::run(Arc::new(o), listener);
+    }
+    if o.mode == "echo-spins" {
+        // A thread that never waits: 100 % of a core, all the time.
+        std::thread::spawn(|| loop {
+            std::hint::spin_loop();
+        });
     }
     let kept: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
     for (id, conn) in listener.incoming().enumerate() {
@@ -369,6 +422,9 @@ struct Chat {
     listener: std::os::fd::RawFd,
 }
 
+/// `chat-leaks-refused`: the refused clients' sockets, never closed.
+static LEAKED: Mutex<Vec<TcpStream>> = Mutex::new(Vec::new());
+
 /// Signalled when a user's descriptor is closed: the accept loop, out of
 /// descriptors, waits for it.
 static FREED: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
@@ -408,6 +464,12 @@ impl Chat {
             let c = Arc::clone(&chat);
             std::thread::spawn(move || c.wait_for_signal());
         }
+        if chat.mode() == "chat-spins" {
+            // A thread that never waits: 100 % of a core, all the time.
+            std::thread::spawn(|| loop {
+                std::hint::spin_loop();
+            });
+        }
         if chat.o.idle.is_some() {
             let c = Arc::clone(&chat);
             std::thread::spawn(move || c.reap_idle());
@@ -431,7 +493,7 @@ impl Chat {
                     }
                     if self.mode() == "chat-chatty" {
                         // The one line --quiet forgot to silence.
-                        eprintln!("fake-server: accepted connection {id}");
+                        log_line(format!("fake-server: accepted connection {id}"));
                     } else {
                         say!("fake-server: accepted connection {id}");
                     }
@@ -474,7 +536,14 @@ impl Chat {
         if room.len() >= self.o.max_users && self.mode() != "chat-never-full" {
             drop(room);
             let rude = self.mode() == "chat-rude-refusal";
-            std::thread::spawn(move || refuse(conn, rude));
+            let leaks = self.mode() == "chat-leaks-refused";
+            std::thread::spawn(move || {
+                let conn = refuse(conn, rude);
+                if leaks {
+                    // Never closed: one descriptor lost per refusal.
+                    lock(&LEAKED).push(conn);
+                }
+            });
             return;
         }
         let taken: Vec<usize> = room.iter().map(|u| u.slot).collect();
@@ -548,8 +617,12 @@ impl Chat {
             if out.dead {
                 continue;
             }
-            if out.queue.len() + data.len() > self.o.max_queue && self.mode() != "chat-never-drops"
-            {
+            let limit = match self.mode() {
+                "chat-drops-late" => self.o.max_queue.saturating_mul(3),
+                "chat-drops-early" => self.o.max_queue / 2,
+                _ => self.o.max_queue,
+            };
+            if out.queue.len() + data.len() > limit && self.mode() != "chat-never-drops" {
                 say!(
                     "fake-server: user {} dropped: its queue would pass {} bytes",
                     u.id,
@@ -623,11 +696,17 @@ impl Chat {
     /// them once that is written.
     fn reap_idle(&self) {
         let idle = self.o.idle.expect("started only with --idle-timeout");
+        // What it waits for, and what it says it waited for.
+        let (waits, says) = match self.mode() {
+            "chat-kicks-late" => (idle * 2, idle),
+            "chat-misnames-timeout" => (idle, idle * 2),
+            _ => (idle, idle),
+        };
         loop {
             std::thread::sleep(Duration::from_millis(50));
             for u in lock(&self.room).iter() {
                 let mut out = lock(&u.out);
-                if out.closing || out.dead || lock(&u.heard_at).elapsed() < idle {
+                if out.closing || out.dead || lock(&u.heard_at).elapsed() < waits {
                     continue;
                 }
                 say!(
@@ -638,7 +717,7 @@ impl Chat {
                 out.queue.extend(
                     format!(
                         "fake-server: you said nothing for {} s, goodbye\n",
-                        idle.as_secs()
+                        says.as_secs()
                     )
                     .as_bytes(),
                 );
@@ -748,10 +827,10 @@ fn send_now(conn: &TcpStream, bytes: &[u8]) -> std::io::Result<usize> {
 /// line and end of file arrive, then read what the client sent until it
 /// closes (or 1 s passes), so the close resets nothing. Rudely: close at
 /// once, unread input and all.
-fn refuse(mut conn: TcpStream, rude: bool) {
+fn refuse(mut conn: TcpStream, rude: bool) -> TcpStream {
     let _ = conn.write_all(b"server is full\n");
     if rude {
-        return;
+        return conn;
     }
     let _ = conn.shutdown(Shutdown::Write);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
@@ -763,4 +842,6 @@ fn refuse(mut conn: TcpStream, rude: bool) {
             _ => break,
         }
     }
+    // Closed when the caller drops it.
+    conn
 }

@@ -9,18 +9,19 @@
 
 use std::time::{Duration, Instant};
 
-use super::{expect_fds_back, payload};
+use super::{expect_calm, expect_fds_back, expect_fds_back_because, payload, CALM_ADVICE};
 use crate::text::{explain_difference, preview};
 use crate::{Client, Failure, Result, Target};
 
 super::declare! { $ CHECKS for Chat, tests chat:
     relays_each_message_to_every_other_user: "with 3 users, each message reaches exactly the other two, byte for byte", [];
-    refuses_a_client_when_the_room_is_full: "with the room full, the next client gets a line saying 'full' and EOF; the others keep talking", [];
+    refuses_a_client_when_the_room_is_full: "with the room full, the next 3 clients each get a line saying 'full' and EOF, and leave no descriptor open; the others keep talking", [FdCount];
     gives_a_freed_slot_to_the_next_client: "when a user of a full room leaves, the next client gets the slot", [];
     removes_a_user_who_resets: "a user who resets mid-conversation is removed and nobody else notices", [];
     relays_64_kib_whole: "a 64 KiB message arrives whole at every other user", [];
     relays_binary_bytes_unchanged: "every byte value, NUL included, passes through unchanged", [];
     survives_500_join_leave_cycles_without_leaking: "500 users join and leave; the server's open descriptors end where they started", [FdCount];
+    stays_calm_while_the_room_is_quiet: "3 users in the room and nobody talking for 1 s: the server uses next to no CPU", [CpuTime];
     relays_the_last_words_of_a_leaving_user: "a user sends a line and shuts down writing in one go: the others still get the line, and the room goes on", [];
 }
 
@@ -297,32 +298,61 @@ pub fn relays_each_message_to_every_other_user(target: &Target) -> Result<()> {
     room.expect_quiet()
 }
 
-/// Fill the room; the next client is told it is full and closed, and the
-/// users inside do not notice.
+/// Fill the room; the next 3 clients are each told it is full and
+/// closed, the server keeps no descriptor of theirs, and the users inside
+/// do not notice.
 pub fn refuses_a_client_when_the_room_is_full(target: &Target) -> Result<()> {
+    const REFUSED: usize = 3;
     let max = target.max_users();
     let mut room = Room::new(target);
     for _ in 0..max {
         room.join()?;
     }
-    let mut extra = Client::connect(target)?.named(format!("user {} (one too many)", max + 1));
-    let line = extra.read_line().map_err(|f| {
-        f.context(format!(
-            "the room holds {max} users, so the next client should be told it is full"
-        ))
-    })?;
-    if !String::from_utf8_lossy(&line)
-        .to_lowercase()
-        .contains("full")
-    {
-        return Err(extra.fail(format!(
-            "expected a line saying the room is full, got {}",
-            preview(&line)
-        )));
+    // Every user's join was relayed: the server holds their descriptors.
+    let before = target.open_fds();
+    for n in 1..=REFUSED {
+        let mut extra = Client::connect(target)?.named(format!("user {} (one too many)", max + n));
+        let line = extra.read_line().map_err(|f| {
+            f.context(format!(
+                "the room holds {max} users, so the next client should be told it is full"
+            ))
+        })?;
+        if !String::from_utf8_lossy(&line)
+            .to_lowercase()
+            .contains("full")
+        {
+            return Err(extra.fail(format!(
+                "expected a line saying the room is full, got {}",
+                preview(&line)
+            )));
+        }
+        extra.expect_eof()?;
     }
-    extra.expect_eof()?;
+    expect_fds_back_because(
+        target,
+        before,
+        &format!("{REFUSED} clients were refused (the room was full)"),
+        "a refused client is a connection like any other: close it once it has its line",
+    )?;
     room.say(0, b"still talking\n")?;
     room.say(max - 1, b"me too\n")?;
+    room.expect_quiet()
+}
+
+/// Three users join and say nothing for a second: an event loop with
+/// nothing to do sleeps in its wait. Then the room still talks.
+pub fn stays_calm_while_the_room_is_quiet(target: &Target) -> Result<()> {
+    let mut room = Room::new(target);
+    for _ in 0..3 {
+        room.join()?;
+    }
+    expect_calm(
+        target,
+        Duration::from_secs(1),
+        "with 3 users in the room and nobody talking",
+        CALM_ADVICE,
+    )?;
+    room.say(1, b"still awake?\n")?;
     room.expect_quiet()
 }
 

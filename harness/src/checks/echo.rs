@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{expect_fds_back, payload};
+use super::{expect_calm, expect_fds_back, payload, CALM_ADVICE};
 use crate::{Client, Result, Target};
 
 super::declare! { $ CHECKS for Echo, tests echo:
@@ -13,7 +13,28 @@ super::declare! { $ CHECKS for Echo, tests echo:
     round_trips_every_byte_value: "all 256 byte values, NUL and CR included, with no newline at the end", [];
     echoes_the_rest_after_half_close: "after shutdown(SHUT_WR) the last bytes still come back, then EOF", [];
     keeps_serving_after_a_client_resets: "a client that resets mid-stream does not disturb the others", [];
+    stays_calm_while_clients_are_connected: "3 clients connected, each echoed once, then silent for 1 s: the server uses next to no CPU", [CpuTime];
     survives_1000_connect_disconnect_cycles_without_leaking: "1000 clients come and go; the server's open descriptors end where they started", [FdCount];
+}
+
+/// Three clients, each echoed once (so the server has accepted and read
+/// them), then silence: the server must sleep in its event wait.
+pub fn stays_calm_while_clients_are_connected(target: &Target) -> Result<()> {
+    let mut clients = Vec::new();
+    for i in 1..=3 {
+        let mut c = Client::connect(target)?.named(format!("client {i}"));
+        c.send_line(&format!("hello from client {i}"))?;
+        c.expect_line(&format!("hello from client {i}"))?;
+        clients.push(c);
+    }
+    expect_calm(
+        target,
+        Duration::from_secs(1),
+        "with 3 clients connected and silent",
+        CALM_ADVICE,
+    )?;
+    clients[0].send_line("still there?")?;
+    clients[0].expect_line("still there?")
 }
 
 /// One line, one echo.

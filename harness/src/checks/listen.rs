@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use super::{expect_calm, CALM_ADVICE};
 use crate::{Client, Result, Target};
 
 super::declare! { $ CHECKS for Listen, tests listen:
     accepts_a_connection: "a client can connect to the announced address", [];
     accepts_several_connections_at_once: "20 clients can be connected at the same time", [];
     survives_clients_that_vanish: "clients that reset or close at once do not stop the server", [];
+    stays_calm_while_waiting_for_clients: "a client connects and says nothing; for the next second the server uses next to no CPU", [CpuTime];
 }
 
 /// A client can connect, and the server is still running afterwards.
@@ -42,5 +44,20 @@ pub fn survives_clients_that_vanish(target: &Target) -> Result<()> {
     std::thread::sleep(Duration::from_millis(50));
     target.assert_running()?;
     let _client = Client::connect(target)?;
+    target.assert_running()
+}
+
+/// One client connects and says nothing (a greeter has greeted it and
+/// closed, an echo server waits for its bytes): for a second the server
+/// has nothing to do, and must sleep in its event wait.
+pub fn stays_calm_while_waiting_for_clients(target: &Target) -> Result<()> {
+    let _client = Client::connect(target)?;
+    expect_calm(
+        target,
+        Duration::from_secs(1),
+        "with one silent client connected",
+        CALM_ADVICE,
+    )?;
+    let _next = Client::connect(target)?;
     target.assert_running()
 }

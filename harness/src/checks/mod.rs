@@ -151,8 +151,9 @@ pub enum Stage {
     Room,
     /// `--quiet` silences the narration.
     Quiet,
-    /// A user who never reads stalls nobody and is dropped past
-    /// `--max-queue`; refusals are polite.
+    /// A user who never reads stalls nobody and is dropped once
+    /// `--max-queue` bytes wait for it; refusals are polite; a log that
+    /// nobody reads blocks nothing.
     NeverBlock,
     /// A user silent for `--idle-timeout` is told why and disconnected.
     Idle,
@@ -222,8 +223,8 @@ impl Stage {
             }
             Stage::Quiet => "with --quiet, narrates nothing on stderr",
             Stage::NeverBlock => {
-                "a user who never reads stalls nobody and is dropped past --max-queue; \
-                 a refused client is closed politely"
+                "a user who never reads stalls nobody and is dropped once --max-queue bytes wait for it; \
+                 a refused client is closed politely; a log nobody reads blocks nothing"
             }
             Stage::Idle => {
                 "a user silent for --idle-timeout gets a line saying why and is disconnected; \
@@ -260,7 +261,8 @@ impl Stage {
 
     /// The options (flag, value) the harness starts the server with for
     /// this stage, unless the command gives them itself: the never-block
-    /// checks need a known queue limit, the idle checks a short timeout.
+    /// checks need a known queue limit, the idle checks a short timeout
+    /// (3 s: a server that sweeps once a second kicks within 1.5 x of it).
     ///
     /// The never-block limit, 1 MiB, is several times what the kernel
     /// buffers for one reader (some 100 KiB), so the checks can keep more
@@ -270,7 +272,7 @@ impl Stage {
     pub fn server_options(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Stage::NeverBlock => &[("--max-queue", "1048576")],
-            Stage::Idle => &[("--idle-timeout", "1")],
+            Stage::Idle => &[("--idle-timeout", "3")],
             Stage::Shutdown => &[("--max-queue", "1048576")],
             // A room larger than the descriptors allow: the descriptors run
             // out first.
@@ -466,6 +468,51 @@ pub(crate) fn expect_calm(
     Ok(Some(share))
 }
 
+/// How much a check makes the server hold for each user who does not
+/// read, beyond what the kernel buffers for that user: enough that a
+/// server which forgets its queues visibly loses bytes.
+pub(crate) const HOLD: usize = 64 * 1024;
+
+/// Makes the server hold bytes for the users of `room` at `slow` (who do
+/// not read), whatever the kernel's buffers: user 1 sends 16 KiB at a
+/// time, every other user reads each piece, until what user 1 sent less
+/// what the kernel holds for each slow user (`harness/src/buffers.rs`) is at
+/// least [`HOLD`] for all of them, or `most` bytes were sent. Where the OS
+/// cannot tell what the kernel holds, sends `fallback` bytes (a fixed
+/// amount, which the kernel may hold whole if its buffers are large).
+/// Returns everything user 1 sent (in order: [`payload`] pieces).
+pub(crate) fn hold_bytes(
+    room: &mut chat::Room,
+    slow: &[usize],
+    most: usize,
+    fallback: usize,
+) -> Result<Vec<u8>> {
+    const PIECE: usize = 16 * 1024;
+    let mut sent: Vec<u8> = Vec::new();
+    let mut enough = sent.len() >= most;
+    while !enough {
+        let piece = payload(PIECE.min(most - sent.len()), sent.len() as u64 + 1);
+        room.users[0].send(&piece)?;
+        for (i, u) in room.users.iter_mut().enumerate().skip(1) {
+            if !slow.contains(&i) {
+                u.expect_bytes(&piece)?;
+            }
+        }
+        sent.extend(&piece);
+        let held: Option<Vec<usize>> = slow
+            .iter()
+            .map(|&i| {
+                crate::buffers::on_the_way(&room.users[i]).map(|k| sent.len().saturating_sub(k))
+            })
+            .collect();
+        enough = match held {
+            Some(held) => held.iter().all(|&h| h >= HOLD),
+            None => sent.len() >= fallback,
+        } || sent.len() >= most;
+    }
+    Ok(sent)
+}
+
 /// "1.23 s": a measured duration as messages show it.
 pub(crate) fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
@@ -490,9 +537,28 @@ pub fn settle<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>)
     }
 }
 
+/// What a server that uses CPU while it should be idle is told.
+pub(crate) const CALM_ADVICE: &str = "a server with nothing to do must sleep in its event wait (kevent() with no timeout, or until its next timer): \
+     one that polls without waiting, retries at once, or runs a busy thread uses a core while nobody talks";
+
 /// Waits for the server's descriptor count to come back to `baseline`
 /// (closing is asynchronous: the server may not have seen the last EOF yet).
 pub(crate) fn expect_fds_back(target: &Target, baseline: Option<usize>, what: &str) -> Result<()> {
+    expect_fds_back_because(
+        target,
+        baseline,
+        what,
+        "every client that leaves must be closed",
+    )
+}
+
+/// [`expect_fds_back`], with `advice` for the learner in the failure.
+pub(crate) fn expect_fds_back_because(
+    target: &Target,
+    baseline: Option<usize>,
+    what: &str,
+    advice: &str,
+) -> Result<()> {
     let Some(before) = baseline else {
         return Ok(());
     };
@@ -505,7 +571,7 @@ pub(crate) fn expect_fds_back(target: &Target, baseline: Option<usize>, what: &s
         return Ok(());
     }
     Err(target.fail(format!(
-        "the server leaks descriptors: it had {before} open before {what}, and still {} after ({})\nevery client that leaves must be closed",
+        "the server leaks descriptors: it had {before} open before {what}, and still {} after ({})\n{advice}",
         last.map_or("an unknown number".to_string(), |n| n.to_string()),
         crate::fds::how_counted()
     )))

@@ -11,6 +11,16 @@
 //! stays well under `--max-queue` however slowly the harness reads. The
 //! user who never reads has a 4 KiB receive buffer, so the kernel soon
 //! stops taking bytes for it and the server's queue for it grows.
+//!
+//! Values, not only presence: where the drop comes is measured against
+//! what the kernel holds for that user (`harness/src/buffers.rs`: on Linux its
+//! unread bytes and the server-side send queue), so the server must drop
+//! it once it holds `--max-queue` bytes, neither before nor a write later;
+//! the partial-writes check likewise measures the kernel's share first and
+//! sends beyond it. A refused client leaves no descriptor behind. And the
+//! log is part of the promise: started with its stderr a pipe that nobody
+//! reads ([`crate::Launch::stderr_unread`]), the server must keep serving
+//! once the pipe is full.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,13 +30,15 @@ use super::chat::Room;
 use super::flow::{keep_listening, listen, Ear, Ending, Flow, Mouth, Script, Voice, STALL};
 use super::{millis, secs};
 use crate::text::preview;
-use crate::{Client, Closed, Result, Target};
+use crate::{Client, Closed, Failure, Result, Target};
 
 super::declare! { $ CHECKS for NeverBlock, tests never_block:
     keeps_the_room_talking_while_a_user_never_reads: "user 4 never reads while user 1 sends megabytes: users 2 and 3 get every byte in order, their round trips stay under 2 s, user 1 is never kept waiting", [MaxQueue];
     drops_a_user_whose_queue_passes_max_queue: "a user who never reads is disconnected once more than --max-queue bytes wait for it; the others notice nothing", [MaxQueue];
+    drops_a_user_near_max_queue: "a user who never reads is dropped once the server holds --max-queue bytes for it: not before, and not more than one write later, whatever the kernel buffers for it (measured)", [MaxQueue];
     relays_every_size_whole_through_partial_writes: "two users send writes of 1 B to 1 MiB at once to users with small receive buffers (the server's writes come up short): every byte arrives, in order", [MaxQueue];
-    refuses_politely_a_client_who_typed_first: "with the room full, a client who typed before it was refused still reads the whole 'full' line, then a clean end of file (no reset)", [Pause];
+    keeps_relaying_while_its_log_is_never_read: "started with its stderr a pipe that nobody reads, the server keeps joining, relaying and letting users go until it has tried to write twice what the pipe holds: its log never blocks it", [Command];
+    refuses_politely_a_client_who_typed_first: "with the room full, a client who typed before it was refused still reads the whole 'full' line, then a clean end of file (no reset), and the server keeps no descriptor of it", [Pause, FdCount];
 }
 
 /// The receive buffer of users who read slowly or never.
@@ -371,7 +383,51 @@ pub fn drops_a_user_whose_queue_passes_max_queue(target: &Target) -> Result<()> 
     room.expect_quiet()
 }
 
-/// Two speakers, every write size, two readers with small buffers.
+/// How much the kernel buffers for users 3 and 4 of `room` (who have not
+/// read yet): user 1 sends until the server holds bytes for both beyond
+/// what the kernel does (`checks::hold_bytes`), the harness notes the
+/// larger of the two kernels' shares, then users 3 and 4 read it all. None
+/// where the OS cannot tell (nothing is sent then).
+fn kernel_for_slow_readers(room: &mut Room, max_queue: usize) -> Result<Option<usize>> {
+    if crate::buffers::on_the_way(&room.users[2]).is_none() {
+        return Ok(None);
+    }
+    let scene = "to measure what the kernel buffers for users 3 and 4, user 1 sends until the server holds bytes for them; user 2 reads at once, users 3 and 4 afterwards";
+    let sent = super::hold_bytes(room, &[2, 3], max_queue / 2, 0).map_err(|f| f.context(scene))?;
+    let kernel = [2, 3]
+        .iter()
+        .filter_map(|&i| crate::buffers::on_the_way(&room.users[i]))
+        .max();
+    for u in &mut room.users[2..4] {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + STALL;
+        while got.len() < sent.len() && Instant::now() < deadline {
+            got.extend(
+                u.read_available(Duration::from_millis(100))
+                    .map_err(|f| f.context(scene))?,
+            );
+        }
+        let differs = got.iter().zip(&sent).position(|(a, b)| a != b);
+        if got.len() != sent.len() || differs.is_some() {
+            let right = differs.unwrap_or(got.len().min(sent.len()));
+            return Err(u.fail(format!(
+                "{} expected the {} bytes user 1 sent, in order; within {} s it received {}, of which the first {right} were right\n\
+                 bytes were lost, repeated or reordered: when a write takes only part of the bytes, the rest must be written later, before anything newer",
+                u.name(),
+                sent.len(),
+                STALL.as_secs(),
+                got.len()
+            )).context(scene));
+        }
+    }
+    Ok(kernel)
+}
+
+/// Two speakers, every write size, two readers with small buffers. The
+/// window each speaker keeps on its way is made larger than what the
+/// kernel buffers for the slow readers (measured first, see
+/// `kernel_for_slow_readers`), so the server's writes to them come up
+/// short whatever the kernel's buffers.
 pub fn relays_every_size_whole_through_partial_writes(target: &Target) -> Result<()> {
     let max_queue = target.max_queue()?;
     let mut room = Room::new(target);
@@ -384,7 +440,7 @@ pub fn relays_every_size_whole_through_partial_writes(target: &Target) -> Result
     let low = Script::Flood(Voice::Low);
     let high = Script::Flood(Voice::High);
     // Users 3 and 4 read slowly, so their sockets fill and the server's
-    // writes to them come up short (given a window beyond what the kernel
+    // writes to them come up short (the window is beyond what the kernel
     // buffers for them).
     let ears = [
         Ear::new("user 1").hears("user 2", &high),
@@ -398,7 +454,15 @@ pub fn relays_every_size_whole_through_partial_writes(target: &Target) -> Result
             .hears("user 2", &high)
             .slowly(),
     ];
-    let window = window(max_queue, 2);
+    // What the kernel buffers for a slow reader, measured: the window must
+    // pass it for the server's writes to come up short.
+    let kernel = kernel_for_slow_readers(&mut room, max_queue)?;
+    let window = match kernel {
+        // Both speakers together keep at most the kernel's share and half
+        // of --max-queue on their way to a reader.
+        Some(k) => ((k + max_queue / 2) / 2).max(window(max_queue, 2)),
+        None => window(max_queue, 2),
+    };
     let total: usize = SIZES.iter().sum();
     let flow = Flow::default();
     let mut mouths = [Mouth::new(&room.users[0])?, Mouth::new(&room.users[1])?];
@@ -461,7 +525,7 @@ pub fn relays_every_size_whole_through_partial_writes(target: &Target) -> Result
     target.note(format!(
         "users 1 and 2 each sent {total} bytes in writes of 1 to {window} bytes; all four users got every byte"
     ));
-    if window < SURE_TO_OVERFLOW {
+    if kernel.is_none() && window < SURE_TO_OVERFLOW {
         target.note(format!(
             "with --max-queue {max_queue}, at most {window} bytes per speaker can be on their way, which the kernel may buffer whole: \
              the server's writes may never have come up short (the harness starts servers with --max-queue 1048576 to make sure they do)"
@@ -483,6 +547,8 @@ pub fn refuses_politely_a_client_who_typed_first(target: &Target) -> Result<()> 
         room.join_with(&user)?;
     }
     let name = format!("user {} (one too many)", max + 1);
+    // Every user's join was relayed: the server holds their descriptors.
+    let before = target.open_fds();
     // Without the pid, the client types right after connecting, which is
     // most likely, not certainly, before the server answers.
     let frozen = match target.pid() {
@@ -526,7 +592,197 @@ pub fn refuses_politely_a_client_who_typed_first(target: &Target) -> Result<()> 
             if got.is_empty() { "nothing".to_string() } else { preview(&got) }
         )));
     }
+    drop(extra);
+    super::expect_fds_back_because(
+        target,
+        before,
+        &format!("{name} was refused politely"),
+        "once the refused client has its line and has closed (or the linger deadline has passed), close its descriptor too",
+    )?;
     room.say(0, b"still talking\n")?;
     room.say(max - 1, b"me too\n")?;
+    room.expect_quiet()
+}
+
+/// Join-and-leave rounds of the log check: at most this many, whatever the
+/// pipe (a server that writes little log fills it slowly, or never).
+const LOG_ROUNDS_MAX: usize = 3000;
+
+/// Rounds without a byte more in the pipe after which it counts as full
+/// (a server that drops what does not fit stops adding to it).
+const LOG_FULL_AFTER: usize = 50;
+
+const LOG_NEVER_BLOCKS: &str = "a server's log must never block it: stderr may be a pipe to a program that stopped reading (or a terminal on hold), \
+     and once the pipe is full a blocking write() to it waits for ever, with the whole room; make stderr non-blocking (O_NONBLOCK) \
+     and drop, or count, the lines that do not fit (or queue them and write them when EVFILT_WRITE says stderr has room)";
+
+/// The server's stderr is a pipe that the harness holds and never reads.
+/// Two users stay in the room; round after round a third joins, says a
+/// line and leaves, which a narrating server logs. Once the pipe is full
+/// (no byte more for `LOG_FULL_AFTER` (50) rounds), as many rounds again: the
+/// server has tried to write at least twice what the pipe holds, and
+/// must have gone on serving the room all along.
+pub fn keeps_relaying_while_its_log_is_never_read(target: &Target) -> Result<()> {
+    let launch = target.launch().ok_or_else(|| {
+        Failure::new(
+            "this check starts the server with its stderr a pipe that nobody reads, so the harness must start it: \
+             give its command (harness check never-block -- <command...>), not --addr",
+        )
+    })?;
+    let unread = launch.on_port(0).stderr_unread();
+    let server = crate::Server::start(&unread)?;
+    let target = server.target();
+    let pipe = |server: &crate::Server| server.unread_stderr().unwrap_or((0, None));
+    let scene = |round: usize, (held, size): (usize, Option<usize>)| {
+        format!(
+            "the server's stderr is a pipe that nobody reads{}; users 1 and 2 stay in the room, and round after round a newcomer joins, \
+             says a line and leaves; in round {round}, with {held} bytes of log waiting in the pipe:",
+            size.map_or(String::new(), |n| format!(" (it holds {n} bytes)"))
+        )
+    };
+    let mut room = Room::new(&target);
+    for _ in 0..2 {
+        room.join()?;
+    }
+    let (mut last, mut still, mut full_at) = (0, 0, None);
+    let mut round = 0;
+    while round < LOG_ROUNDS_MAX {
+        round += 1;
+        let now = pipe(&server);
+        let talk = room.join().map(drop).and_then(|()| {
+            room.say(2, format!("round {round} and I am off\n").as_bytes())?;
+            drop(room.users.pop());
+            room.say(0, format!("bye, round {round}\n").as_bytes())
+        });
+        talk.map_err(|f| f.context(LOG_NEVER_BLOCKS).context(scene(round, now)))?;
+        let (held, _) = pipe(&server);
+        if held > last {
+            (last, still) = (held, 0);
+        } else {
+            still += 1;
+        }
+        if full_at.is_none() && held > 0 && still >= LOG_FULL_AFTER {
+            full_at = Some(round);
+        }
+        if full_at.is_some_and(|at| round >= 2 * at) {
+            break;
+        }
+    }
+    let (held, size) = pipe(&server);
+    match full_at {
+        Some(at) => target.note(format!(
+            "the server's unread log filled its pipe ({held} bytes) by round {at}; it went on serving for {} more rounds",
+            round - at
+        )),
+        None => target.note(format!(
+            "after {round} rounds only {held} bytes of log waited in the pipe{}: the server logs too little to fill it, so this check proves little",
+            size.map_or(String::new(), |n| format!(" of {n}"))
+        )),
+    }
+    room.expect_quiet()
+}
+
+/// User 4 never reads; user 1 sends 16 KiB at a time, and users 2
+/// and 3 read each piece whole, so by then the server has relayed it.
+/// After each piece the harness measures what the kernel holds for user 4
+/// (`harness/src/buffers.rs`: on Linux, user 4's unread bytes (SIOCINQ) plus the
+/// server-side socket's send queue from /proc/net/tcp); what user 1 sent
+/// less that is what the server itself holds for user 4. While the
+/// server-side socket is still open, that may not pass `--max-queue` by
+/// more than one piece; once the server closes or shuts it down, it must
+/// have held more than `--max-queue` (counting the piece that did not fit).
+///
+/// Where the OS cannot tell what the kernel holds (no /proc/net/tcp), only
+/// the late bound is checked, allowing the kernel `buffers::GUESS`
+/// (1 MiB): user 1 sends `--max-queue` + 1 MiB + one piece, and user 4 must
+/// then read end of file after what reached it.
+pub fn drops_a_user_near_max_queue(target: &Target) -> Result<()> {
+    const STEP: usize = 16 * 1024;
+    let max_queue = target.max_queue()?;
+    let mut room = Room::new(target);
+    for _ in 0..3 {
+        room.join_with(&user)?;
+    }
+    room.join_with(&small)?;
+    let scene = format!(
+        "users 1 to 3 read everything; user 4 (a {SMALL_RCVBUF}-byte receive buffer) never reads; user 1 sends {STEP} bytes at a time, \
+         and users 2 and 3 read each piece before the next (the server runs with --max-queue {max_queue})"
+    );
+    let mut sent = 0;
+    let limit = max_queue + crate::buffers::GUESS + STEP;
+    while sent < limit {
+        let piece = super::payload(STEP, sent as u64);
+        let [u1, u2, u3, _] = &mut room.users[..] else {
+            unreachable!("four users joined")
+        };
+        u1.send(&piece)
+            .and_then(|()| u2.expect_bytes(&piece))
+            .and_then(|()| u3.expect_bytes(&piece))
+            .map_err(|f| f.context(scene.clone()))?;
+        sent += STEP;
+        let u4 = &room.users[3];
+        let (Some(side), Some(kernel)) = (
+            crate::buffers::server_side(u4),
+            crate::buffers::on_the_way(u4),
+        ) else {
+            continue;
+        };
+        let held = sent.saturating_sub(kernel);
+        if !side.open {
+            if held <= max_queue {
+                return Err(target
+                    .fail(format!(
+                        "user 1 had sent {sent} bytes, of which the kernel held {kernel} for user 4 (unread at user 4, or unacknowledged at the server): \
+                         the server dropped user 4 while it held at most {held} bytes for it\n\
+                         with --max-queue {max_queue}, a user is dropped only when its queue would pass {max_queue} bytes: \
+                         count the bytes waiting in that user's own queue, not what its socket has taken"
+                    ))
+                    .context(scene));
+            }
+            target.note(format!(
+                "user 4 was dropped when the server held {held} bytes for it (--max-queue {max_queue}; the kernel held {kernel} more)"
+            ));
+            return the_others_notice_nothing(room);
+        }
+        if held > max_queue + STEP {
+            return Err(target
+                .fail(format!(
+                    "user 1 had sent {sent} bytes, of which the kernel held {kernel} for user 4 (unread at user 4, or unacknowledged at the server), \
+                     so the server held {held} bytes for user 4, and still had its connection open\n\
+                     with --max-queue {max_queue}, a user whose queue would pass {max_queue} bytes is disconnected then, not some bytes later: \
+                     compare the queue's length plus what is to be appended with --max-queue itself"
+                ))
+                .context(scene));
+        }
+    }
+    // Where the OS cannot tell what its kernel holds: user 4 must have
+    // been dropped by now.
+    let u4 = &mut room.users[3];
+    u4.set_timeout(Duration::from_secs(5));
+    match u4.read_until_closed() {
+        Ok((got, _)) => {
+            target.note(format!(
+                "user 4 was dropped; it received {} of user 1's {sent} bytes (this OS cannot tell what its kernel held: \
+                 only the late bound was checked, allowing {} bytes of kernel buffers)",
+                got.len(),
+                crate::buffers::GUESS
+            ));
+            the_others_notice_nothing(room)
+        }
+        Err(f) => Err(f
+            .context(format!(
+                "user 1 sent {sent} bytes, --max-queue {max_queue} and {} more than the kernel could hold for user 4; \
+                 user 4 should have been disconnected",
+                crate::buffers::GUESS + STEP
+            ))
+            .context(scene)),
+    }
+}
+
+/// User 4 is gone (or going): the rest of the room talks on.
+fn the_others_notice_nothing(mut room: Room) -> Result<()> {
+    drop(room.users.pop());
+    room.say(0, b"is user 4 gone?\n")?;
+    room.say(1, b"yes, and we are still here\n")?;
     room.expect_quiet()
 }

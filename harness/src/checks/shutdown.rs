@@ -11,7 +11,6 @@
 use std::time::{Duration, Instant};
 
 use super::chat::Room;
-use super::flow::{Mouth, Script, Voice};
 use super::secs;
 use crate::failure::describe_status;
 use crate::server::Ended;
@@ -28,8 +27,9 @@ super::declare! { $ CHECKS for Shutdown, tests shutdown:
 /// From the signal to the server's exit, flushing included.
 const EXIT_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The bytes queued for a late reader: enough to overflow its socket, well
-/// under `--max-queue`.
+/// Where the OS cannot tell what the kernel holds for a user: the bytes
+/// sent for a late reader, enough to overflow its socket with default
+/// buffers, well under `--max-queue`.
 const QUEUED: usize = 256 * 1024;
 
 /// The receive buffer of the late reader and of the user who never reads.
@@ -71,15 +71,15 @@ fn says_goodbye_and_exits_0(target: &Target, sig: libc::c_int, signame: &str) ->
     exited_0(target, ended, took, signame)
 }
 
-/// User 1 sends 256 KiB; user 2 reads it all (so the server has read it);
-/// user 3 has not read yet and user 4 never reads, so the server holds
-/// most of it in their queues. Then SIGTERM: user 3 reads now and must get
+/// User 1 sends until the server holds bytes for users 3 and 4 (at least
+/// 64 KiB each beyond what the kernel buffers for them, measured;
+/// see `checks::hold_bytes`); user 2 reads everything, user 3 has not read
+/// yet and user 4 never reads. Then SIGTERM: user 3 reads now and must get
 /// all of it, and the goodbye; user 4 must not keep the server from
 /// exiting.
 pub fn flushes_queued_output_before_exiting_on_sigterm(target: &Target) -> Result<()> {
     target.need_pid("sends the server SIGTERM")?;
     let max_queue = target.max_queue()?;
-    let queued = QUEUED.min(max_queue / 2);
     let mut room = Room::new(target);
     for _ in 0..2 {
         room.join_with(&Client::connect_like_a_network)?;
@@ -87,21 +87,16 @@ pub fn flushes_queued_output_before_exiting_on_sigterm(target: &Target) -> Resul
     let small = |t: &Target| Client::connect_with_receive_buffer(t, SMALL_RCVBUF);
     room.join_with(&small)?;
     room.join_with(&small)?;
-    let bytes = Script::Flood(Voice::Low).bytes(0, queued);
-    let mut mouth = Mouth::new(&room.users[0])?;
-    let (sending, reading) = std::thread::scope(|s| {
-        let bytes = &bytes;
-        let sender = s.spawn(move || mouth.say(bytes));
-        let reader = &mut room.users[1];
-        reader.set_timeout(Duration::from_secs(10));
-        let read = reader.expect_bytes(bytes);
-        (sender.join().expect("sender thread"), read)
-    });
-    let scene = format!(
-        "user 1 sent {queued} bytes; user 2 read them all; user 3 (a {SMALL_RCVBUF}-byte receive buffer) had not read yet, \
-         and user 4 (the same) never reads, so most of the bytes wait in the server's queues for them"
-    );
-    sending.and(reading).map_err(|f| f.context(scene.clone()))?;
+    let scene_of = |queued: usize| {
+        format!(
+            "user 1 sent {queued} bytes; user 2 read them all; user 3 (a {SMALL_RCVBUF}-byte receive buffer) had not read yet, \
+             and user 4 (the same) never reads, so the server holds some of the bytes in its queues for them"
+        )
+    };
+    let bytes = super::hold_bytes(&mut room, &[2, 3], max_queue / 2, QUEUED.min(max_queue / 2))
+        .map_err(|f| f.context(scene_of(0)))?;
+    let queued = bytes.len();
+    let scene = scene_of(queued);
     let sent = Instant::now();
     target.signal(libc::SIGTERM, "sends the server SIGTERM")?;
     let deadline = sent + EXIT_DEADLINE;
@@ -226,7 +221,8 @@ fn exited_0(target: &Target, ended: Option<Ended>, took: Duration, signame: &str
     }
 }
 
-/// Three users and one who never reads (256 KiB queued for them), then
+/// Three users and one who never reads (the server holds bytes for it,
+/// see `checks::hold_bytes`), then
 /// SIGTERM: the three get the goodbye and end of file at once, a new client
 /// cannot connect (the listener is closed at once), and while the server
 /// still waits for the fourth it holds four descriptors fewer than with
@@ -239,11 +235,9 @@ pub fn closes_every_connection_itself_then_exits_0(target: &Target) -> Result<()
         room.join()?;
     }
     room.join_with(&|t| Client::connect_with_receive_buffer(t, SMALL_RCVBUF))?;
-    let queued = super::payload(QUEUED, 7);
-    room.users[0].send(&queued)?;
-    for u in &mut room.users[1..3] {
-        u.expect_bytes(&queued)?;
-    }
+    // The server holds bytes for user 4 whatever the kernel's buffers.
+    let most = target.max_queue().map_or(QUEUED, |q| q / 2);
+    super::hold_bytes(&mut room, &[3], most, QUEUED)?;
     let with_everyone = target.open_fds();
     // Before the signal: the server may handle it before kill(2) returns.
     let sent = Instant::now();
