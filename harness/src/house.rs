@@ -152,6 +152,14 @@ pub fn expect_fds_back(server: &Server, before: Option<usize>, when: &str) -> Re
     )))
 }
 
+/// With nothing happening, the server sleeps for a second: its CPU use and
+/// how often it is running stay under the stages' limits. `now` says what
+/// has just happened, `advice` what a server that spins here got wrong.
+pub fn expect_calm(server: &Server, now: &str, advice: &str) -> Result<()> {
+    let target = server.target();
+    crate::checks::expect_calm(&target, Duration::from_secs(1), now, advice).map(|_| ())
+}
+
 /// Makes the server hold bytes for the user in slot `slow` (the last of
 /// `room`, who never reads), whatever the kernel's buffers: user 0 sends
 /// 64 KiB at a time, every other user reads each piece, until the server
