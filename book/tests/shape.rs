@@ -364,6 +364,89 @@ fn every_exercise_solution_applies_to_its_steps_main_rs() {
     );
 }
 
+/// Every step has at least two classic mistakes (`steps/stepN/mistakes/
+/// *.diff`), each saying on its first line what it is and the test that
+/// catches it (a test of the step's or a check of the harness), is named
+/// by the instructors' page, and still applies to its step's `src/main.rs`
+/// as it is now. (`.ci/run` proves each fails there, at that test.)
+#[test]
+fn every_step_has_mistakes_that_apply_to_its_main_rs() {
+    let mut checks = String::new();
+    for file in common::files_with_ext_if_any(&common::root().join("harness/src/checks"), "rs") {
+        checks.push_str(&fs::read_to_string(file).expect("read a harness check"));
+    }
+    let instructors =
+        fs::read_to_string(common::src().join("instructors.md")).expect("read instructors.md");
+    let mut problems = Vec::new();
+    for step in steps() {
+        let main_rs = step.file("src/main.rs");
+        let source = fs::read_to_string(common::root().join(&main_rs)).expect("read main.rs");
+        let lines: Vec<&str> = source.lines().collect();
+        let mut tests = String::new();
+        for file in common::files_with_ext_if_any(&common::root().join(step.file("tests")), "rs") {
+            tests.push_str(&fs::read_to_string(file).expect("read a test file"));
+        }
+        let dir = common::root().join(step.file("mistakes"));
+        let mistakes = common::files_with_ext_if_any(&dir, "diff");
+        if mistakes.len() < 2 {
+            problems.push(format!(
+                "{}/mistakes/: {} mistake(s); write at least two, each a learner's classic \
+                 mistake in the step's lesson, as `diff -u` against src/main.rs (CONTRIBUTING.md, \
+                 \"The learner's path\")",
+                step.dir.display(),
+                mistakes.len()
+            ));
+        }
+        for diff in mistakes {
+            let text = fs::read_to_string(&diff).expect("read a diff");
+            let name = diff.strip_prefix(common::root()).unwrap_or(&diff).display();
+            let first = text.lines().next().unwrap_or("");
+            let caught = first
+                .strip_prefix("The mistake: ")
+                .and_then(|rest| rest.rsplit_once(". Caught by: "))
+                .map(|(_, test)| test);
+            match caught {
+                None => problems.push(format!(
+                    "{name}: its first line should be `The mistake: WHAT. Caught by: TEST`, not {first:?}"
+                )),
+                // `A or B`: which of two fails first depends on timing.
+                Some(caught) => {
+                    for test in caught.split(" or ") {
+                        if !tests.contains(&format!("fn {test}("))
+                            && !checks.contains(&format!("    {test}: \""))
+                        {
+                            problems.push(format!(
+                                "{name}: names {test:?}, which is neither a test in {}/tests/ \
+                                 nor a check of the harness",
+                                step.dir.display()
+                            ));
+                        }
+                    }
+                }
+            }
+            let file = diff.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            if !instructors.contains(&format!("`{file}`")) {
+                problems.push(format!(
+                    "{name}: book/src/instructors.md (\"Mistakes people make\") should name it, \
+                     `{file}`, with the test that catches it"
+                ));
+            }
+            if let Err(why) = hunks_apply(&text, &lines) {
+                problems.push(format!(
+                    "{name}: {why}; make the same mistake in a copy of {} and remake the diff \
+                     with `diff -u`",
+                    main_rs.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the steps' classic mistakes:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
 /// Whether every hunk of the unified diff `diff` finds its old lines (context
 /// and removed lines) in `lines`, each hunk after the one before, as `patch
 /// --fuzz=0` needs them. The error names the first hunk that does not.

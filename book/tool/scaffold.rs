@@ -8,8 +8,9 @@
 //! README, the hints, the transcript scenario's saved files, and the
 //! `cargo test -p stepN` lines of `src/main.rs`'s module doc. Anything else
 //! in the copy that still names the old step is an error, said at once.
-//! Left out of the copy: step N's exercise solutions (`exercises/`) and its
-//! starter (`src/exercise.rs`, which `scripts/generate.sh` writes).
+//! Left out of the copy: step N's exercise solutions (`exercises/`), its
+//! classic mistakes (`mistakes/`: step N's lesson's, not the new one's) and
+//! its starter (`src/exercise.rs`, which `scripts/generate.sh` writes).
 //!
 //! It also writes the chapter's skeleton, `book/src/stepN+1-SLUG.md`, with
 //! the sections every step chapter has ([`SECTIONS`]), the includes of
@@ -318,6 +319,7 @@ pub fn new_step(root: &Path, title: &str) -> Result<Scaffolded, String> {
     // The folder: a copy, renamed where a step may write its name.
     let skip = |rel: &Path| {
         rel == Path::new("exercises")
+            || rel == Path::new("mistakes")
             || rel == Path::new(starter::FILE)
             || rel.starts_with("target")
     };
@@ -389,6 +391,7 @@ pub fn new_step(root: &Path, title: &str) -> Result<Scaffolded, String> {
         format!("{dir}/hints.md: a section per lesson, from a nudge to nearly the answer"),
         format!("{dir}/transcripts.txt: the chapter's Run it session"),
         format!("{dir}/tests/: the step's own tests; tests/stages.rs names its stages, tests/cli.rs its options"),
+        format!("{dir}/mistakes/: at least two classic mistakes of the new lesson, each a diff against src/main.rs whose first line names the test that catches it"),
         format!("book/src/{chapter}: every TODO"),
         format!("book/src/{old_chapter}: its Further reading's Previous/Next line should point on to step {number}"),
         format!("book/src/instructors.md: a session's timetable row, a demo and the mistakes people make for step {number}"),

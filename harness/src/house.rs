@@ -56,7 +56,9 @@ fn accepts_after(stderr: &str, waiting: usize) -> usize {
 }
 
 /// After [`queue_connections`]: the server accepted exactly `waiting`
-/// clients for the one event that reported them, before waiting again.
+/// clients for the one event that reported them, then went back to
+/// kevent(): a client connecting after them is accepted for an event of
+/// its own (a `connection(s) waiting` line before its `accepted fd`).
 pub fn expect_accepts_after(server: &Server, waiting: usize) -> Result<()> {
     // The server's stderr reaches us through a pipe: wait until the
     // accepts of that batch are all in (or the deadline passes).
@@ -66,12 +68,28 @@ pub fn expect_accepts_after(server: &Server, waiting: usize) -> Result<()> {
         (accepts_after(&stderr, waiting) >= waiting).then_some(())
     });
     let accepted = accepts_after(&stderr, waiting);
-    if accepted == waiting {
+    if accepted != waiting {
+        return Err(server.target().fail(format!(
+            "one event said data={waiting}; the server should accept that many before \
+             waiting again, but accepted {accepted}:\n{stderr}"
+        )));
+    }
+    // A server that accepts until accept() fails sits in the blocking call
+    // after the last of them, and accepts the next client there, without
+    // a kevent(): it serves everyone, and only its log tells.
+    let later = connect(server.addr());
+    let peer = later.local_addr().expect("local_addr");
+    accepted_fd(server, peer)?;
+    if accepts_after(&server.stderr(), waiting) == waiting {
         return Ok(());
     }
     Err(server.target().fail(format!(
-        "one event said data={waiting}; the server should accept that many before \
-         waiting again, but accepted {accepted}:\n{stderr}"
+        "one event said data={waiting} and the server accepted {waiting}; then a client \
+         connected from {peer}, and the server accepted it without a new listener event \
+         (no `connection(s) waiting` line before it): it never went back to kevent(). \
+         Accept exactly `data` connections for each event, then wait again: on a blocking \
+         listener, accepting until accept() fails blocks in the call after the last \
+         waiting connection, until the next client comes"
     )))
 }
 
@@ -132,6 +150,14 @@ pub fn expect_fds_back(server: &Server, before: Option<usize>, when: &str) -> Re
         "the server had {before} descriptors open before {when}, and {:?} after",
         server.open_fds()
     )))
+}
+
+/// With nothing happening, the server sleeps for a second: its CPU use and
+/// how often it is running stay under the stages' limits. `now` says what
+/// has just happened, `advice` what a server that spins here got wrong.
+pub fn expect_calm(server: &Server, now: &str, advice: &str) -> Result<()> {
+    let target = server.target();
+    crate::checks::expect_calm(&target, Duration::from_secs(1), now, advice).map(|_| ())
 }
 
 /// Makes the server hold bytes for the user in slot `slow` (the last of

@@ -75,7 +75,8 @@ fn greets_clients_one_after_another(#[case] clients: usize) -> harness::Result {
 
 /// When several connections are already waiting, one listener event reports
 /// them all (`data=N connection(s) waiting`) and the server accepts and
-/// greets exactly that many.
+/// greets exactly that many, then waits again: a later client comes with an
+/// event of its own.
 #[rstest]
 #[case::two(2)]
 #[case::five(5)]

@@ -35,8 +35,8 @@ fn room_with_a_slow_user(server: &Server) -> harness::Result<Room> {
 /// User 3 does not read while user 1 sends 1 MiB: user 2 gets all of it
 /// at once, a line from user 2 reaches user 1 at once, and the server
 /// logs that user 3's bytes wait in a queue (EV_ADD EVFILT_WRITE). Then
-/// user 3 reads: every byte, in order, the line last, and the log says
-/// the queue drained (EV_DELETE EVFILT_WRITE).
+/// user 3 reads: every byte, in order, the line last, the log says the
+/// queue drained (EV_DELETE EVFILT_WRITE), and the server sleeps again.
 #[test]
 fn queues_for_a_user_who_does_not_read_and_delivers_it_all_later() -> harness::Result {
     let server = STEP.spawn(&[])?;
@@ -62,6 +62,12 @@ fn queues_for_a_user_who_does_not_read_and_delivers_it_all_later() -> harness::R
         DEADLINE,
     )?;
     expect_about_user_3(&server, "caught up")?;
+    house::expect_calm(
+        &server,
+        "after user 3 caught up (their queue empty), with nothing to do",
+        "a write knote left registered on an empty queue reports 'writable' at every kevent(), \
+         for nothing: EV_DELETE EVFILT_WRITE once a user's queue is empty",
+    )?;
     room.say(2, b"good morning\n")?;
     room.expect_quiet()
 }

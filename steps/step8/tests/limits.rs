@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use harness::checks::chat::{Attempt, Room};
 use harness::checks::{self, narration, settle, Stage};
-use harness::{Client, Server};
+use harness::{house, Client, Server};
 
 /// How long any single wait in these tests may take.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -169,6 +169,38 @@ fn removes_a_leaving_user_with_close_alone() -> harness::Result {
     let server = STEP.spawn(&[])?;
     let how = "close({fd}) and its knotes with it; slot #0 is free";
     narration::expect_removal_logged(&server.target(), how)
+}
+
+/// A user dropped past `--max-queue` in the same relay that gathered their
+/// `EV_ADD EVFILT_WRITE`: closing them takes that change out of the
+/// changelist, so it never reaches the kernel (where it would fail on the
+/// closed number, or give a newcomer with that number a write knote).
+#[test]
+fn drops_the_pending_changes_of_a_descriptor_it_closes() -> harness::Result {
+    let server = STEP.spawn(&["--max-queue", "1"])?;
+    let mut room = Room::new(&server.target());
+    for _ in 0..3 {
+        room.join()?;
+    }
+    // User 2 never reads: at the write that first comes up short, the
+    // server gathers EV_ADD EVFILT_WRITE for them, and, more than one byte
+    // left waiting, drops them in the same relay.
+    house::hold_bytes_for(&server, &mut room, 2)?;
+    server.wait_for_stderr("more than --max-queue 1\n", DEADLINE)?;
+    drop(room.users.pop());
+    // The next batch submits the changelist; its error entries are logged
+    // before the line user 0 sends next is relayed.
+    room.say(0, b"after the drop\n")?;
+    server.wait_for_log("user #0: relayed 15 bytes to 1 other user(s)", DEADLINE)?;
+    no_failed_change(&server).map_err(|f| {
+        f.context(
+            "user #2 was dropped (more than --max-queue 1 byte waited) in the relay that had \
+             just gathered EV_ADD EVFILT_WRITE for them, and a change reached the kernel after \
+             their close(). close_fd must take the descriptor's pending changes out of the \
+             changelist before close(): else they fail on the closed number, or, once a \
+             newcomer has the number, change the newcomer's knotes",
+        )
+    })
 }
 
 /// The server's log has no line about a failed change (an EV_ERROR entry).
