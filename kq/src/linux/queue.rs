@@ -319,6 +319,14 @@ impl Kq {
                 if n == 0 {
                     break;
                 }
+                // Sightings are recorded only where another chunk could
+                // follow (this one is a full BATCH with room left after it)
+                // and checked only in a later chunk: a call that asks for
+                // at most BATCH events, the usual one, pays nothing for them
+                // on its per-event path.
+                let later_chunk = round_events > 0;
+                let more_may_follow = n == BATCH && out.cap - out.n > BATCH;
+                let sightings = later_chunk || more_may_follow;
                 round_events += n;
                 let chunk_before = out.n;
                 let mut repeat = false;
@@ -330,7 +338,7 @@ impl Kq {
                     let token = ev.u64;
                     // Descriptors first: they are the per-event path.
                     if let Some(fd) = Token::fd_of(token) {
-                        if !t.first_sight(fd, sweep) {
+                        if sightings && !t.first_sight(fd, sweep) {
                             repeat = true;
                             continue;
                         }
