@@ -103,7 +103,7 @@
 //!    up); BSD reports nothing until it connects. For reading `kq` reports
 //!    nothing, as BSD does, and keeps that socket's epoll entry
 //!    edge-triggered afterwards (a level READ knote then costs one `poll()`
-//!    per delivery, as in item 11).
+//!    per delivery, as in item 10).
 //!    Our own `shutdown(SHUT_WR)` does not set `EV_EOF` on the WRITE knote
 //!    (BSD does).
 //! 5. **`NOTE_LOWAT`** is honoured for reading on sockets: the knote's
@@ -137,22 +137,20 @@
 //! 8. **A kqueue watched by a kqueue** reports `data` 0 (BSD: the number of
 //!    pending events). Datagram sockets report the size of the next datagram
 //!    (Linux's `FIONREAD`), not every byte queued.
-//! 9. **`fork()`**: the child inherits the epoll descriptor (BSD kqueues are
-//!    not inherited); do not use a kqueue in both processes.
-//! 10. **Regular files** follow FreeBSD's vnode filter: `EVFILT_READ` is true
-//!     while the offset is before the end (or always, with
-//!     `NOTE_FILE_POLL`), `data` = the bytes left; `EVFILT_WRITE` is always
-//!     true with `data` 0. A quiet knote is looked at again when inotify
-//!     says the file changed (a write, an attribute, a close), not after a
-//!     `read()` of it (FreeBSD 14 also runs the filter on reads). Other
-//!     descriptors epoll refuses (`/dev/null`) are always readable and
-//!     writable with `data` 0. Where `kq` can only compare inodes (regular
-//!     files, directories, a descriptor whose knotes are all disabled), a
-//!     number closed and reopened on the *same* file is taken for the old
-//!     descriptor. inotify's limits apply: `EV_ADD` fails with `ENOSPC` at
-//!     `fs.inotify.max_user_watches`, `EMFILE` at `max_user_instances` (one
-//!     per kqueue that watches files); `/proc` must be mounted.
-//! 11. **Mixing trigger modes on one descriptor** (a level READ knote and an
+//! 9. **Regular files** follow FreeBSD's vnode filter: `EVFILT_READ` is true
+//!    while the offset is before the end (or always, with
+//!    `NOTE_FILE_POLL`), `data` = the bytes left; `EVFILT_WRITE` is always
+//!    true with `data` 0. A quiet knote is looked at again when inotify
+//!    says the file changed (a write, an attribute, a close), not after a
+//!    `read()` of it (FreeBSD 14 also runs the filter on reads). Other
+//!    descriptors epoll refuses (`/dev/null`) are always readable and
+//!    writable with `data` 0. Where `kq` can only compare inodes (regular
+//!    files, directories, a descriptor whose knotes are all disabled), a
+//!    number closed and reopened on the *same* file is taken for the old
+//!    descriptor. inotify's limits apply: `EV_ADD` fails with `ENOSPC` at
+//!    `fs.inotify.max_user_watches`, `EMFILE` at `max_user_instances` (one
+//!    per kqueue that watches files); `/proc` must be mounted.
+//! 10. **Mixing trigger modes on one descriptor** (a level READ knote and an
 //!     `EV_CLEAR` WRITE knote) makes the shared epoll entry edge-triggered;
 //!     the level knote is then re-checked with `poll()` after each delivery,
 //!     one extra syscall (so is a stream socket epoll keeps calling readable
@@ -161,9 +159,9 @@
 //!     one-shot deletion of the other filter) re-arms the shared entry, so
 //!     an `EV_CLEAR` knote on it may be reported once more with nothing new
 //!     (BSD: only the changed knote is looked at again).
-//! 12. A knote for `EVFILT_USER` added with `NOTE_TRIGGER` in the same change
+//! 11. A knote for `EVFILT_USER` added with `NOTE_TRIGGER` in the same change
 //!     does not fire (FreeBSD); macOS fires it. Add first, then trigger.
-//! 13. **`EVFILT_VNODE`** maps inotify's events onto FreeBSD's notes (see
+//! 12. **`EVFILT_VNODE`** maps inotify's events onto FreeBSD's notes (see
 //!     `linux::filter::vnode`). inotify cannot tell a `truncate()` that grows
 //!     a file from a write (reported `NOTE_WRITE | NOTE_EXTEND`; FreeBSD:
 //!     `NOTE_ATTRIB`; one that shrinks it is `NOTE_ATTRIB` as on FreeBSD).
@@ -179,7 +177,7 @@
 //!     knote asked for `NOTE_OPEN` or `NOTE_READ`, every open and read of
 //!     that file wakes the queue (for nothing, after that knote is gone)
 //!     until the file's last knote in that queue goes.
-//! 14. **`EVFILT_PROC`** reports `NOTE_EXIT` only. A change asking for
+//! 13. **`EVFILT_PROC`** reports `NOTE_EXIT` only. A change asking for
 //!     `NOTE_FORK`, `NOTE_EXEC` or `NOTE_TRACK` fails with `ENOTSUP` (its
 //!     EV_ERROR entry, or -1): Linux tells a process about another's forks
 //!     and execs only through the process connector (a netlink socket that
@@ -193,7 +191,7 @@
 //!     it comes from the kernel after the process was reaped (Linux 6.15 and
 //!     later) or from `/proc` while it is a zombie, and is 0 when neither
 //!     can be had. Needs Linux 5.3 (pidfds).
-//! 15. **Filters and flags.** Every constant of FreeBSD 14's
+//! 14. **Filters and flags.** Every constant of FreeBSD 14's
 //!     `<sys/event.h>` is defined, with FreeBSD's value, so FreeBSD code
 //!     compiles; what Linux cannot do fails at run time in an EV_ERROR
 //!     entry, never silently. `EVFILT_AIO` and `EVFILT_LIO` are `EINVAL`

@@ -415,7 +415,7 @@ fn regular_file_knote_survives_rename_and_unlink() {
     assert_eq!(ev.data, 3, "unlinked, then 1 more byte: got {ev:?}");
 }
 
-/// /dev/null is always readable with `data` 0 (kq crate docs, item 10).
+/// /dev/null is always readable with `data` 0 (kq crate docs, item 9).
 /// Only built on Linux: on the BSDs what a device reports is up to its
 /// driver.
 #[cfg(target_os = "linux")]

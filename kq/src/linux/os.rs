@@ -50,6 +50,13 @@ pub(crate) fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e };
 }
 
+/// close(2) of a descriptor no `OwnedFd` owns (the child's copies after
+/// fork()); async-signal-safe.
+pub(crate) fn close(fd: RawFd) {
+    // SAFETY: plain syscall; the caller owns the number.
+    unsafe { libc::close(fd) };
+}
+
 // --- epoll -----------------------------------------------------------------
 
 pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
