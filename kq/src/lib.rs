@@ -134,9 +134,13 @@
 //!    [`Kqueue`] is dropped; after a raw `close()`, at the next `kqueue()`,
 //!    or at the next `kevent()` on that number (which is `EBADF` once the
 //!    number names anything else).
-//! 8. **A kqueue watched by a kqueue** reports `data` 0 (BSD: the number of
-//!    pending events). Datagram sockets report the size of the next datagram
-//!    (Linux's `FIONREAD`), not every byte queued.
+//! 8. **Datagram sockets** report the size of the next datagram (Linux's
+//!    `FIONREAD`), not every byte queued. A kqueue watched by a kqueue
+//!    reports in `data` how many events it has pending, as BSD does, but
+//!    counts an `EV_CLEAR` knote whose condition still holds after it was
+//!    reported (BSD: only once something new happens): epoll's ready list
+//!    cannot be read without taking its edge-triggered events, so `kq`
+//!    asks each knote's source with one `poll()`.
 //! 9. **Regular files** follow FreeBSD's vnode filter: `EVFILT_READ` is true
 //!    while the offset is before the end (or always, with
 //!    `NOTE_FILE_POLL`), `data` = the bytes left; `EVFILT_WRITE` is always

@@ -200,3 +200,33 @@ fn note_fork_exec_and_track_are_refused_with_enotsup_on_linux() {
     );
     child.wait().expect("reap");
 }
+
+/// Crate docs, "Datagram sockets ... A kqueue watched by a kqueue": the
+/// count of a watched kqueue includes an EV_CLEAR knote already reported
+/// whose condition still holds (its pipe still has the byte), because
+/// epoll's ready list cannot be read without taking its events, so kq
+/// polls each knote's source. (FreeBSD counts only the user event: 1.)
+#[test]
+fn a_watched_kqueue_counts_a_reported_clear_knote_still_true_on_linux() {
+    let inner = new_kq();
+    let outer = new_kq();
+    let ifd = inner.as_raw_fd() as usize;
+    let (r, w) = pipe();
+    let rfd = r.as_raw_fd() as usize;
+    add(
+        &inner,
+        &[
+            change(rfd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, 0),
+            change(1, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, 0),
+        ],
+    );
+    write_fd(w.as_raw_fd(), b"x").expect("write");
+    wait_for(&inner, rfd, EVFILT_READ); // reported; the byte stays
+    add(&outer, &[change(ifd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    add(&inner, &[change(1, EVFILT_USER, 0, NOTE_TRIGGER, 0, 0)]);
+    let ev = wait_for(&outer, ifd, EVFILT_READ);
+    assert_eq!(
+        ev.data, 2,
+        "the user event and the pipe's EV_CLEAR knote (reported, still true): got {ev:?}"
+    );
+}

@@ -48,6 +48,9 @@ pub(crate) enum Kind {
     File,
     /// Something else epoll refuses (/dev/null): always ready.
     AlwaysReady,
+    /// Another kqueue: `data` is how many events it has pending (FreeBSD
+    /// `filt_kqueue`).
+    Kqueue,
     /// Anything else epoll accepts: terminals, eventfds, another kqueue.
     Other,
 }
@@ -305,6 +308,9 @@ impl Table {
     /// What a descriptor refuses, and what a regular file needs, before a
     /// new knote is attached (FreeBSD's `f_attach`).
     fn attach_fd(&mut self, filter: FilterKind, fd: RawFd, fresh: bool) -> io::Result<()> {
+        if fresh && self.fds[fd as usize].kind == Kind::Other && Kq::is_kqueue(fd) {
+            self.fds[fd as usize].kind = Kind::Kqueue;
+        }
         let kind = self.fds[fd as usize].kind;
         if filter == FilterKind::Write {
             if kind == Kind::Pipe && os::poll(fd) & libc::EPOLLERR as u32 != 0 {
@@ -313,7 +319,7 @@ impl Table {
                 // the knote with EPIPE.
                 return Err(os::err(libc::EPIPE));
             }
-            if kind == Kind::Other && Kq::is_kqueue(fd) {
+            if kind == Kind::Kqueue {
                 // FreeBSD's kqueue_kqfilter: a kqueue is only readable.
                 return Err(os::err(libc::EINVAL));
             }

@@ -195,6 +195,13 @@ pub(crate) fn poll(fd: RawFd) -> u32 {
     }
 }
 
+/// One non-blocking poll() of many descriptors; each `revents` is filled
+/// in (0 for one with nothing, or when the call fails).
+pub(crate) fn poll_many(fds: &mut [libc::pollfd]) {
+    // SAFETY: `fds` is a live slice of pollfds, its length passed with it.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+}
+
 /// An ioctl that writes one int (FIONREAD, TIOCOUTQ).
 pub(crate) fn ioctl_int(fd: RawFd, request: libc::Ioctl) -> io::Result<c_int> {
     let mut n: c_int = 0;

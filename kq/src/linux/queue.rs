@@ -272,6 +272,25 @@ impl Kq {
         Self::lookup(fd).is_some_and(|q| q.alive())
     }
 
+    /// How many events the kqueue `kq` has pending, for a kqueue watching
+    /// it (`Table::active_count`). Called under the watching queue's lock,
+    /// so this one's is only tried (two queues may watch each other, and
+    /// one's scan waits for the other's lock): if another thread holds it
+    /// for a moment longer, at least the one event epoll saw is pending.
+    pub(crate) fn pending_events(kq: RawFd) -> i64 {
+        let Some(q) = Self::lookup(kq) else {
+            return 1;
+        };
+        for _ in 0..8 {
+            match q.table.try_lock() {
+                Ok(t) => return t.active_count(),
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().active_count(),
+                Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
+            }
+        }
+        1
+    }
+
     pub(crate) fn forget(kq: RawFd, q: &Arc<Kq>) {
         let mut reg = registry().write().unwrap_or_else(|p| p.into_inner());
         if reg.get(&kq).is_some_and(|cur| Arc::ptr_eq(cur, q)) {
