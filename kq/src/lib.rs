@@ -50,7 +50,7 @@
 //! | edge trigger | `EV_CLEAR` | `EPOLLET` | `EPOLLET` |
 //! | one-shot / dispatch | `EV_ONESHOT` / `EV_DISPATCH` | `EPOLLONESHOT` (per fd) | applied per knote at delivery |
 //! | how much is ready | `data`: bytes, queue length, free space | nothing | one cheap syscall per returned event |
-//! | peer closed | `EV_EOF` + `fflags` = error | `EPOLLRDHUP`/`EPOLLHUP`/`EPOLLERR` | `EV_EOF`, `fflags` from `SO_ERROR` |
+//! | peer closed | `EV_EOF` + `fflags` = error | `EPOLLRDHUP`/`EPOLLHUP`/`EPOLLERR` | `EV_EOF`, `fflags` from `TCP_INFO` (TCP) or `SO_ERROR` |
 //! | timers | `EVFILT_TIMER` | `timerfd` | a timerfd per timer |
 //! | signals | `EVFILT_SIGNAL` | `signalfd` (signal must be blocked) | one signalfd per signal for the process, its deliveries counted for every knote |
 //! | user events | `EVFILT_USER` | `eventfd` | a flag per knote and one eventfd per queue |
@@ -82,13 +82,20 @@
 //!    descriptor itself, the copy keeps the old set. `EV_DELETE` before
 //!    `close()` avoids all of it when descriptors are shared (or
 //!    `O_CLOEXEC` when they are shared with children).
-//! 2. **Reading the socket error clears it.** `EV_EOF`'s `fflags` come from
-//!    `getsockopt(SO_ERROR)`, which on Linux resets the error: after a reset,
-//!    `fflags` says `ECONNRESET` but the next `read()` returns 0 instead of
-//!    failing with `ECONNRESET`. BSD's filter only peeks. Every kqueue
-//!    watching the socket gets the error (the first to read it keeps it for
-//!    the others), except one that looks only after all the others deleted
-//!    their knotes.
+//! 2. **Socket errors.** Linux clears a socket's pending error when it is
+//!    read (`SO_ERROR`, and `recv()` even with `MSG_PEEK`); BSD's filter
+//!    only looks. For TCP, `EV_EOF`'s `fflags` are told without reading it
+//!    (`poll()` says whether there is one, `TCP_INFO` which), so the
+//!    program's next `read()` or `getsockopt(SO_ERROR)` still sees it:
+//!    `ECONNRESET`, `ECONNREFUSED`, `EPIPE` (a reset after the peer's FIN,
+//!    when `kq` saw the FIN first; otherwise `ECONNRESET`), and
+//!    `ETIMEDOUT` for retries that ran out, even when an ICMP error
+//!    (`EHOSTUNREACH`) ended them, which `TCP_INFO` does not show. For
+//!    other sockets (AF_UNIX: `ECONNRESET` when the peer closed with data
+//!    unread) `fflags` come from `SO_ERROR`, which clears it: the next
+//!    `read()` returns 0 instead of failing. Every kqueue watching the
+//!    socket gets the error (the first to read it keeps it for the others),
+//!    except one that looks only after all the others deleted their knotes.
 //! 3. **Listeners.** `data` of a TCP listener is the real accept queue length
 //!    (`TCP_INFO`); for other families (AF_UNIX) Linux cannot tell, and
 //!    `data` is 1. A socket is recognised as a listener when it is

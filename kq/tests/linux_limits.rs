@@ -230,3 +230,28 @@ fn a_watched_kqueue_counts_a_reported_clear_knote_still_true_on_linux() {
         "the user event and the pipe's EV_CLEAR knote (reported, still true): got {ev:?}"
     );
 }
+
+/// Crate docs, "Socket errors": an AF_UNIX socket's error (ECONNRESET when
+/// the peer closed with data it never read) can only be read with
+/// SO_ERROR, which clears it: after the EV_EOF reports it, SO_ERROR says 0.
+/// (TCP errors are told without clearing them: see read.rs.)
+#[test]
+fn a_unix_socket_error_is_cleared_by_reporting_it_on_linux() {
+    let (a, b) = socketpair();
+    let fd = a.as_raw_fd();
+    send(&mut &a, b"never read");
+    let kq = new_kq();
+    add(&kq, &[fd_change(fd, EVFILT_READ, EV_ADD)]);
+    drop(b); // closed with unread data: Linux sets ECONNRESET on `a`
+    let ev = wait_for(&kq, fd as usize, EVFILT_READ);
+    assert_eq!(
+        (ev.has(EV_EOF), ev.fflags),
+        (true, libc::ECONNRESET as u32),
+        "got {ev:?}"
+    );
+    assert_eq!(
+        getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR),
+        0,
+        "reporting the error read SO_ERROR, which cleared it"
+    );
+}

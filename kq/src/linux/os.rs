@@ -238,9 +238,9 @@ pub(crate) fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> io::Result
     Ok(v)
 }
 
-/// The connections waiting in a TCP listener's accept queue: on a
-/// listening socket Linux reports it as `tcpi_unacked`.
-pub(crate) fn tcp_accept_queue(fd: RawFd) -> io::Result<u32> {
+/// A TCP socket's `TCP_INFO` (EOPNOTSUPP for another kind of socket).
+/// Reading it changes nothing: unlike `SO_ERROR`, it clears no error.
+pub(crate) fn tcp_info(fd: RawFd) -> io::Result<libc::tcp_info> {
     let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
     // SAFETY: `info` and `len` describe a live tcp_info buffer.
@@ -254,7 +254,13 @@ pub(crate) fn tcp_accept_queue(fd: RawFd) -> io::Result<u32> {
         )
     })?;
     // SAFETY: zero-initialised and (partly) filled in by the kernel.
-    Ok(unsafe { info.assume_init() }.tcpi_unacked)
+    Ok(unsafe { info.assume_init() })
+}
+
+/// The connections waiting in a TCP listener's accept queue: on a
+/// listening socket Linux reports it as `tcpi_unacked`.
+pub(crate) fn tcp_accept_queue(fd: RawFd) -> io::Result<u32> {
+    Ok(tcp_info(fd)?.tcpi_unacked)
 }
 
 /// The ordinary bytes a stream socket holds, counted without copying them

@@ -53,7 +53,9 @@ pub(crate) fn filt_read(
             }
             let n = os::fionread(fd);
             if e.eof {
-                let n = if n == 0 && readable {
+                // Not with an error pending: recv(MSG_PEEK) would return
+                // it, and Linux clears it then, as on reading SO_ERROR.
+                let n = if n == 0 && readable && !err {
                     bytes_past_urgent_mark(e, fd)
                 } else {
                     n
