@@ -176,12 +176,18 @@
 //!     `linux::filter::vnode`). inotify cannot tell a `truncate()` that grows
 //!     a file from a write (reported `NOTE_WRITE | NOTE_EXTEND`; FreeBSD:
 //!     `NOTE_ATTRIB`; one that shrinks it is `NOTE_ATTRIB` as on FreeBSD).
-//!     Two changes of one kind that inotify merges before `kq` reads them
-//!     (a `chmod()` then a `link()`) are reported as the later one.
-//!     `NOTE_REVOKE` is never reported: Linux has no `revoke()` and cannot
-//!     unmount a file system a descriptor holds. A directory removed with
-//!     `rmdir()` while a descriptor holds it is not reported (inotify says so
-//!     only when the last descriptor closes). FreeBSD 14's `NOTE_OPEN`,
+//!     inotify merges a `chmod()` with a `link()` or `unlink()` that follows
+//!     it before `kq` reads them (both are `IN_ATTRIB`): `kq` tells the
+//!     attribute change by the mode, owner and modification time, so one
+//!     that changed only the access time (which reads change too), or only
+//!     the modification time with a write after it, is reported as the link
+//!     change alone. `NOTE_REVOKE` is never reported: Linux has no
+//!     `revoke()` and cannot unmount a file system a descriptor holds. A
+//!     directory's `rmdir()` is heard through its parent's watch (inotify
+//!     tells the directory itself only when its last descriptor closes):
+//!     a parent the process may not read cannot be watched, and then the
+//!     removal is not reported until that close.
+//!     FreeBSD 14's `NOTE_OPEN`,
 //!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` come from inotify's
 //!     `IN_OPEN`, `IN_CLOSE_NOWRITE`, `IN_CLOSE_WRITE` and `IN_ACCESS`. An
 //!     inotify watch cannot be narrowed for one of its users, so once a
