@@ -1045,6 +1045,127 @@ fn c_kqtail_rejects_bad_arguments_and_missing_things() {
     );
 }
 
+/// examples/c/supervise.c starts 3 children, restarts each twice as it exits (EVFILT_PROC, NOTE_EXIT), reports every wait status, says on Linux that NOTE_FORK was refused and it watches exits only, and exits 0 once every slot gave up.
+#[test]
+fn c_supervise_restarts_each_child_and_reports_every_exit_status() {
+    let exe = example_program("supervise");
+    let args = ["-n", "3", "-r", "2", "sh", "-c", "exit $SUPERVISE_SLOT"];
+    let out = run(Command::new(&exe).args(args), RUN_DEADLINE);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "supervise {args:?}: {}\nstdout:\n{stdout}stderr:\n{stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    for slot in 0..3 {
+        let prefix = format!("slot {slot}: ");
+        let mine: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .collect();
+        // exit, restart, exit, restart, exit, give up; each restart names
+        // the pid whose exit comes next.
+        let pid_of = |line: &str, before: &str, after: &str| -> String {
+            let rest = line.strip_prefix(before).unwrap_or_else(|| {
+                panic!("slot {slot}: expected {before:?}..., got {line:?} in {mine:?}")
+            });
+            let pid = rest.strip_suffix(after).unwrap_or_else(|| {
+                panic!("slot {slot}: expected ...{after:?}, got {line:?} in {mine:?}")
+            });
+            assert!(pid.parse::<u32>().is_ok(), "slot {slot}: pid {pid:?}");
+            pid.to_string()
+        };
+        assert_eq!(
+            mine.len(),
+            6,
+            "slot {slot}: 3 exits, 2 restarts, the end: {mine:?}"
+        );
+        let status = format!(" exited with status {slot}");
+        let mut pids = vec![pid_of(mine[0], "pid ", &status)];
+        for run in 0..2 {
+            let restarted = pid_of(mine[1 + 2 * run], "restarted as pid ", "");
+            let exited = pid_of(mine[2 + 2 * run], "pid ", &status);
+            assert_eq!(
+                restarted, exited,
+                "slot {slot}: the restarted child exits: {mine:?}"
+            );
+            pids.push(exited);
+        }
+        assert_eq!(
+            mine[5], "gave up after 2 restart(s)",
+            "slot {slot}: {mine:?}"
+        );
+        pids.sort();
+        pids.dedup();
+        assert_eq!(
+            pids.len(),
+            3,
+            "slot {slot}: three different children: {mine:?}"
+        );
+    }
+    assert_eq!(
+        lines.last().copied(),
+        Some("all 3 slot(s) done after 9 run(s)"),
+        "the last line: {stdout}"
+    );
+    let refused = stderr
+        .lines()
+        .filter(|l| l.contains("NOTE_FORK") && l.ends_with("watching NOTE_EXIT only"))
+        .count();
+    // Linux refuses NOTE_FORK (once seen, it is not asked for again); the
+    // BSDs' kernels take it.
+    let expected = usize::from(cfg!(target_os = "linux"));
+    assert_eq!(
+        refused, expected,
+        "NOTE_FORK refusals on stderr: {stderr:?}"
+    );
+}
+
+/// supervise reports a child killed by a signal as such (the wait status in
+/// NOTE_EXIT's data), a command that cannot run as status 127, and exits
+/// with status 2 and a usage message for bad arguments.
+#[test]
+fn c_supervise_reports_signals_and_rejects_bad_arguments() {
+    let exe = example_program("supervise");
+    let stdout = run_ok(&exe, &["-r", "0", "sh", "-c", "kill -9 $$"]);
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("slot 0: pid ") && l.ends_with(" killed by signal 9")),
+        "a child killed by SIGKILL: {stdout:?}"
+    );
+    let stdout = run_ok(&exe, &["-r", "0", "/nonexistent/supervise-test"]);
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with(" exited with status 127")),
+        "a command that cannot run: {stdout:?}"
+    );
+    let cases: [&[&str]; 5] = [
+        &[],
+        &["-n"],
+        &["-n", "0", "true"],
+        &["-r", "x", "true"],
+        &["-q", "true"],
+    ];
+    for args in cases {
+        let out = run(Command::new(&exe).args(args), RUN_DEADLINE);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "supervise {args:?}: stderr {:?}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("usage:"),
+            "supervise {args:?}: no usage message"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // kevent() from C with the arguments FreeBSD's kqueue_kevent tolerates (the
 // issue "kq: no crash, no lost event, every FreeBSD port compiles").

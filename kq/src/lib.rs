@@ -61,7 +61,7 @@
 //! | edge trigger | `EV_CLEAR` | `EPOLLET` | `EPOLLET` |
 //! | one-shot / dispatch | `EV_ONESHOT` / `EV_DISPATCH` | `EPOLLONESHOT` (per fd) | applied per knote at delivery |
 //! | how much is ready | `data`: bytes, queue length, free space | nothing | one cheap syscall per returned event |
-//! | peer closed | `EV_EOF` + `fflags` = error | `EPOLLRDHUP`/`EPOLLHUP`/`EPOLLERR` | `EV_EOF`, `fflags` from `SO_ERROR` |
+//! | peer closed | `EV_EOF` + `fflags` = error | `EPOLLRDHUP`/`EPOLLHUP`/`EPOLLERR` | `EV_EOF`, `fflags` from `TCP_INFO` (TCP) or `SO_ERROR` |
 //! | timers | `EVFILT_TIMER` | `timerfd` | a timerfd per timer |
 //! | signals | `EVFILT_SIGNAL` | `signalfd` (signal must be blocked) | one signalfd per signal for the process, its deliveries counted for every knote |
 //! | user events | `EVFILT_USER` | `eventfd` | a flag per knote and one eventfd per queue |
@@ -93,13 +93,20 @@
 //!    descriptor itself, the copy keeps the old set. `EV_DELETE` before
 //!    `close()` avoids all of it when descriptors are shared (or
 //!    `O_CLOEXEC` when they are shared with children).
-//! 2. **Reading the socket error clears it.** `EV_EOF`'s `fflags` come from
-//!    `getsockopt(SO_ERROR)`, which on Linux resets the error: after a reset,
-//!    `fflags` says `ECONNRESET` but the next `read()` returns 0 instead of
-//!    failing with `ECONNRESET`. BSD's filter only peeks. Every kqueue
-//!    watching the socket gets the error (the first to read it keeps it for
-//!    the others), except one that looks only after all the others deleted
-//!    their knotes.
+//! 2. **Socket errors.** Linux clears a socket's pending error when it is
+//!    read (`SO_ERROR`, and `recv()` even with `MSG_PEEK`); BSD's filter
+//!    only looks. For TCP, `EV_EOF`'s `fflags` are told without reading it
+//!    (`poll()` says whether there is one, `TCP_INFO` which), so the
+//!    program's next `read()` or `getsockopt(SO_ERROR)` still sees it:
+//!    `ECONNRESET`, `ECONNREFUSED`, `EPIPE` (a reset after the peer's FIN,
+//!    when `kq` saw the FIN first; otherwise `ECONNRESET`), and
+//!    `ETIMEDOUT` for retries that ran out, even when an ICMP error
+//!    (`EHOSTUNREACH`) ended them, which `TCP_INFO` does not show. For
+//!    other sockets (AF_UNIX: `ECONNRESET` when the peer closed with data
+//!    unread) `fflags` come from `SO_ERROR`, which clears it: the next
+//!    `read()` returns 0 instead of failing. Every kqueue watching the
+//!    socket gets the error (the first to read it keeps it for the others),
+//!    except one that looks only after all the others deleted their knotes.
 //! 3. **Listeners.** `data` of a TCP listener is the real accept queue length
 //!    (`TCP_INFO`); for other families (AF_UNIX) Linux cannot tell, and
 //!    `data` is 1. A socket is recognised as a listener when it is
@@ -114,7 +121,7 @@
 //!    up); BSD reports nothing until it connects. For reading `kq` reports
 //!    nothing, as BSD does, and keeps that socket's epoll entry
 //!    edge-triggered afterwards (a level READ knote then costs one `poll()`
-//!    per delivery, as in item 11).
+//!    per delivery, as in item 10).
 //!    Our own `shutdown(SHUT_WR)` does not set `EV_EOF` on the WRITE knote
 //!    (BSD does).
 //! 5. **`NOTE_LOWAT`** is honoured for reading on sockets: the knote's
@@ -145,25 +152,27 @@
 //!    [`Kqueue`] is dropped; after a raw `close()`, at the next `kqueue()`,
 //!    or at the next `kevent()` on that number (which is `EBADF` once the
 //!    number names anything else).
-//! 8. **A kqueue watched by a kqueue** reports `data` 0 (BSD: the number of
-//!    pending events). Datagram sockets report the size of the next datagram
-//!    (Linux's `FIONREAD`), not every byte queued.
-//! 9. **`fork()`**: the child inherits the epoll descriptor (BSD kqueues are
-//!    not inherited); do not use a kqueue in both processes.
-//! 10. **Regular files** follow FreeBSD's vnode filter: `EVFILT_READ` is true
-//!     while the offset is before the end (or always, with
-//!     `NOTE_FILE_POLL`), `data` = the bytes left; `EVFILT_WRITE` is always
-//!     true with `data` 0. A quiet knote is looked at again when inotify
-//!     says the file changed (a write, an attribute, a close), not after a
-//!     `read()` of it (FreeBSD 14 also runs the filter on reads). Other
-//!     descriptors epoll refuses (`/dev/null`) are always readable and
-//!     writable with `data` 0. Where `kq` can only compare inodes (regular
-//!     files, directories, a descriptor whose knotes are all disabled), a
-//!     number closed and reopened on the *same* file is taken for the old
-//!     descriptor. inotify's limits apply: `EV_ADD` fails with `ENOSPC` at
-//!     `fs.inotify.max_user_watches`, `EMFILE` at `max_user_instances` (one
-//!     per kqueue that watches files); `/proc` must be mounted.
-//! 11. **Mixing trigger modes on one descriptor** (a level READ knote and an
+//! 8. **Datagram sockets** report the size of the next datagram (Linux's
+//!    `FIONREAD`), not every byte queued. A kqueue watched by a kqueue
+//!    reports in `data` how many events it has pending, as BSD does, but
+//!    counts an `EV_CLEAR` knote whose condition still holds after it was
+//!    reported (BSD: only once something new happens): epoll's ready list
+//!    cannot be read without taking its edge-triggered events, so `kq`
+//!    asks each knote's source with one `poll()`.
+//! 9. **Regular files** follow FreeBSD's vnode filter: `EVFILT_READ` is true
+//!    while the offset is before the end (or always, with
+//!    `NOTE_FILE_POLL`), `data` = the bytes left; `EVFILT_WRITE` is always
+//!    true with `data` 0. A quiet knote is looked at again when inotify
+//!    says the file changed (a write, an attribute, a close), not after a
+//!    `read()` of it (FreeBSD 14 also runs the filter on reads). Other
+//!    descriptors epoll refuses (`/dev/null`) are always readable and
+//!    writable with `data` 0. Where `kq` can only compare inodes (regular
+//!    files, directories, a descriptor whose knotes are all disabled), a
+//!    number closed and reopened on the *same* file is taken for the old
+//!    descriptor. inotify's limits apply: `EV_ADD` fails with `ENOSPC` at
+//!    `fs.inotify.max_user_watches`, `EMFILE` at `max_user_instances` (one
+//!    per kqueue that watches files); `/proc` must be mounted.
+//! 10. **Mixing trigger modes on one descriptor** (a level READ knote and an
 //!     `EV_CLEAR` WRITE knote) makes the shared epoll entry edge-triggered;
 //!     the level knote is then re-checked with `poll()` after each delivery,
 //!     one extra syscall (so is a stream socket epoll keeps calling readable
@@ -172,25 +181,31 @@
 //!     one-shot deletion of the other filter) re-arms the shared entry, so
 //!     an `EV_CLEAR` knote on it may be reported once more with nothing new
 //!     (BSD: only the changed knote is looked at again).
-//! 12. A knote for `EVFILT_USER` added with `NOTE_TRIGGER` in the same change
+//! 11. A knote for `EVFILT_USER` added with `NOTE_TRIGGER` in the same change
 //!     does not fire (FreeBSD); macOS fires it. Add first, then trigger.
-//! 13. **`EVFILT_VNODE`** maps inotify's events onto FreeBSD's notes (see
+//! 12. **`EVFILT_VNODE`** maps inotify's events onto FreeBSD's notes (see
 //!     `linux::filter::vnode`). inotify cannot tell a `truncate()` that grows
 //!     a file from a write (reported `NOTE_WRITE | NOTE_EXTEND`; FreeBSD:
 //!     `NOTE_ATTRIB`; one that shrinks it is `NOTE_ATTRIB` as on FreeBSD).
-//!     Two changes of one kind that inotify merges before `kq` reads them
-//!     (a `chmod()` then a `link()`) are reported as the later one.
-//!     `NOTE_REVOKE` is never reported: Linux has no `revoke()` and cannot
-//!     unmount a file system a descriptor holds. A directory removed with
-//!     `rmdir()` while a descriptor holds it is not reported (inotify says so
-//!     only when the last descriptor closes). FreeBSD 14's `NOTE_OPEN`,
+//!     inotify merges a `chmod()` with a `link()` or `unlink()` that follows
+//!     it before `kq` reads them (both are `IN_ATTRIB`): `kq` tells the
+//!     attribute change by the mode, owner and modification time, so one
+//!     that changed only the access time (which reads change too), or only
+//!     the modification time with a write after it, is reported as the link
+//!     change alone. `NOTE_REVOKE` is never reported: Linux has no
+//!     `revoke()` and cannot unmount a file system a descriptor holds. A
+//!     directory's `rmdir()` is heard through its parent's watch (inotify
+//!     tells the directory itself only when its last descriptor closes):
+//!     a parent the process may not read cannot be watched, and then the
+//!     removal is not reported until that close.
+//!     FreeBSD 14's `NOTE_OPEN`,
 //!     `NOTE_CLOSE`, `NOTE_CLOSE_WRITE` and `NOTE_READ` come from inotify's
 //!     `IN_OPEN`, `IN_CLOSE_NOWRITE`, `IN_CLOSE_WRITE` and `IN_ACCESS`. An
 //!     inotify watch cannot be narrowed for one of its users, so once a
 //!     knote asked for `NOTE_OPEN` or `NOTE_READ`, every open and read of
 //!     that file wakes the queue (for nothing, after that knote is gone)
 //!     until the file's last knote in that queue goes.
-//! 14. **`EVFILT_PROC`** reports `NOTE_EXIT` only. A change asking for
+//! 13. **`EVFILT_PROC`** reports `NOTE_EXIT` only. A change asking for
 //!     `NOTE_FORK`, `NOTE_EXEC` or `NOTE_TRACK` fails with `ENOTSUP` (its
 //!     EV_ERROR entry, or -1): Linux tells a process about another's forks
 //!     and execs only through the process connector (a netlink socket that
@@ -204,7 +219,7 @@
 //!     it comes from the kernel after the process was reaped (Linux 6.15 and
 //!     later) or from `/proc` while it is a zombie, and is 0 when neither
 //!     can be had. Needs Linux 5.3 (pidfds).
-//! 15. **Filters and flags.** Every constant of FreeBSD 14's
+//! 14. **Filters and flags.** Every constant of FreeBSD 14's
 //!     `<sys/event.h>` is defined, with FreeBSD's value, so FreeBSD code
 //!     compiles; what Linux cannot do fails at run time in an EV_ERROR
 //!     entry, never silently. `EVFILT_AIO` and `EVFILT_LIO` are `EINVAL`

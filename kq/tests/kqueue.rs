@@ -214,6 +214,48 @@ fn a_kqueue_can_watch_a_kqueue() {
     assert_quiet(&outer, ifd, EVFILT_READ, QUIET, "inner queue drained");
 }
 
+/// A kqueue watched by a kqueue reports `data` = how many events it has
+/// pending (FreeBSD `filt_kqueue`: `kq_count`), and the count goes down as
+/// they are taken.
+#[test]
+fn a_watched_kqueue_reports_how_many_events_it_has_pending() {
+    let inner = new_kq();
+    let outer = new_kq();
+    let ifd = inner.as_raw_fd() as usize;
+    let (r, w) = pipe();
+    let rfd = r.as_raw_fd() as usize;
+    let mut changes: Vec<kevent> = (1..=3)
+        .map(|id| change(id, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, 0))
+        .collect();
+    changes.push(change(rfd, EVFILT_READ, EV_ADD, 0, 0, 0));
+    add(&inner, &changes);
+    add(&outer, &[change(ifd, EVFILT_READ, EV_ADD, 0, 0, 0)]);
+    for id in 1..=3 {
+        add(&inner, &[change(id, EVFILT_USER, 0, NOTE_TRIGGER, 0, 0)]);
+    }
+    write_fd(w.as_raw_fd(), b"x").expect("write");
+    let ev = wait_for(&outer, ifd, EVFILT_READ);
+    assert_eq!(
+        ev.data, 4,
+        "3 triggered EVFILT_USER knotes and a readable pipe: got {ev:?}"
+    );
+    // Take the three user events (EV_CLEAR: gone once reported); the pipe's
+    // level knote stays pending.
+    let mut taken = Vec::new();
+    while taken
+        .iter()
+        .filter(|e: &&Ev| e.filter == EVFILT_USER)
+        .count()
+        < 3
+    {
+        let got = wait(&inner, DEADLINE);
+        assert!(!got.is_empty(), "the inner queue ran dry after {taken:?}");
+        taken.extend(got);
+    }
+    let ev = wait_for(&outer, ifd, EVFILT_READ);
+    assert_eq!(ev.data, 1, "only the pipe is left: got {ev:?}");
+}
+
 /// The same through poll(2): a kqueue with a pending event is readable.
 #[test]
 fn a_kqueue_with_pending_events_is_readable_for_poll() {

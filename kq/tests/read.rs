@@ -230,12 +230,11 @@ fn a_lone_urgent_byte_reports_nothing_and_does_not_spin() {
     drop(server);
 }
 
-/// Linux-only documented limitation (kq crate docs, "Reading the socket
-/// error clears it"): filling `fflags` reads SO_ERROR, which on Linux
-/// resets it, so after the EV_EOF the next read() returns 0 instead of
-/// failing with ECONNRESET. BSD's filter only peeks at the error.
+/// The error EV_EOF reports in `fflags` stays the socket's: the next
+/// read() still fails with ECONNRESET (FreeBSD's filter only looks at
+/// `so_error`; on Linux reading SO_ERROR would clear it).
 #[test]
-fn reading_the_reset_error_for_fflags_clears_it_on_linux() {
+fn the_reset_error_in_fflags_is_left_for_the_next_read() {
     let kq = new_kq();
     let (mut client, server) = tcp_pair();
     let fd = client.as_raw_fd() as usize;
@@ -243,19 +242,55 @@ fn reading_the_reset_error_for_fflags_clears_it_on_linux() {
     reset(server);
     let ev = wait_for(&kq, fd, EVFILT_READ);
     assert_eq!(ev.fflags, libc::ECONNRESET as u32, "got {ev:?}");
+    let again = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(
+        again.fflags,
+        libc::ECONNRESET as u32,
+        "a level knote reports the error again: got {again:?}"
+    );
     let mut buf = [0u8; 8];
     let got = client.read(&mut buf);
+    assert_eq!(
+        got.as_ref().map_err(|e| e.raw_os_error()),
+        Err(Some(libc::ECONNRESET)),
+        "read() after EV_EOF reported the reset: expected ECONNRESET, got {got:?}"
+    );
+}
+
+/// A reset after the peer's FIN: the FIN is EV_EOF with no error, the
+/// reset then gives `fflags` the error the socket holds, which SO_ERROR
+/// then still says (read() returns 0 after a FIN). It is EPIPE on Linux,
+/// whose `tcp_reset` says so for a connection in CLOSE_WAIT.
+#[test]
+fn a_reset_after_a_fin_reports_the_error_so_error_then_says() {
+    let kq = new_kq();
+    let (client, server) = tcp_pair();
+    let fd = client.as_raw_fd() as usize;
+    add(&kq, &[change(fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, 0)]);
+    server
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let fin = wait_for(&kq, fd, EVFILT_READ);
+    assert_eq!(
+        (fin.has(EV_EOF), fin.fflags),
+        (true, 0),
+        "the FIN: got {fin:?}"
+    );
+    reset(server);
+    let ev = wait_for(&kq, fd, EVFILT_READ);
+    let error = getsockopt_int(fd as i32, libc::SOL_SOCKET, libc::SO_ERROR);
+    assert!(
+        ev.has(EV_EOF) && ev.fflags != 0 && error == ev.fflags as i32,
+        "the reset: expected EV_EOF with fflags = the error SO_ERROR then says; \
+         got {ev:?}, then SO_ERROR {error}"
+    );
     #[cfg(target_os = "linux")]
     assert_eq!(
-        got.expect("read after the reset was reported"),
-        0,
-        "the error was consumed: EOF"
+        ev.fflags,
+        libc::EPIPE as u32,
+        "Linux's error for it: got {ev:?}"
     );
-    #[cfg(not(target_os = "linux"))]
-    assert_eq!(
-        got.expect_err("BSD keeps the error").raw_os_error(),
-        Some(libc::ECONNRESET)
-    );
+    drop(client);
 }
 
 /// Pipes: `data` is the bytes in the pipe; EV_EOF when the last writer
@@ -415,7 +450,7 @@ fn regular_file_knote_survives_rename_and_unlink() {
     assert_eq!(ev.data, 3, "unlinked, then 1 more byte: got {ev:?}");
 }
 
-/// /dev/null is always readable with `data` 0 (kq crate docs, item 10).
+/// /dev/null is always readable with `data` 0 (kq crate docs, item 9).
 /// Only built on Linux: on the BSDs what a device reports is up to its
 /// driver.
 #[cfg(target_os = "linux")]

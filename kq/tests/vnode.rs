@@ -148,6 +148,75 @@ fn notes_accumulate_until_the_event_is_collected() {
     w.quiet("EV_CLEAR: both were reported");
 }
 
+/// A chmod() followed by a link() or an unlink(), both before the event is
+/// collected, reports both: NOTE_ATTRIB with NOTE_LINK, then NOTE_ATTRIB
+/// with NOTE_DELETE (a link alone is NOTE_LINK alone).
+#[test]
+fn a_chmod_before_a_link_or_an_unlink_is_reported_with_it() {
+    let w = Watched::new("chmod-link", ALL);
+    let chmod = |mode| {
+        std::fs::set_permissions(w.dir.path("f"), std::fs::Permissions::from_mode(mode))
+            .expect("chmod")
+    };
+    chmod(0o600);
+    std::fs::hard_link(w.dir.path("f"), w.dir.path("g")).expect("link");
+    assert_eq!(
+        w.next("chmod() then link()"),
+        NOTE_ATTRIB | NOTE_LINK,
+        "chmod() then link(): expected NOTE_ATTRIB | NOTE_LINK"
+    );
+    std::fs::hard_link(w.dir.path("f"), w.dir.path("h")).expect("link");
+    assert_eq!(w.next("link() alone"), NOTE_LINK, "link() alone");
+    chmod(0o644);
+    std::fs::remove_file(w.dir.path("g")).expect("unlink");
+    assert_eq!(
+        w.next("chmod() then unlink()"),
+        NOTE_ATTRIB | NOTE_DELETE,
+        "chmod() then unlink(): expected NOTE_ATTRIB | NOTE_DELETE"
+    );
+}
+
+/// rmdir() of a watched directory that is still open is NOTE_DELETE at
+/// once (FreeBSD's VOP_RMDIR), and so is a rename() of another directory
+/// over it; the removal of a sibling is not.
+#[test]
+fn removing_an_open_directory_reports_note_delete() {
+    let dir = TempDir::new("vnode-rmdir");
+    let watch = |name: &str| {
+        std::fs::create_dir(dir.path(name)).expect("mkdir");
+        let d = std::fs::File::open(dir.path(name)).expect("open the directory");
+        let kq = new_kq();
+        let fd = d.as_raw_fd() as usize;
+        add(
+            &kq,
+            &[change(
+                fd,
+                EVFILT_VNODE,
+                EV_ADD | EV_CLEAR,
+                NOTE_DELETE,
+                0,
+                0,
+            )],
+        );
+        (d, kq, fd)
+    };
+    let (_a, kq_a, a) = watch("a");
+    let (_b, kq_b, b) = watch("b");
+    std::fs::create_dir(dir.path("sibling")).expect("mkdir");
+    std::fs::remove_dir(dir.path("sibling")).expect("rmdir");
+    assert_quiet(&kq_a, a, EVFILT_VNODE, QUIET, "a sibling removed");
+    std::fs::remove_dir(dir.path("a")).expect("rmdir");
+    let ev = wait_for(&kq_a, a, EVFILT_VNODE);
+    assert_eq!(ev.fflags, NOTE_DELETE, "rmdir() while open: got {ev:?}");
+    std::fs::create_dir(dir.path("c")).expect("mkdir");
+    std::fs::rename(dir.path("c"), dir.path("b")).expect("rename over b");
+    let ev = wait_for(&kq_b, b, EVFILT_VNODE);
+    assert_eq!(
+        ev.fflags, NOTE_DELETE,
+        "renamed over while open: got {ev:?}"
+    );
+}
+
 /// Without EV_CLEAR a vnode knote is level-triggered like any other: what
 /// happened is reported on every call until the knote is cleared or
 /// deleted (FreeBSD keeps `kn_fflags` until then).

@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use common::*;
 use rstest::rstest;
@@ -460,4 +460,62 @@ fn datagram_error_is_not_eof_for_writing() {
         Some(libc::ECONNREFUSED),
         "the next send() reports the error, got {err}"
     );
+}
+
+/// A connect() refused by the peer ends the WRITE knote with EV_EOF and
+/// `fflags` = ECONNREFUSED, and the error stays the socket's: SO_ERROR
+/// still says ECONNREFUSED afterwards (FreeBSD's filter only looks).
+#[test]
+fn a_refused_connect_is_eof_and_leaves_the_error_for_so_error() {
+    // A port nobody listens on: bind one, note it, close it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let sock = socket_connecting_to(addr);
+    let fd = sock.as_raw_fd();
+    let kq = new_kq();
+    add(&kq, &[fd_change(fd, EVFILT_WRITE, EV_ADD)]);
+    let ev = wait_for(&kq, fd as usize, EVFILT_WRITE);
+    assert!(
+        ev.has(EV_EOF) && ev.fflags == libc::ECONNREFUSED as u32,
+        "expected EV_EOF with fflags ECONNREFUSED ({}), got {ev:?}",
+        libc::ECONNREFUSED
+    );
+    assert_eq!(
+        getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR),
+        libc::ECONNREFUSED,
+        "SO_ERROR after the event"
+    );
+}
+
+/// A non-blocking TCP socket with connect() to `addr` under way.
+fn socket_connecting_to(addr: std::net::SocketAddr) -> OwnedFd {
+    let std::net::SocketAddr::V4(v4) = addr else {
+        panic!("an IPv4 address: {addr}")
+    };
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: socket() just returned it; nothing else owns it.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_nonblocking(fd);
+    // SAFETY: all-zero is a valid sockaddr_in.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_port = v4.port().to_be();
+    sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+    // SAFETY: `sin` is a live sockaddr_in, its size passed with it.
+    let r = unsafe {
+        libc::connect(
+            fd,
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    let e = std::io::Error::last_os_error().raw_os_error();
+    assert!(
+        r == -1 && e == Some(libc::EINPROGRESS),
+        "a non-blocking connect() is under way: expected EINPROGRESS, got {r} and {e:?}"
+    );
+    sock
 }

@@ -19,6 +19,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::{Mutex, MutexGuard};
 
+use libc::c_int;
+
 use super::abi::*;
 use super::filter::read::filt_read;
 use super::filter::write::filt_write;
@@ -48,6 +50,9 @@ pub(crate) enum Kind {
     File,
     /// Something else epoll refuses (/dev/null): always ready.
     AlwaysReady,
+    /// Another kqueue: `data` is how many events it has pending (FreeBSD
+    /// `filt_kqueue`).
+    Kqueue,
     /// Anything else epoll accepts: terminals, eventfds, another kqueue.
     Other,
 }
@@ -189,18 +194,26 @@ fn socket_errors() -> MutexGuard<'static, BTreeMap<(u64, u64), SharedError>> {
     ERRORS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// EOF on a socket: reads its pending error (which Linux clears on reading)
-/// and keeps it. The error belongs to the socket, so it is shared with the
-/// other kqueues watching it: whichever reads it first leaves it for the
-/// others (FreeBSD's filters all see `so_error`).
+/// EOF on a socket: finds its pending error and keeps it. FreeBSD's
+/// filter only looks at `so_error`; on Linux reading `SO_ERROR` clears it
+/// (and so does `recv(MSG_PEEK)`), so the program's next read() would miss
+/// it. A TCP socket's error is told without touching it
+/// (`tcp_error_untouched`); only for other sockets (AF_UNIX) is `SO_ERROR`
+/// read. The error belongs to the socket, so it is shared with the other
+/// kqueues watching it: whichever reads it first leaves it for the others.
 #[cold]
 pub(crate) fn note_socket_error(e: &mut FdEntry, fd: RawFd) {
-    let read = os::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or(0);
     let mut all = socket_errors();
     let shared = all.entry((e.dev, e.ino)).or_insert(SharedError {
         error: 0,
         holders: 0,
     });
+    // A TCP connection has one error, once it is closed: told once, it is
+    // the one every later look (and every other kqueue) reports.
+    let read = match tcp_error_untouched(e, fd, shared.error) {
+        Some(error) => error,
+        None => os::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or(0),
+    };
     if !e.error_shared {
         e.error_shared = true;
         shared.holders += 1;
@@ -210,6 +223,47 @@ pub(crate) fn note_socket_error(e: &mut FdEntry, fd: RawFd) {
     }
     e.so_error = shared.error;
     e.eof = true;
+}
+
+/// Linux's `TCP_CLOSE` state (include/net/tcp_states.h; libc lacks it).
+const TCP_CLOSE: u8 = 7;
+
+/// The pending error of a TCP socket, told without clearing it: poll()
+/// says whether there is one (POLLERR is Linux's `sk_err` set), and
+/// `TCP_INFO` which, from the state the error left the connection in. A
+/// reset (Linux's `tcp_reset`) or a timeout (`tcp_write_err`) closes it
+/// (`TCP_CLOSE`): a timeout left retransmissions counted (ETIMEDOUT); a
+/// reset of a connection that never carried a segment both ways, no round
+/// trip measured, was a refused connect (ECONNREFUSED); one after the
+/// peer's FIN (CLOSE_WAIT) is EPIPE; any other, ECONNRESET. None when the
+/// socket is not TCP, or its state says nothing (then `SO_ERROR` is read).
+/// `known`: the error already told for this socket (0: none yet).
+fn tcp_error_untouched(e: &FdEntry, fd: RawFd, known: u32) -> Option<c_int> {
+    let mut info = os::tcp_info(fd).ok()?;
+    if os::poll(fd) & libc::EPOLLERR as u32 == 0 {
+        return Some(0);
+    }
+    if info.tcpi_state != TCP_CLOSE {
+        // Linux sets the error, then closes the connection, under the
+        // socket's lock; TCP_INFO reads the state before it takes that
+        // lock, so the first call may have seen the state of a moment
+        // before. The second sees it after the first waited for the lock.
+        info = os::tcp_info(fd).ok()?;
+        if info.tcpi_state != TCP_CLOSE {
+            return None;
+        }
+    }
+    Some(if known != 0 {
+        known as c_int
+    } else if info.tcpi_retransmits > 0 || info.tcpi_backoff > 0 {
+        libc::ETIMEDOUT
+    } else if info.tcpi_rtt == 0 {
+        libc::ECONNREFUSED
+    } else if e.eof && e.so_error == 0 {
+        libc::EPIPE
+    } else {
+        libc::ECONNRESET
+    })
 }
 
 /// EVFILT_READ and EVFILT_WRITE, both `f_isfd`: their knotes share the
@@ -305,6 +359,9 @@ impl Table {
     /// What a descriptor refuses, and what a regular file needs, before a
     /// new knote is attached (FreeBSD's `f_attach`).
     fn attach_fd(&mut self, filter: FilterKind, fd: RawFd, fresh: bool) -> io::Result<()> {
+        if fresh && self.fds[fd as usize].kind == Kind::Other && Kq::is_kqueue(fd) {
+            self.fds[fd as usize].kind = Kind::Kqueue;
+        }
         let kind = self.fds[fd as usize].kind;
         if filter == FilterKind::Write {
             if kind == Kind::Pipe && os::poll(fd) & libc::EPOLLERR as u32 != 0 {
@@ -313,7 +370,7 @@ impl Table {
                 // the knote with EPIPE.
                 return Err(os::err(libc::EPIPE));
             }
-            if kind == Kind::Other && Kq::is_kqueue(fd) {
+            if kind == Kind::Kqueue {
                 // FreeBSD's kqueue_kqfilter: a kqueue is only readable.
                 return Err(os::err(libc::EINVAL));
             }

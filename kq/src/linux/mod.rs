@@ -18,6 +18,7 @@
 //! | `data` of a stream or pipe     | `ioctl(FIONREAD)`, one call per returned event    |
 //! | `data` of a TCP listener       | `TCP_INFO.tcpi_unacked`: the accept queue length  |
 //! | `data` of EVFILT_WRITE         | `SO_SNDBUF` (read at EV_ADD) minus `ioctl(TIOCOUTQ)` |
+//! | `data` of a watched kqueue     | its pending knotes, and its knotes' sources polled at once (`filter::kqueue`) |
 //! | EVFILT_READ on a regular file  | size minus offset (`fstat`, `lseek`), re-checked when inotify says the file changed |
 //! | EVFILT_VNODE                   | an inotify watch on `/proc/self/fd/N`, one inotify descriptor per queue |
 //! | EVFILT_PROC                    | a pidfd per process; the wait status from `waitid(WNOWAIT)` |

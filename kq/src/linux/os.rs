@@ -50,6 +50,13 @@ pub(crate) fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e };
 }
 
+/// close(2) of a descriptor no `OwnedFd` owns (the child's copies after
+/// fork()); async-signal-safe.
+pub(crate) fn close(fd: RawFd) {
+    // SAFETY: plain syscall; the caller owns the number.
+    unsafe { libc::close(fd) };
+}
+
 // --- epoll -----------------------------------------------------------------
 
 pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
@@ -188,6 +195,13 @@ pub(crate) fn poll(fd: RawFd) -> u32 {
     }
 }
 
+/// One non-blocking poll() of many descriptors; each `revents` is filled
+/// in (0 for one with nothing, or when the call fails).
+pub(crate) fn poll_many(fds: &mut [libc::pollfd]) {
+    // SAFETY: `fds` is a live slice of pollfds, its length passed with it.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+}
+
 /// An ioctl that writes one int (FIONREAD, TIOCOUTQ).
 pub(crate) fn ioctl_int(fd: RawFd, request: libc::Ioctl) -> io::Result<c_int> {
     let mut n: c_int = 0;
@@ -224,9 +238,9 @@ pub(crate) fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> io::Result
     Ok(v)
 }
 
-/// The connections waiting in a TCP listener's accept queue: on a
-/// listening socket Linux reports it as `tcpi_unacked`.
-pub(crate) fn tcp_accept_queue(fd: RawFd) -> io::Result<u32> {
+/// A TCP socket's `TCP_INFO` (EOPNOTSUPP for another kind of socket).
+/// Reading it changes nothing: unlike `SO_ERROR`, it clears no error.
+pub(crate) fn tcp_info(fd: RawFd) -> io::Result<libc::tcp_info> {
     let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
     // SAFETY: `info` and `len` describe a live tcp_info buffer.
@@ -240,7 +254,13 @@ pub(crate) fn tcp_accept_queue(fd: RawFd) -> io::Result<u32> {
         )
     })?;
     // SAFETY: zero-initialised and (partly) filled in by the kernel.
-    Ok(unsafe { info.assume_init() }.tcpi_unacked)
+    Ok(unsafe { info.assume_init() })
+}
+
+/// The connections waiting in a TCP listener's accept queue: on a
+/// listening socket Linux reports it as `tcpi_unacked`.
+pub(crate) fn tcp_accept_queue(fd: RawFd) -> io::Result<u32> {
+    Ok(tcp_info(fd)?.tcpi_unacked)
 }
 
 /// The ordinary bytes a stream socket holds, counted without copying them

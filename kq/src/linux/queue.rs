@@ -3,11 +3,12 @@
 //! the scan of one kevent() call, which turns what epoll reports (and what
 //! waits in userspace) into events.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use libc::c_int;
@@ -151,14 +152,87 @@ pub(crate) struct Kq {
     table: Mutex<Table>,
 }
 
-fn registry() -> &'static RwLock<HashMap<RawFd, Arc<Kq>>> {
-    static REGISTRY: OnceLock<RwLock<HashMap<RawFd, Arc<Kq>>>> = OnceLock::new();
+type Registry = HashMap<RawFd, Arc<Kq>>;
+
+fn registry() -> &'static RwLock<Registry> {
+    static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
+}
+
+// --- fork() ----------------------------------------------------------------
+//
+// kqueue(2): "The queue is not inherited by a child created with fork(2)"
+// (FreeBSD's fdcopy() leaves a kqueue's slot empty in the child). An epoll
+// descriptor is inherited, and a child's epoll_wait() on it would take the
+// parent's EV_CLEAR events. So a pthread_atfork() handler gives the child
+// what FreeBSD gives it: every kqueue number closed, the registry empty
+// (kevent() on the number is EBADF), the parent's queues untouched (the
+// registrations belong to the epoll set, which the parent still holds).
+//
+// The child of a threaded process may only make async-signal-safe calls,
+// and a lock another thread held at fork() stays held in the child for
+// ever. So the registry's lock is taken before fork() (the prepare
+// handler, an ordinary context), which also keeps the registry still while
+// the process is copied, and the child's handler only empties the map and
+// makes close() and epoll_ctl() calls. A queue's table is left alone (its
+// lock may be held by a thread that does not exist in the child): it is
+// leaked, never dropped, and its other descriptors (timerfds, pidfds, the
+// inotify one), all close-on-exec, go at the child's exec().
+
+thread_local! {
+    /// The registry's lock, held by the forking thread across fork().
+    static HELD_FOR_FORK: RefCell<Option<RwLockWriteGuard<'static, Registry>>> =
+        const { RefCell::new(None) };
+}
+
+fn install_fork_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the three handlers are `extern "C" fn()`s that live for
+        // the whole program. pthread_atfork fails only for lack of memory;
+        // then a child inherits the queues, as without kq's care.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            )
+        };
+    });
+}
+
+extern "C" fn before_fork() {
+    let held = registry().write().unwrap_or_else(|p| p.into_inner());
+    HELD_FOR_FORK.with(|h| *h.borrow_mut() = Some(held));
+}
+
+extern "C" fn after_fork_in_parent() {
+    HELD_FOR_FORK.with(|h| drop(h.borrow_mut().take()));
+}
+
+extern "C" fn after_fork_in_child() {
+    HELD_FOR_FORK.with(|h| {
+        let Some(mut reg) = h.borrow_mut().take() else {
+            return;
+        };
+        // drain() keeps the map's memory: no allocator call here.
+        for (kq, q) in reg.drain() {
+            // The number may have been closed (and reused) with a raw
+            // close() since the queue was made: then it is not ours.
+            if q.alive() {
+                os::close(kq);
+            }
+            os::close(q.wake_fd);
+            // The table (which owns `wake_fd`) is never dropped here.
+            std::mem::forget(q);
+        }
+    });
 }
 
 impl Kq {
     /// `kqueue()`: a new epoll set with our wake eventfd in it.
     pub(crate) fn create() -> io::Result<RawFd> {
+        install_fork_handlers();
         Self::sweep();
         let ep = os::epoll_create()?;
         let wake = os::eventfd()?;
@@ -196,6 +270,25 @@ impl Kq {
     /// Whether `fd` is a live kqueue (for the filters a kqueue refuses).
     pub(crate) fn is_kqueue(fd: RawFd) -> bool {
         Self::lookup(fd).is_some_and(|q| q.alive())
+    }
+
+    /// How many events the kqueue `kq` has pending, for a kqueue watching
+    /// it (`Table::active_count`). Called under the watching queue's lock,
+    /// so this one's is only tried (two queues may watch each other, and
+    /// one's scan waits for the other's lock): if another thread holds it
+    /// for a moment longer, at least the one event epoll saw is pending.
+    pub(crate) fn pending_events(kq: RawFd) -> i64 {
+        let Some(q) = Self::lookup(kq) else {
+            return 1;
+        };
+        for _ in 0..8 {
+            match q.table.try_lock() {
+                Ok(t) => return t.active_count(),
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().active_count(),
+                Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
+            }
+        }
+        1
     }
 
     pub(crate) fn forget(kq: RawFd, q: &Arc<Kq>) {

@@ -4,6 +4,7 @@
 //! | filter | module | Linux source of events |
 //! |---|---|---|
 //! | EVFILT_READ | [`read`] | epoll (`EPOLLIN`, `EPOLLRDHUP`); inotify for regular files |
+//! | EVFILT_READ on a kqueue | [`kqueue`] | epoll (the inner epoll set); `data` from its knotes' sources |
 //! | EVFILT_WRITE | [`write`] | epoll (`EPOLLOUT`) |
 //! | EVFILT_VNODE | [`vnode`] | inotify on `/proc/self/fd/N` |
 //! | EVFILT_PROC | [`proc`] | a pidfd per process |
@@ -25,6 +26,7 @@
 //! them); if its Linux source is a descriptor in the epoll set, a `Token`
 //! for the scan (`super::queue`).
 
+pub(crate) mod kqueue;
 pub(crate) mod proc;
 pub(crate) mod read;
 pub(crate) mod signal;

@@ -31,6 +31,15 @@ pub(crate) fn filt_read(
         }
         Kind::OtherListener => readable.then_some((0, 0, 1)),
         Kind::AlwaysReady => Some((0, 0, 0)),
+        Kind::Kqueue => {
+            // FreeBSD `filt_kqueue`: true while the queue has events
+            // pending, `data` = how many (`kq_count`).
+            if !readable {
+                return None;
+            }
+            let n = crate::linux::queue::Kq::pending_events(fd);
+            (n > 0).then_some((0, 0, n))
+        }
         Kind::Dgram => {
             // A datagram (even an empty one) or a pending error makes the
             // socket readable; the error stays for recv() to return, as a
@@ -44,7 +53,9 @@ pub(crate) fn filt_read(
             }
             let n = os::fionread(fd);
             if e.eof {
-                let n = if n == 0 && readable {
+                // Not with an error pending: recv(MSG_PEEK) would return
+                // it, and Linux clears it then, as on reading SO_ERROR.
+                let n = if n == 0 && readable && !err {
                     bytes_past_urgent_mark(e, fd)
                 } else {
                     n

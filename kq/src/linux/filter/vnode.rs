@@ -13,9 +13,9 @@
 //! | FreeBSD (hint of one VFS call)   | Linux (inotify)                                  |
 //! |----------------------------------|--------------------------------------------------|
 //! | write: NOTE_WRITE (+NOTE_EXTEND if the file grew) | IN_MODIFY, the size compared with the last one |
-//! | setattr (chmod, chown, utimes, truncate): NOTE_ATTRIB | IN_ATTRIB (link count unchanged); IN_MODIFY that shrank the file |
+//! | setattr (chmod, chown, utimes, truncate): NOTE_ATTRIB | IN_ATTRIB (link count unchanged, or mode, owner or modification time changed); IN_MODIFY that shrank the file |
 //! | link(): NOTE_LINK                | IN_ATTRIB with a higher link count               |
-//! | remove(), rename() over it: NOTE_DELETE | IN_ATTRIB with a lower link count; IN_DELETE_SELF |
+//! | remove(), rename() over it: NOTE_DELETE | IN_ATTRIB with a lower link count; IN_DELETE_SELF; for a directory, IN_DELETE or IN_MOVED_TO in its parent's watch leaving it no links |
 //! | rename(): NOTE_RENAME            | IN_MOVE_SELF                                     |
 //! | revoke, unmount: NOTE_REVOKE, EV_EOF | IN_UNMOUNT                                    |
 //! | open(): NOTE_OPEN (FreeBSD 14)   | IN_OPEN (watched once a knote asks)              |
@@ -80,14 +80,52 @@ pub(crate) struct Vnode {
     dev: u64,
     ino: u64,
     wd: c_int,
+    /// A directory's: the watch of its parent (-1: none). inotify reports
+    /// an rmdir() to the directory itself only once its last descriptor
+    /// closes; its parent hears of it at once (IN_DELETE).
+    parent_wd: c_int,
     /// Size and link count at the last look, to tell NOTE_EXTEND,
     /// NOTE_LINK and NOTE_DELETE apart.
     size: i64,
     nlink: u64,
+    /// Mode, owner and modification time at the last look: inotify merges
+    /// a chmod() with a link() that follows it (both IN_ATTRIB), so a link
+    /// count change must not hide an attribute change.
+    attrs: Attrs,
     /// Notes recorded and not yet delivered (FreeBSD's `kn_fflags`).
     fired: u32,
     /// NOTE_REVOKE happened: EV_EOF from now on.
     revoked: bool,
+}
+
+/// What a setattr (chmod, chown, utimes) changes that a read, a write or
+/// a link does not: the mode, the owner, and the modification time (which
+/// writes change too: it is compared only when no write follows in the
+/// events read). Not the access time, which reads change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Attrs {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: (i64, i64),
+}
+
+impl Attrs {
+    fn of(st: &libc::stat) -> Attrs {
+        Attrs {
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+        }
+    }
+
+    /// Whether a setattr happened between `self` and `now`; `mtime`: the
+    /// modification time counts.
+    fn changed(&self, now: &Attrs, mtime: bool) -> bool {
+        (self.mode, self.uid, self.gid) != (now.mode, now.uid, now.gid)
+            || (mtime && self.mtime != now.mtime)
+    }
 }
 
 impl Vnode {
@@ -264,15 +302,45 @@ impl Table {
                 wd,
                 size: st.st_size,
                 nlink: st.st_nlink,
+                attrs: Attrs::of(st),
                 fired: 0,
                 revoked: false,
+                parent_wd: -1,
             },
         );
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            self.watch_parent(fd);
+        }
         if let Err(e) = self.watch_opens_and_reads(fd, sfflags) {
             self.delete_vnode(fd);
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Watches the parent of the directory `fd` for its entries' removals
+    /// and moves (added to what the parent's watch has, so its own users
+    /// keep theirs), so an rmdir() or a rename() over the directory is
+    /// NOTE_DELETE at once, as on FreeBSD. Without it (the parent cannot be
+    /// watched: `/`, a directory of a file system inotify does not watch)
+    /// the removal is heard when the last descriptor closes.
+    fn watch_parent(&mut self, fd: RawFd) {
+        let Some(ino) = self.inotify.as_mut() else {
+            return;
+        };
+        let path = CString::new(format!("/proc/self/fd/{fd}/..")).expect("no NUL in a number");
+        let mask = libc::IN_DELETE | libc::IN_MOVED_TO | libc::IN_ONLYDIR | libc::IN_MASK_ADD;
+        let Ok(wd) = os::inotify_add_watch(ino.fd(), &path, mask) else {
+            return;
+        };
+        let Some(v) = self.vnodes.get_mut(&fd) else {
+            return;
+        };
+        if wd == v.wd {
+            return; // the root directory is its own parent
+        }
+        ino.users.entry(wd).or_default().push(fd);
+        v.parent_wd = wd;
     }
 
     /// Widens the watch of a vnode knote that asks for NOTE_OPEN or
@@ -304,6 +372,9 @@ impl Table {
         if let Some(v) = self.vnodes.remove(&fd) {
             if v.wd >= 0 {
                 self.unwatch(fd, v.wd);
+            }
+            if v.parent_wd >= 0 {
+                self.unwatch(fd, v.parent_wd);
             }
         }
     }
@@ -390,8 +461,12 @@ impl Table {
                     .iter()
                     .enumerate()
                     .any(|(j, o)| j != i && o.wd == ev.wd && o.cookie == ev.cookie);
+            // A write after this event changes the modification time too.
+            let written_later = events[i + 1..]
+                .iter()
+                .any(|o| o.wd == ev.wd && !o.entry && o.mask & libc::IN_MODIFY != 0);
             for fd in users {
-                self.inotify_event_for(fd, ev, paired, &mut woken);
+                self.inotify_event_for(fd, ev, paired, written_later, &mut woken);
             }
             if ev.mask & libc::IN_IGNORED != 0 {
                 // The watch is gone (the file was deleted and let go of).
@@ -407,6 +482,7 @@ impl Table {
         fd: RawFd,
         ev: &InotifyEvent,
         paired: bool,
+        written_later: bool,
         woken: &mut Vec<KnoteRef>,
     ) {
         let st = os::fstat(fd);
@@ -427,6 +503,10 @@ impl Table {
             } else {
                 self.drop_fd(fd); // closed since
             }
+        }
+        if self.vnodes.get(&fd).is_some_and(|v| v.parent_wd == ev.wd) {
+            self.parent_event_for(fd, ev, st.ok(), woken);
+            return;
         }
         let Some(v) = self.vnodes.get_mut(&fd).filter(|v| v.wd == ev.wd) else {
             return;
@@ -455,19 +535,29 @@ impl Table {
                     NOTE_WRITE
                 });
                 v.size = st.st_size;
+                v.attrs.mtime = Attrs::of(&st).mtime;
             }
             if ev.mask & libc::IN_ATTRIB != 0 {
                 let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                let now = Attrs::of(&st);
                 // A directory's link count changes with its subdirectories,
                 // which its entry events report.
-                v.record(if dir || st.st_nlink == v.nlink {
-                    NOTE_ATTRIB
-                } else if st.st_nlink > v.nlink {
-                    NOTE_LINK
+                if dir || st.st_nlink == v.nlink {
+                    v.record(NOTE_ATTRIB);
                 } else {
-                    NOTE_DELETE
-                });
+                    v.record(if st.st_nlink > v.nlink {
+                        NOTE_LINK
+                    } else {
+                        NOTE_DELETE
+                    });
+                    // inotify merges identical events: a chmod() before the
+                    // link() came as this one IN_ATTRIB.
+                    if v.attrs.changed(&now, !written_later) {
+                        v.record(NOTE_ATTRIB);
+                    }
+                }
                 v.nlink = st.st_nlink;
+                v.attrs = now;
             }
             if ev.mask & libc::IN_MOVE_SELF != 0 {
                 v.record(NOTE_RENAME);
@@ -495,6 +585,39 @@ impl Table {
         }
         if v.fired != before || v.revoked {
             self.wake(KnoteRef::new(FilterKind::Vnode, fd as usize), woken);
+        }
+    }
+
+    /// An event of a watched directory's parent: an entry removed or
+    /// replaced. Whether it was this directory, the directory itself says:
+    /// a removed one has no links left (its name may have changed since
+    /// the knote was added; the number still holds the directory).
+    fn parent_event_for(
+        &mut self,
+        fd: RawFd,
+        ev: &InotifyEvent,
+        st: Option<libc::stat>,
+        woken: &mut Vec<KnoteRef>,
+    ) {
+        if ev.mask & (libc::IN_DELETE | libc::IN_MOVED_TO) == 0 || ev.mask & libc::IN_ISDIR == 0 {
+            return;
+        }
+        let Some(v) = self.vnodes.get_mut(&fd) else {
+            return;
+        };
+        match st {
+            Some(st) if v.is(&st) => {
+                if st.st_nlink != 0 || v.nlink == 0 {
+                    return; // another entry, or this one's removal was told
+                }
+                v.nlink = 0;
+                let before = v.fired;
+                v.record(NOTE_DELETE);
+                if v.fired != before {
+                    self.wake(KnoteRef::new(FilterKind::Vnode, fd as usize), woken);
+                }
+            }
+            _ => self.drop_vnode(fd), // closed since
         }
     }
 
@@ -551,6 +674,9 @@ impl Table {
             }
             if let Some(v) = self.vnodes.get_mut(&fd).filter(|v| v.wd == wd) {
                 v.wd = -1;
+            }
+            if let Some(v) = self.vnodes.get_mut(&fd).filter(|v| v.parent_wd == wd) {
+                v.parent_wd = -1;
             }
         }
     }

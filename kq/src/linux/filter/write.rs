@@ -79,7 +79,7 @@ pub(crate) fn filt_write(
             }
             room.then_some((0, 0, space.max(lowat)))
         }
-        Kind::File | Kind::Other | Kind::Unused => {
+        Kind::File | Kind::Other | Kind::Kqueue | Kind::Unused => {
             if gone {
                 return Some((EV_EOF, 0, 0));
             }
