@@ -28,6 +28,9 @@ pub struct Launch {
     pub fd_limit: Option<u64>,
     /// How long the server has to print `listening on HOST:PORT`.
     pub deadline: Duration,
+    /// Leave the server's stderr a pipe nobody reads (see
+    /// [`Launch::stderr_unread`]).
+    pub stderr_unread: bool,
 }
 
 impl Launch {
@@ -38,7 +41,18 @@ impl Launch {
             args: args.iter().map(|a| a.to_string()).collect(),
             fd_limit: None,
             deadline: STARTUP_DEADLINE,
+            stderr_unread: false,
         }
+    }
+
+    /// Runs the server with its stderr a pipe that the harness keeps open
+    /// but never reads, as `server 2>&1 | less` left on its first screen:
+    /// once the pipe is full, a server that writes its log with blocking
+    /// writes stops. The server's log is then not collected: failures do
+    /// not quote it, and waiting for a log line fails.
+    pub fn stderr_unread(mut self) -> Launch {
+        self.stderr_unread = true;
+        self
     }
 
     /// Runs the server with at most `n` descriptors (RLIMIT_NOFILE).
@@ -103,6 +117,9 @@ pub(crate) struct Shared {
     /// is trimmed when a server writes megabytes; these counts are not).
     stderr_lines: std::sync::atomic::AtomicU64,
     stderr_bytes: std::sync::atomic::AtomicU64,
+    /// With [`Launch::stderr_unread`]: the pipe's reading end, held open
+    /// (so the server's writes fill it rather than fail) and never read.
+    unread_stderr: Mutex<Option<std::process::ChildStderr>>,
 }
 
 impl Shared {
@@ -211,11 +228,16 @@ impl Server {
             stderr_closed: Default::default(),
             stderr_lines: Default::default(),
             stderr_bytes: Default::default(),
+            unread_stderr: Mutex::new(None),
         });
-        // Keep reading stderr for as long as the server lives, so it never
-        // blocks on a full pipe and failures can quote it.
-        let sink = Arc::clone(&shared);
-        std::thread::spawn(move || collect_stderr(stderr, &sink));
+        if launch.stderr_unread {
+            *lock(&shared.unread_stderr) = Some(stderr);
+        } else {
+            // Keep reading stderr for as long as the server lives, so it
+            // never blocks on a full pipe and failures can quote it.
+            let sink = Arc::clone(&shared);
+            std::thread::spawn(move || collect_stderr(stderr, &sink));
+        }
         // The first stdout line arrives through a channel, so waiting for it
         // can have a deadline.
         let (tx, rx) = mpsc::channel();
