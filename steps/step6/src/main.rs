@@ -36,7 +36,6 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 use std::io;
 use std::net::SocketAddr;
-use std::process::exit;
 use std::ptr;
 
 use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EVFILT_WRITE, EV_ADD, EV_DELETE};
@@ -111,6 +110,9 @@ struct Refused {
 // ANCHOR_END: refused
 
 pub fn main() {
+    // The log never stops the loop: lines go to a writer thread, and are
+    // dropped (counted) when nobody reads stderr (stepkit's output.rs).
+    stepkit::log_without_blocking();
     let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (nusers, max_queue) = (opts.max_users, opts.max_queue);
     // ANCHOR: users_array
@@ -557,5 +559,5 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
     stepkit::say!("{call}: {e}");
-    exit(1);
+    stepkit::exit(1);
 }

@@ -34,7 +34,6 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 use std::io;
 use std::net::SocketAddr;
-use std::process::exit;
 use std::ptr;
 use std::time::{Duration, Instant};
 
@@ -122,6 +121,9 @@ struct User {
     /// last line last) must have drained. They hear nothing more from the
     /// room, and what they send is dropped.
     leaving: Option<Instant>,
+    /// Whether the last byte their socket took was not a newline: a line
+    /// we send them then starts on a line of its own.
+    mid_line: bool,
 }
 // ANCHOR_END: users
 
@@ -175,7 +177,7 @@ impl Changes {
         self.push(listener as usize, EVFILT_READ, EV_DISABLE);
         self.paused = true;
         // LESSON_END
-        stepkit::say!(
+        stepkit::log!(
             "accept: {e}: out of descriptors; EV_DISABLE the listener until one is closed"
         );
     }
@@ -205,13 +207,16 @@ impl Changes {
         };
         // LESSON_END
         if resumed {
-            stepkit::say!("fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
+            stepkit::log!("fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
         }
     }
 }
 // ANCHOR_END: changes
 
 pub fn main() {
+    // The log never stops the loop: lines go to a writer thread, and are
+    // dropped (counted) when nobody reads stderr (stepkit's output.rs).
+    stepkit::log_without_blocking();
     let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (nusers, max_queue, idle_timeout) = (opts.max_users, opts.max_queue, opts.idle_timeout);
     // ANCHOR: users_array
@@ -254,14 +259,15 @@ pub fn main() {
     // ANCHOR_END: register_listener
 
     // ANCHOR: register_signals
-    // SIGINT (Ctrl-C) and SIGTERM (kill, service managers) as events. On
-    // the BSDs and macOS, EVFILT_SIGNAL only records that a signal came:
-    // the signal still does what its disposition says, and for these two
-    // the default is to end the process. So: signal(sig, SIG_IGN) first,
+    // SIGINT (Ctrl-C), SIGTERM (kill, service managers) and SIGHUP (the
+    // terminal went away) as events. On the BSDs and macOS, EVFILT_SIGNAL
+    // only records that a signal came: the signal still does what its
+    // disposition says, and for these three the default is to end the
+    // process. So: signal(sig, SIG_IGN) first,
     // then EV_SET(&change, sig, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL). (On
     // Linux, kq blocks the signal and reads it from a signalfd; a blocked
     // signal is kept for it even while ignored.)
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         if let Err(e) = stepkit::ignore_signal(sig) {
             fatal("signal(SIG_IGN)", e);
         }
@@ -323,7 +329,7 @@ pub fn main() {
     let mut events = vec![kevent_zeroed(); NEVENTS];
     // ANCHOR_END: changelist
     let mut buf = vec![0u8; BUFSIZE];
-    // Set by the first SIGINT or SIGTERM: we are saying goodbye.
+    // Set by the first SIGINT, SIGTERM or SIGHUP: we are saying goodbye.
     let mut stopping = false;
     loop {
         // ANCHOR: wait_for_events
@@ -349,6 +355,8 @@ pub fn main() {
         // ANCHOR_END: wait_for_events
 
         // ANCHOR: dispatch
+        // How many connections the listener's event said are waiting.
+        let mut newcomers = 0;
         for ev in &events[..n] {
             // By value: on macOS the struct is packed.
             let (ident, filter, data) = ({ ev.ident }, { ev.filter }, { ev.data });
@@ -362,10 +370,10 @@ pub fn main() {
             // and the tick's is TICK, which may equal a descriptor's. So
             // the filter first, and only then the ident as a descriptor.
             if filter == EVFILT_SIGNAL {
-                let sig = if ident == libc::SIGINT as usize {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
+                let sig = match ident as c_int {
+                    libc::SIGINT => "SIGINT",
+                    libc::SIGHUP => "SIGHUP",
+                    _ => "SIGTERM",
                 };
                 if stopping {
                     stepkit::log!("{sig} again: not waiting any longer");
@@ -386,13 +394,8 @@ pub fn main() {
             // After shut_down() the listener is closed: its number is
             // nobody's (stale events for it are ignored below).
             if fd == listener && !stopping {
-                // `data` connections are waiting. One may be gone already:
-                // accept_user() says so, and we stop there.
-                for _ in 0..data {
-                    if !accept_user(&mut changes, listener, &mut users, &mut refused) {
-                        break;
-                    }
-                }
+                // Accepted after the rest of the batch (below).
+                newcomers = data;
                 continue;
             }
             // conn_index(): which user is this? An event may be stale (its
@@ -414,6 +417,21 @@ pub fn main() {
             stepkit::log!("fd {fd} is nobody's: event ignored");
         }
         // ANCHOR_END: dispatch
+
+        // ANCHOR: departures_first
+        // Departures before admissions: the listener's `data` connections
+        // are accepted once the rest of the batch is handled, so the users
+        // who left in it (their end of file is in the same batch) have freed
+        // their slots and descriptors for the newcomers. One may be gone
+        // already: accept_user() says so, and we stop there.
+        if !stopping {
+            for _ in 0..newcomers {
+                if !accept_user(&mut changes, listener, &mut users, &mut refused) {
+                    break;
+                }
+            }
+        }
+        // ANCHOR_END: departures_first
 
         // ANCHOR: exit
         // Shutting down, and every user's connection is closed: done.
@@ -482,6 +500,7 @@ fn accept_user(
         writing: false,
         last_heard: Instant::now(),
         leaving: None,
+        mid_line: false,
     });
     stepkit::log!("user #{slot} joined from {addr} (fd {fd})");
     true
@@ -647,7 +666,7 @@ fn relay(
                 user.addr,
                 user.out.len()
             );
-            conn_delete(changes, users, i);
+            drop_behind(changes, users, i, max_queue);
         }
     }
     stepkit::log!(
@@ -671,6 +690,7 @@ fn send_queued(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
         let (front, _) = user.out.as_slices();
         match stepkit::write(user.fd, front) {
             Ok(n) => {
+                user.mid_line = n > 0 && front[n - 1] != b'\n';
                 user.out.drain(..n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -738,6 +758,23 @@ fn leave(changes: &mut Changes, users: &mut [Option<User>], slot: usize, why: &[
 }
 // ANCHOR_END: leave
 
+// ANCHOR: drop_behind
+/// Disconnects a user who fell more than `max_queue` bytes behind, and
+/// tells them why: what waits for them is thrown away (they could not
+/// take it), and leave() queues one line in its place, on a line of its
+/// own, with LINGER to take it, as for the idle timeout.
+fn drop_behind(changes: &mut Changes, users: &mut [Option<User>], slot: usize, max_queue: usize) {
+    let Some(user) = &mut users[slot] else { return };
+    let behind = user.out.len();
+    user.out.clear();
+    let newline = if user.mid_line { "\n" } else { "" };
+    let why = format!(
+        "{newline}you are {behind} bytes behind (more than --max-queue {max_queue}): disconnected\n"
+    );
+    leave(changes, users, slot, why.as_bytes());
+}
+// ANCHOR_END: drop_behind
+
 // ANCHOR: tick
 /// The tick, once a second: one sweep over the room. A user silent for
 /// the idle timeout is told so and disconnected; a user being disconnected
@@ -782,7 +819,7 @@ fn tick(
 // ANCHOR_END: tick
 
 // ANCHOR: shut_down
-/// SIGINT or SIGTERM: stop listening, close the refused clients, and say
+/// SIGINT, SIGTERM or SIGHUP: stop listening, close the refused clients, and say
 /// goodbye to every user (leave()). The loop ends once every user's
 /// connection is closed: at once for users who read, after LINGER at most
 /// for users who do not.
@@ -857,5 +894,5 @@ fn change_failed(
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
     stepkit::say!("{call}: {e}");
-    exit(1);
+    stepkit::exit(1);
 }
