@@ -355,8 +355,10 @@ pub fn main() {
         // ANCHOR_END: wait_for_events
 
         // ANCHOR: dispatch
-        // How many connections the listener's event said are waiting.
+        // How many connections the listener's event said are waiting, and
+        // how many slots were free before this batch's departures.
         let mut newcomers = 0;
+        let free_before = free_slots(&users);
         for ev in &events[..n] {
             // By value: on macOS the struct is packed.
             let (ident, filter, data) = ({ ev.ident }, { ev.filter }, { ev.data });
@@ -422,10 +424,20 @@ pub fn main() {
         // Departures before admissions: the listener's `data` connections
         // are accepted once the rest of the batch is handled, so the users
         // who left in it (their end of file is in the same batch) have freed
-        // their slots and descriptors for the newcomers. One may be gone
-        // already: accept_user() says so, and we stop there.
+        // their slots and descriptors for the newcomers. And while users
+        // are leaving, a newcomer for whom no slot is free yet is left in
+        // the listen queue rather than refused: the listener is reported
+        // again by the next kevent(), whose batch may free a slot. Only a
+        // room that stayed full through a batch refuses. One connection
+        // may be gone already: accept_user() says so, and we stop there.
         if !stopping {
-            for _ in 0..newcomers {
+            let free = free_slots(&users);
+            let admit = if free > free_before {
+                newcomers.min(free as kq::Data)
+            } else {
+                newcomers
+            };
+            for _ in 0..admit {
                 if !accept_user(&mut changes, listener, &mut users, &mut refused) {
                     break;
                 }
@@ -441,6 +453,11 @@ pub fn main() {
         }
         // ANCHOR_END: exit
     }
+}
+
+/// How many slots of the room are free.
+fn free_slots(users: &[Option<User>]) -> usize {
+    users.iter().filter(|u| u.is_none()).count()
 }
 
 /// `conn_index()`: the slot of the user on descriptor `fd`.
