@@ -171,3 +171,136 @@ pub fn hold_bytes_for(
          that user #{slow} (who never reads) is not keeping up"
     )))
 }
+
+/// Starts `step` with `args` and its stderr a pipe nobody reads
+/// ([`crate::Launch::stderr_unread`]), and relays `lines` lines from one
+/// user to another, one at a time (each read, relayed and logged on its
+/// own): a server whose log blocks stops once the pipe is full, some
+/// 64 KiB of log in, and the next line never arrives.
+pub fn relays_lines_with_stderr_unread(
+    step: &crate::Step,
+    args: &[&str],
+    lines: usize,
+) -> Result<()> {
+    let server = Server::start(&step.launch(args).stderr_unread())?;
+    let mut room = crate::checks::chat::Room::new(&server.target());
+    room.join()?;
+    room.join()?;
+    for i in 0..lines {
+        let line = format!("line {i} of {lines}, while nobody reads the server's stderr");
+        room.users[0].send_line(&line)?;
+        room.users[1]
+            .expect_line(&line)
+            .map_err(|f| f.context(format!("{i} lines had arrived, each in turn")))?;
+    }
+    room.say(1, b"and back\n")?;
+    server.assert_running()
+}
+
+/// SIGINT, SIGTERM or SIGHUP (`sig`, named `name`) with two users in the
+/// room: each gets the goodbye line and end of file, the server exits with
+/// status 0, and its log names the signal.
+pub fn says_goodbye_and_exits_0_on(step: &crate::Step, sig: libc::c_int, name: &str) -> Result<()> {
+    let server = step.spawn(&[])?;
+    let mut room = crate::checks::chat::Room::new(&server.target());
+    room.join()?;
+    room.join()?;
+    server.signal(sig)?;
+    for u in &mut room.users {
+        u.expect_line("server is shutting down, goodbye")
+            .map_err(|f| f.context(format!("the server was sent {name}")))?;
+        u.expect_eof()?;
+    }
+    let status = crate::checks::settle(DEADLINE, || server.exit_status());
+    server.wait_for_log(
+        &format!("{name}: shutting down; goodbye to 2 user(s)"),
+        DEADLINE,
+    )?;
+    match status {
+        Some(st) if st.success() => Ok(()),
+        other => Err(server.target().fail(format!(
+            "after {name}, expected the server to exit with status 0 within {} s; it {}",
+            DEADLINE.as_secs(),
+            match other {
+                Some(st) => format!("exited with {st}"),
+                None => "was still running".to_string(),
+            }
+        ))),
+    }
+}
+
+/// The line a user dropped for falling behind is told: `you are N bytes
+/// behind (more than --max-queue M): disconnected`.
+fn behind_line(behind: usize, max_queue: usize) -> String {
+    format!("you are {behind} bytes behind (more than --max-queue {max_queue}): disconnected\n")
+}
+
+/// With `--max-queue 100000`, user 3 (a small receive buffer, not reading)
+/// falls behind while user 1 sends 1 MiB and user 2 reads it. Once the
+/// server logs the drop, user 3 reads: a beginning of user 1's bytes, then
+/// the line saying why on a line of its own (the number it says is the
+/// one logged), then end of file; the log says the last line was taken.
+pub fn tells_a_dropped_user_why(step: &crate::Step) -> Result<()> {
+    const MAX_QUEUE: usize = 100_000;
+    let server = step.spawn(&["--max-queue", &MAX_QUEUE.to_string()])?;
+    let mut room = crate::checks::chat::Room::new(&server.target());
+    room.join()?;
+    room.join()?;
+    room.join_with(&|t| crate::Client::connect_with_receive_buffer(t, 4096))?;
+    let mut slow = room.users.pop().expect("user 3");
+    let peer = slow.local_addr();
+    let flood = crate::checks::payload(1 << 20, 8);
+    let dropped = format!("user #2 ({peer}) dropped: ");
+    let (sent, read, told) = std::thread::scope(|s| {
+        let (sender, reader) = room.users.split_at_mut(1);
+        let (sender, reader) = (&mut sender[0], &mut reader[0]);
+        sender.set_timeout(Duration::from_secs(20));
+        reader.set_timeout(Duration::from_secs(20));
+        let sending = s.spawn(|| sender.send(&flood));
+        let reading = s.spawn(|| reader.expect_bytes(&flood));
+        // User 3 reads as soon as it is dropped: it has LINGER (2 s) to
+        // take its last line.
+        let told = server
+            .wait_for_log(&dropped, Duration::from_secs(20))
+            .and_then(|()| slow.read_until_closed());
+        let sent = sending.join().expect("user 1's sender");
+        let read = reading.join().expect("user 2's reader");
+        (sent, read, told)
+    });
+    sent?;
+    read?;
+    let (got, how) = told?;
+    let stderr = server.stderr();
+    let logged = stderr
+        .lines()
+        .find_map(|l| l.split_once(&dropped))
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse::<usize>().ok());
+    let Some(behind) = logged else {
+        return Err(server.target().fail(format!(
+            "expected a line '{dropped}N bytes wait for them, ...' in the log"
+        )));
+    };
+    let line = behind_line(behind, MAX_QUEUE);
+    let before = got.strip_suffix(line.as_bytes());
+    let whole = before.is_some_and(|b| {
+        flood.starts_with(b)
+            || b.strip_suffix(b"\n")
+                .is_some_and(|b| flood.starts_with(b) && !b.ends_with(b"\n"))
+    });
+    if !whole || how != crate::Closed::Eof {
+        let tail = &got[got.len().saturating_sub(120)..];
+        return Err(slow.fail(format!(
+            "user 3 fell behind and was dropped; it should read a beginning of user 1's bytes, \
+             then {:?} on a line of its own, then end of file; it read {} bytes ending in {:?}, then {how:?}",
+            line,
+            got.len(),
+            String::from_utf8_lossy(tail)
+        )));
+    }
+    server.wait_for_log(
+        &format!("user #2 ({peer}) has their last line: shutdown(SHUT_WR)"),
+        DEADLINE,
+    )?;
+    room.say(0, b"is user 3 gone?\n")?;
+    room.say(1, b"yes, and told why\n")
+}

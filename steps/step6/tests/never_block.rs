@@ -197,6 +197,13 @@ fn lets_at_most_16_refused_clients_wait() -> harness::Result {
     room.users[0].expect_silence(Duration::from_millis(100))
 }
 
+/// With stderr a pipe nobody reads, the room relays 10,000 lines, one
+/// at a time: the log is dropped, not waited for.
+#[test]
+fn relays_10_000_lines_with_stderr_a_pipe_nobody_reads() -> harness::Result {
+    house::relays_lines_with_stderr_unread(&STEP, &[], 10_000)
+}
+
 /// The log line containing `what` is about user 3 (slot #2), and no other
 /// user's queue was ever mentioned.
 fn expect_about_user_3(server: &Server, what: &str) -> harness::Result {

@@ -21,6 +21,13 @@ const SMALL_RCVBUF: usize = 4096;
 /// The step under test: its name and binary, from Cargo.
 const STEP: harness::Step = harness::this_step!();
 
+/// With stderr a pipe nobody reads, and the tick and the signals
+/// registered, the room relays 10,000 lines, one at a time.
+#[test]
+fn relays_10_000_lines_with_stderr_a_pipe_nobody_reads() -> harness::Result {
+    house::relays_lines_with_stderr_unread(&STEP, &["--idle-timeout", "60"], 10_000)
+}
+
 /// The server's exit status, once it has exited (within `within`).
 fn exited_within(server: &Server, within: Duration) -> harness::Result<ExitStatus> {
     settle(within, || server.exit_status()).ok_or_else(|| {
@@ -69,6 +76,13 @@ fn disconnects_nobody_for_silence_without_idle_timeout() -> harness::Result {
     room.say(1, b"still here?\n")?;
     room.say(0, b"yes\n")?;
     room.expect_quiet()
+}
+
+/// A user dropped for falling more than `--max-queue` bytes behind is
+/// told so in one line of its own, then end of file.
+#[test]
+fn tells_a_user_dropped_for_falling_behind_why() -> harness::Result {
+    house::tells_a_dropped_user_why(&STEP)
 }
 
 /// A refused client that keeps its connection open is closed by the
@@ -162,6 +176,13 @@ fn stops_waiting_at_a_second_signal() -> harness::Result {
             "expected status 0 after the second signal, got {status}"
         )))
     }
+}
+
+/// SIGHUP (the terminal went away) ends the server as SIGTERM does: a
+/// goodbye to everyone, end of file, exit status 0.
+#[test]
+fn says_goodbye_and_exits_0_on_sighup() -> harness::Result {
+    house::says_goodbye_and_exits_0_on(&STEP, libc::SIGHUP, "SIGHUP")
 }
 
 /// SIGINT with nobody connected: the server exits with status 0 at once,
