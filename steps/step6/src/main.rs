@@ -19,7 +19,10 @@
 //! - a client refused because the room is full is refused politely: the
 //!   line, then `shutdown(SHUT_WR)` (end of file), then its socket stays
 //!   open, its bytes read and dropped, until it closes. Step 5's `close()`
-//!   with the client's bytes unread made the kernel reset the connection.
+//!   with the client's bytes unread made the kernel reset the connection;
+//! - the log never blocks the loop: `stepkit::log_without_blocking()` hands
+//!   every line to a writer thread, and with stderr a pipe nobody reads,
+//!   lines are dropped (and counted) rather than waited for.
 //!
 //! What this step still does wrong at the descriptor limit: `accept()`
 //! fails with `EMFILE`, the connection stays in the listen queue, the

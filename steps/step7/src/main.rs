@@ -10,8 +10,8 @@
 //!   taken their last line within 2 s is closed anyway; a refused client
 //!   that has not closed within 2 s is closed. One sweep a second, not one
 //!   timer per user: the chapter weighs the two at 10,000 users.
-//! - `EVFILT_SIGNAL`: SIGINT (Ctrl-C) and SIGTERM arrive as events, after
-//!   `signal(SIG, SIG_IGN)` (on the BSDs the filter only records a signal;
+//! - `EVFILT_SIGNAL`: SIGINT (Ctrl-C), SIGTERM and SIGHUP arrive as
+//!   events, after `signal(SIG, SIG_IGN)` (on the BSDs the filter only records a signal;
 //!   without SIG_IGN its default action still ends the process). Then the
 //!   server stops listening, every user gets a line saying it is shutting
 //!   down, queued output is written out (within 2 s: a user who does not
@@ -21,7 +21,9 @@
 //!
 //! A user's connection now ends politely whenever the server ends it:
 //! their last line is queued after everything else waiting for them, then
-//! `shutdown(SHUT_WR)`, then `close()` with nothing left unread.
+//! `shutdown(SHUT_WR)`, then `close()` with nothing left unread. A user
+//! dropped past `--max-queue` is told why the same way: their queue is
+//! thrown away and one line takes its place.
 //!
 //! Tests (`cargo test -p step7`): every check of step 6 (listen, port,
 //! chat, urgent-chat, never-block), the idle stage (a silent user is told

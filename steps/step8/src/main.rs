@@ -10,7 +10,7 @@
 //!   100% CPU, writing a line to stderr each time. Here the listener's
 //!   knote is disabled (`EV_DISABLE`), with one line on stderr, and enabled
 //!   again (`EV_ENABLE`) when this server next closes a descriptor, with
-//!   one more: the clients who waited in the listen queue meanwhile are
+//!   one more (both silenced by `--quiet`): the clients who waited in the listen queue meanwhile are
 //!   then accepted and served, the longest-waiting first.
 //! - **Batched changes.** Every change to the queue made while a batch of
 //!   events is handled (a newcomer's `EV_ADD`, a write knote added or
@@ -23,6 +23,11 @@
 //!   list: an `EV_DELETE` gathered before `close()` would reach the kernel
 //!   after it and fail, or, the number given to a newcomer in the same
 //!   batch, delete the newcomer's knote.
+//!
+//! - **Departures before admissions.** The listener's newcomers are
+//!   accepted after the rest of the batch, and while users are leaving, a
+//!   newcomer with no free slot waits in the listen queue rather than being
+//!   refused: only a room that stayed full through a batch refuses.
 //!
 //! Tests (`cargo test -p step8`): every check of step 7 (listen, port,
 //! chat, urgent-chat, never-block, idle, shutdown), the limits stage (at
