@@ -251,3 +251,68 @@ impl Drop for BlockAllSignals {
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose thread is not running: what the loop's side does.
+    fn stalled() -> Writer {
+        let w = Writer {
+            pending: Mutex::default(),
+            changed: Condvar::new(),
+        };
+        lock(&w.pending).name = "step9";
+        w
+    }
+
+    /// Past QUEUE_BYTES waiting, log lines are dropped and counted; the
+    /// first line queued once there is room again comes after a notice
+    /// saying how many were dropped.
+    #[test]
+    fn drops_log_lines_past_the_bound_and_then_says_how_many() {
+        let w = stalled();
+        let line = vec![b'x'; 1000];
+        for _ in 0..100 {
+            queue(&w, libc::STDERR_FILENO, line.clone(), false);
+        }
+        {
+            let p = lock(&w.pending);
+            assert_eq!((p.lines.len(), p.bytes, p.dropped), (65, 65_000, 35));
+        }
+        // The writer takes everything.
+        {
+            let mut p = lock(&w.pending);
+            p.lines.clear();
+            p.bytes = 0;
+        }
+        queue(&w, libc::STDERR_FILENO, b"next\n".to_vec(), false);
+        let p = lock(&w.pending);
+        let lines: Vec<&[u8]> = p.lines.iter().map(|(_, l)| &l[..]).collect();
+        assert_eq!(
+            lines,
+            [
+                &b"step9: 35 log lines dropped: stderr is not being read\n"[..],
+                b"next\n"
+            ]
+        );
+        assert_eq!(p.dropped, 0);
+    }
+
+    /// The `listening on` line is queued whatever the queue holds: it is
+    /// never dropped.
+    #[test]
+    fn never_drops_the_listening_line() {
+        let w = stalled();
+        queue(&w, libc::STDERR_FILENO, vec![b'x'; QUEUE_BYTES], false);
+        queue(
+            &w,
+            libc::STDOUT_FILENO,
+            b"listening on 127.0.0.1:1\n".to_vec(),
+            true,
+        );
+        let p = lock(&w.pending);
+        assert_eq!((p.lines.len(), p.dropped), (2, 0));
+        assert_eq!(p.lines[1].0, libc::STDOUT_FILENO);
+    }
+}
