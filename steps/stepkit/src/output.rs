@@ -99,11 +99,37 @@ pub fn log_without_blocking() {
         changed: Condvar::new(),
     });
     // The thread inherits the signal mask of the thread that creates it.
-    let _blocked = BlockAllSignals::new();
+    let blocked = BlockAllSignals::new();
     std::thread::Builder::new()
         .name("stderr".into())
         .spawn(move || write_forever(writer))
         .expect("cannot start the log's writer thread");
+    drop(blocked);
+    // A panic (a learner's todo!()) ends the process: the log lines queued
+    // before it are what says how the server got there, so they go out
+    // first, then the panic's message.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        flush_unless_busy(writer);
+        previous(info);
+    }));
+}
+
+/// [`flush`], unless this thread panicked while holding the queue's lock:
+/// taking it again would never return. The writer thread holds it only for
+/// a moment, so a lock still held after 10 ms is this thread's.
+fn flush_unless_busy(writer: &Writer) {
+    for _ in 0..10 {
+        // The guard (if any) is dropped at the end of this statement.
+        let busy = matches!(
+            writer.pending.try_lock(),
+            Err(std::sync::TryLockError::WouldBlock)
+        );
+        if !busy {
+            return flush();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The writer thread: takes the oldest line and writes it whole, with
