@@ -10,9 +10,13 @@
 //! [`log_without_blocking`] first, and from then on the event loop only
 //! hands its lines to a writer thread, through a bounded queue:
 //!
-//! - the thread does the blocking write()s, to whatever fd 1 and fd 2 are
-//!   (a terminal, a pipe, a file, a socket), and waits there instead of the
+//! - the thread does the blocking write()s, to whatever fd 2 is (a
+//!   terminal, a pipe, a file, a socket), and waits there instead of the
 //!   loop;
+//! - the `listening on` line, written once, gets a thread of its own, so a
+//!   stdout nobody reads stops neither the loop nor the log (the log waits
+//!   at most [`ANNOUNCE_PATIENCE`] for it, so that the two keep their
+//!   order on a terminal or in `2>&1`);
 //! - the loop holds the queue's lock only to push a line, never while
 //!   anything is written;
 //! - with [`QUEUE_BYTES`] waiting (the reader is not reading), further log
@@ -46,11 +50,15 @@ use std::ffi::c_int;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The most bytes of lines that may wait for the writer thread: as much
 /// again as a Linux pipe holds. Past it, log lines are dropped (counted).
 pub const QUEUE_BYTES: usize = 64 * 1024;
+
+/// How long the log's lines wait for the `listening on` line before them
+/// to be written (stdout may be a pipe nobody reads).
+pub const ANNOUNCE_PATIENCE: Duration = Duration::from_millis(100);
 
 /// How long [`flush`] waits for the writer to make progress before giving
 /// up on the rest (a reader that is not reading never will).
@@ -59,14 +67,16 @@ const FLUSH_PATIENCE: Duration = Duration::from_millis(500);
 /// Lines waiting for the writer thread.
 #[derive(Default)]
 struct Pending {
-    /// (descriptor, bytes), oldest first.
-    lines: VecDeque<(c_int, Vec<u8>)>,
+    /// Lines for stderr, oldest first.
+    lines: VecDeque<Vec<u8>>,
     /// The bytes in `lines`.
     bytes: usize,
     /// Log lines dropped since the last notice.
     dropped: u64,
     /// Whether the writer is in a write() now.
     writing: bool,
+    /// While the `listening on` line is being written: since when.
+    announcing: Option<Instant>,
     /// The step's name, from the last log line (for the notice of lines
     /// dropped).
     name: &'static str,
@@ -98,13 +108,7 @@ pub fn log_without_blocking() {
         pending: Mutex::default(),
         changed: Condvar::new(),
     });
-    // The thread inherits the signal mask of the thread that creates it.
-    let blocked = BlockAllSignals::new();
-    std::thread::Builder::new()
-        .name("stderr".into())
-        .spawn(move || write_forever(writer))
-        .expect("cannot start the log's writer thread");
-    drop(blocked);
+    spawn_quiet("stderr", move || write_forever(writer));
     // A panic (a learner's todo!()) ends the process: the log lines queued
     // before it are what says how the server got there, so they go out
     // first, then the panic's message.
@@ -132,54 +136,82 @@ fn flush_unless_busy(writer: &Writer) {
     }
 }
 
-/// The writer thread: takes the oldest line and writes it whole, with
-/// blocking writes; a write error (EPIPE: nobody will ever read) drops the
-/// line.
+/// Starts a thread with every signal blocked: it inherits the signal mask
+/// of the thread that creates it, and must never take a signal meant for
+/// the loop's `EVFILT_SIGNAL`.
+fn spawn_quiet(name: &str, body: impl FnOnce() + Send + 'static) {
+    let blocked = BlockAllSignals::new();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .expect("cannot start a writer thread for the log");
+    drop(blocked);
+}
+
+/// `line` written whole to `fd` with blocking writes; a write error
+/// (EPIPE: nobody will ever read) drops the rest.
+fn write_whole(fd: c_int, line: &[u8]) {
+    let mut rest = line;
+    while !rest.is_empty() {
+        match crate::write(fd, rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(_) => break,
+        }
+    }
+}
+
+/// The writer thread: takes the oldest line and writes it whole (after
+/// the `listening on` line, if that is being written, for at most
+/// ANNOUNCE_PATIENCE).
 fn write_forever(writer: &Writer) {
     loop {
-        let (fd, line) = {
+        let line = {
             let mut p = lock(&writer.pending);
-            let (fd, line) = loop {
+            loop {
+                let announcing = p
+                    .announcing
+                    .map(|since| ANNOUNCE_PATIENCE.saturating_sub(since.elapsed()))
+                    .filter(|left| !left.is_zero());
+                if let Some(left) = announcing {
+                    p = writer
+                        .changed
+                        .wait_timeout(p, left)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0;
+                    continue;
+                }
                 if let Some(next) = p.lines.pop_front() {
+                    p.bytes -= next.len();
+                    p.writing = true;
                     break next;
                 }
                 p = writer
                     .changed
                     .wait(p)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-            };
-            p.bytes -= line.len();
-            p.writing = true;
-            (fd, line)
-        };
-        let mut rest = &line[..];
-        while !rest.is_empty() {
-            match crate::write(fd, rest) {
-                Ok(n) => rest = &rest[n..],
-                Err(_) => break,
             }
-        }
+        };
+        write_whole(libc::STDERR_FILENO, &line);
         lock(&writer.pending).writing = false;
         writer.changed.notify_all();
     }
 }
 
-/// Queues `line` for `fd`, or drops it when the queue is full. With
-/// `must` (the `listening on` line), queues it whatever the queue holds.
-fn queue(writer: &Writer, fd: c_int, line: Vec<u8>, must: bool) {
+/// Queues `line` for stderr, or drops it when the queue is full.
+fn queue(writer: &Writer, line: Vec<u8>) {
     let mut p = lock(&writer.pending);
-    if !must && p.bytes + line.len() > QUEUE_BYTES {
+    if p.bytes + line.len() > QUEUE_BYTES {
         p.dropped += 1;
         return;
     }
-    if p.dropped > 0 && fd == libc::STDERR_FILENO {
+    if p.dropped > 0 {
         let notice = dropped_notice(p.name, p.dropped);
         p.dropped = 0;
         p.bytes += notice.len();
-        p.lines.push_back((fd, notice));
+        p.lines.push_back(notice);
     }
     p.bytes += line.len();
-    p.lines.push_back((fd, line));
+    p.lines.push_back(line);
     drop(p);
     writer.changed.notify_all();
 }
@@ -200,25 +232,26 @@ pub fn say_line(name: &'static str, args: fmt::Arguments<'_>) {
     };
     lock(&writer.pending).name = name;
     let line = format!("{name}: {args}\n").into_bytes();
-    queue(writer, libc::STDERR_FILENO, line, false);
+    queue(writer, line);
 }
 
-/// One line on stdout, never dropped: through the writer thread once
-/// [`log_without_blocking`] was called, else printed and flushed (stdout
-/// is a pipe under the harness: unflushed, the line would sit in a buffer).
+/// The `listening on` line on stdout, never dropped: once
+/// [`log_without_blocking`] was called, by a thread of its own, else
+/// printed and flushed (stdout is a pipe under the harness: unflushed, the
+/// line would sit in a buffer).
 pub(crate) fn announce(line: &str) {
-    match WRITER.get() {
-        Some(writer) => queue(
-            writer,
-            libc::STDOUT_FILENO,
-            format!("{line}\n").into_bytes(),
-            true,
-        ),
-        None => {
-            println!("{line}");
-            let _ = io::stdout().flush();
-        }
-    }
+    let Some(writer) = WRITER.get() else {
+        println!("{line}");
+        let _ = io::stdout().flush();
+        return;
+    };
+    lock(&writer.pending).announcing = Some(Instant::now());
+    let line = format!("{line}\n").into_bytes();
+    spawn_quiet("stdout", move || {
+        write_whole(libc::STDOUT_FILENO, &line);
+        lock(&writer.pending).announcing = None;
+        writer.changed.notify_all();
+    });
 }
 
 /// Waits until the writer thread has written every line queued (and says
@@ -235,17 +268,18 @@ pub fn flush() {
         let notice = dropped_notice(p.name, p.dropped);
         p.dropped = 0;
         p.bytes += notice.len();
-        p.lines.push_back((libc::STDERR_FILENO, notice));
+        p.lines.push_back(notice);
         writer.changed.notify_all();
     }
-    while !p.lines.is_empty() || p.writing {
-        let left = (p.lines.len(), p.writing);
+    let state = |p: &Pending| (p.lines.len(), p.writing, p.announcing.is_some());
+    while !p.lines.is_empty() || p.writing || p.announcing.is_some() {
+        let left = state(&p);
         let (next, timeout) = writer
             .changed
             .wait_timeout(p, FLUSH_PATIENCE)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         p = next;
-        if timeout.timed_out() && (p.lines.len(), p.writing) == left {
+        if timeout.timed_out() && state(&p) == left {
             return;
         }
     }
@@ -300,7 +334,7 @@ mod tests {
         let w = stalled();
         let line = vec![b'x'; 1000];
         for _ in 0..100 {
-            queue(&w, libc::STDERR_FILENO, line.clone(), false);
+            queue(&w, line.clone());
         }
         {
             let p = lock(&w.pending);
@@ -312,33 +346,15 @@ mod tests {
             p.lines.clear();
             p.bytes = 0;
         }
-        queue(&w, libc::STDERR_FILENO, b"next\n".to_vec(), false);
+        queue(&w, b"next\n".to_vec());
         let p = lock(&w.pending);
-        let lines: Vec<&[u8]> = p.lines.iter().map(|(_, l)| &l[..]).collect();
         assert_eq!(
-            lines,
+            p.lines,
             [
-                &b"step9: 35 log lines dropped: stderr is not being read\n"[..],
-                b"next\n"
+                b"step9: 35 log lines dropped: stderr is not being read\n".to_vec(),
+                b"next\n".to_vec()
             ]
         );
         assert_eq!(p.dropped, 0);
-    }
-
-    /// The `listening on` line is queued whatever the queue holds: it is
-    /// never dropped.
-    #[test]
-    fn never_drops_the_listening_line() {
-        let w = stalled();
-        queue(&w, libc::STDERR_FILENO, vec![b'x'; QUEUE_BYTES], false);
-        queue(
-            &w,
-            libc::STDOUT_FILENO,
-            b"listening on 127.0.0.1:1\n".to_vec(),
-            true,
-        );
-        let p = lock(&w.pending);
-        assert_eq!((p.lines.len(), p.dropped), (2, 0));
-        assert_eq!(p.lines[1].0, libc::STDOUT_FILENO);
     }
 }
