@@ -304,3 +304,119 @@ pub fn tells_a_dropped_user_why(step: &crate::Step) -> Result<()> {
     room.say(0, b"is user 3 gone?\n")?;
     room.say(1, b"yes, and told why\n")
 }
+
+/// A server the test started by hand: killed and reaped when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`.
+fn set_nonblocking(fd: std::os::fd::RawFd, on: bool) -> Result<()> {
+    use crate::sys::cvt;
+    let fail = |e: std::io::Error| Failure::new(format!("fcntl(O_NONBLOCK) on a pipe: {e}"));
+    // SAFETY: F_GETFL on a descriptor we own; no memory is passed.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) }).map_err(fail)?;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: F_SETFL with an int argument; no memory is passed.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) })
+        .map(drop)
+        .map_err(fail)
+}
+
+/// Starts `step` with its stdout a pipe that is already full, as under a
+/// reader that stopped reading before the server started. The server must
+/// go on past its `listening on` line (it logs the room's size after it);
+/// then the pipe is read (the filler, then `listening on HOST:PORT`) and
+/// two users talk.
+pub fn serves_though_its_stdout_is_full(step: &crate::Step) -> Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::process::{Command, Stdio};
+    use std::sync::{mpsc, Arc, Mutex};
+    let (mut stdout, mut filler) =
+        std::io::pipe().map_err(|e| Failure::new(format!("pipe(): {e}")))?;
+    set_nonblocking(filler.as_raw_fd(), true)?;
+    let mut filled = 0usize;
+    while filler.write(&[b'x'; 4096]).is_ok_and(|n| n > 0) {
+        filled += 4096;
+    }
+    // Blocking again: the server's writes wait, as on any full pipe.
+    set_nonblocking(filler.as_raw_fd(), false)?;
+    let mut cmd = Command::new(step.bin);
+    cmd.args(step.args)
+        .args(["--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(filler))
+        .stderr(Stdio::piped());
+    crate::start_clean(&mut cmd, None);
+    let mut child = cmd
+        .spawn()
+        .map(Killed)
+        .map_err(|e| Failure::new(format!("cannot start {}: {e}", step.bin)))?;
+    let mut stderr = child.0.stderr.take().expect("piped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut buf) {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(&buf[..n]);
+        }
+    });
+    let text =
+        || String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let sized = format!("{}: the room has ", step.name);
+    if crate::checks::settle(DEADLINE, || text().contains(&sized).then_some(())).is_none() {
+        return Err(Failure::new(format!(
+            "started {} with its stdout a pipe already full ({filled} bytes nobody read); within {} s it should go on past \
+             'listening on' and log {sized:?}, but its stderr has:\n{}\n\
+             a server that already listens must not wait for stdout",
+            step.bin,
+            DEADLINE.as_secs(),
+            text()
+        )));
+    }
+    // Now read the pipe: the filler, then the line.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+            got.extend(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if let Some(at) = text.find("listening on ") {
+                if let Some(line) = text[at..]
+                    .lines()
+                    .next()
+                    .filter(|_| text[at..].contains('\n'))
+                {
+                    let _ = tx.send(line.to_string());
+                    return;
+                }
+            }
+        }
+    });
+    let line = rx.recv_timeout(DEADLINE).map_err(|_| {
+        Failure::new(format!(
+            "read the server's stdout: no 'listening on HOST:PORT' line after the {filled} bytes of filler within {} s",
+            DEADLINE.as_secs()
+        ))
+    })?;
+    let addr = crate::parse_listening_line(&line).map_err(Failure::new)?;
+    let mut room = crate::checks::chat::Room::new(&crate::Target::addr(addr));
+    room.join()?;
+    room.join()?;
+    room.say(0, b"stdout was full, and still\n")?;
+    drop(child);
+    Ok(())
+}

@@ -149,6 +149,13 @@ fn relays_every_size_whole_to_users_who_read() -> harness::Result {
     room.expect_quiet()
 }
 
+/// With its stdout a pipe already full, the server goes on past its
+/// `listening on` line, and serves once the line is read.
+#[test]
+fn serves_though_its_stdout_is_full() -> harness::Result {
+    house::serves_though_its_stdout_is_full(&STEP)
+}
+
 /// A refused client gets the line and end of file, and the server closes
 /// its socket only once the client has closed its own side; the log says
 /// both, and no descriptor is left behind.

@@ -114,6 +114,13 @@ fn closes_a_refused_client_that_never_closes_after_2_s() -> harness::Result {
     room.users[0].expect_silence(Duration::from_millis(100))
 }
 
+/// A full stdout does not stop the server: it announces itself through
+/// the log's thread.
+#[test]
+fn serves_though_its_stdout_is_full() -> harness::Result {
+    house::serves_though_its_stdout_is_full(&STEP)
+}
+
 /// SIGTERM with output queued for a user who never reads: the log says
 /// goodbye to all four and how each goes (EV_DELETE, close()); the server
 /// gives that user the 2 s, says they did not take their last bytes, and

@@ -83,6 +83,12 @@ fn relays_10_000_lines_though_nobody_reads_stderr() -> harness::Result {
     house::relays_lines_with_stderr_unread(&STEP, &[], 10_000)
 }
 
+/// Its stdout a full pipe, the server still serves.
+#[test]
+fn goes_on_though_its_stdout_is_full() -> harness::Result {
+    house::serves_though_its_stdout_is_full(&STEP)
+}
+
 /// SIGHUP: a goodbye to everyone and exit status 0, as for SIGTERM.
 #[test]
 fn ends_on_sighup_as_on_sigterm() -> harness::Result {
