@@ -96,9 +96,9 @@ fn lock(m: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// From now on, [`say!`](crate::say) and [`log!`](crate::log) lines, and
-/// the `listening on` line, go through a writer thread and never block the
-/// caller (the module's documentation says why and how). Call it first in
+/// From now on, [`say!`](crate::say) and [`log!`](crate::log) lines go
+/// through a writer thread, and the `listening on` line through one of its
+/// own, and neither ever blocks the caller (the module's documentation says why and how). Call it first in
 /// `main`, before any signal is registered. Calling it again does nothing.
 pub fn log_without_blocking() {
     if WRITER.get().is_some() {
