@@ -211,3 +211,252 @@ pub fn hold_bytes_for(
          that user #{slow} (who never reads) is not keeping up, or kept saying they caught up"
     )))
 }
+
+/// Starts `step` with `args` and its stderr a pipe nobody reads
+/// ([`crate::Launch::stderr_unread`]), and relays `lines` lines from one
+/// user to another, one at a time (each read, relayed and logged on its
+/// own): a server whose log blocks stops once the pipe is full, some
+/// 64 KiB of log in, and the next line never arrives.
+pub fn relays_lines_with_stderr_unread(
+    step: &crate::Step,
+    args: &[&str],
+    lines: usize,
+) -> Result<()> {
+    let server = Server::start(&step.launch(args).stderr_unread())?;
+    let mut room = crate::checks::chat::Room::new(&server.target());
+    room.join()?;
+    room.join()?;
+    for i in 0..lines {
+        let line = format!("line {i} of {lines}, while nobody reads the server's stderr");
+        room.users[0].send_line(&line)?;
+        room.users[1]
+            .expect_line(&line)
+            .map_err(|f| f.context(format!("{i} lines had arrived, each in turn")))?;
+    }
+    room.say(1, b"and back\n")?;
+    server.assert_running()
+}
+
+/// SIGINT, SIGTERM or SIGHUP (`sig`, named `name`) with two users in the
+/// room: each gets the goodbye line and end of file, the server exits with
+/// status 0, and its log names the signal.
+pub fn says_goodbye_and_exits_0_on(step: &crate::Step, sig: libc::c_int, name: &str) -> Result<()> {
+    let server = step.spawn(&[])?;
+    let mut room = crate::checks::chat::Room::new(&server.target());
+    room.join()?;
+    room.join()?;
+    server.signal(sig)?;
+    for u in &mut room.users {
+        u.expect_line("server is shutting down, goodbye")
+            .map_err(|f| f.context(format!("the server was sent {name}")))?;
+        u.expect_eof()?;
+    }
+    let status = crate::checks::settle(DEADLINE, || server.exit_status());
+    server.wait_for_log(
+        &format!("{name}: shutting down; goodbye to 2 user(s)"),
+        DEADLINE,
+    )?;
+    match status {
+        Some(st) if st.success() => Ok(()),
+        other => Err(server.target().fail(format!(
+            "after {name}, expected the server to exit with status 0 within {} s; it {}",
+            DEADLINE.as_secs(),
+            match other {
+                Some(st) => format!("exited with {st}"),
+                None => "was still running".to_string(),
+            }
+        ))),
+    }
+}
+
+/// The line a user dropped for falling behind is told: `you are N bytes
+/// behind (more than --max-queue M): disconnected`.
+fn behind_line(behind: usize, max_queue: usize) -> String {
+    format!("you are {behind} bytes behind (more than --max-queue {max_queue}): disconnected\n")
+}
+
+/// With `--max-queue 100000`, user 3 (a small receive buffer, not reading)
+/// falls behind while user 1 sends 1 MiB and user 2 reads it. Once the
+/// server logs the drop, user 3 reads: a beginning of user 1's bytes, then
+/// the line saying why on a line of its own (the number it says is the
+/// one logged), then end of file; the log says the last line was taken.
+pub fn tells_a_dropped_user_why(step: &crate::Step) -> Result<()> {
+    const MAX_QUEUE: usize = 100_000;
+    let server = step.spawn(&["--max-queue", &MAX_QUEUE.to_string()])?;
+    let mut room = crate::checks::chat::Room::new(&server.target());
+    room.join()?;
+    room.join()?;
+    room.join_with(&|t| crate::Client::connect_with_receive_buffer(t, 4096))?;
+    let mut slow = room.users.pop().expect("user 3");
+    let peer = slow.local_addr();
+    let flood = crate::checks::payload(1 << 20, 8);
+    let dropped = format!("user #2 ({peer}) dropped: ");
+    let (sent, read, told) = std::thread::scope(|s| {
+        let (sender, reader) = room.users.split_at_mut(1);
+        let (sender, reader) = (&mut sender[0], &mut reader[0]);
+        sender.set_timeout(Duration::from_secs(20));
+        reader.set_timeout(Duration::from_secs(20));
+        let sending = s.spawn(|| sender.send(&flood));
+        let reading = s.spawn(|| reader.expect_bytes(&flood));
+        // User 3 reads as soon as it is dropped: it has LINGER (2 s) to
+        // take its last line.
+        let told = server
+            .wait_for_log(&dropped, Duration::from_secs(20))
+            .and_then(|()| slow.read_until_closed());
+        let sent = sending.join().expect("user 1's sender");
+        let read = reading.join().expect("user 2's reader");
+        (sent, read, told)
+    });
+    sent?;
+    read?;
+    let (got, how) = told?;
+    let stderr = server.stderr();
+    let logged = stderr
+        .lines()
+        .find_map(|l| l.split_once(&dropped))
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse::<usize>().ok());
+    let Some(behind) = logged else {
+        return Err(server.target().fail(format!(
+            "expected a line '{dropped}N bytes wait for them, ...' in the log"
+        )));
+    };
+    let line = behind_line(behind, MAX_QUEUE);
+    let before = got.strip_suffix(line.as_bytes());
+    let whole = before.is_some_and(|b| {
+        flood.starts_with(b)
+            || b.strip_suffix(b"\n")
+                .is_some_and(|b| flood.starts_with(b) && !b.ends_with(b"\n"))
+    });
+    if !whole || how != crate::Closed::Eof {
+        let tail = &got[got.len().saturating_sub(120)..];
+        return Err(slow.fail(format!(
+            "user 3 fell behind and was dropped; it should read a beginning of user 1's bytes, \
+             then {:?} on a line of its own, then end of file; it read {} bytes ending in {:?}, then {how:?}",
+            line,
+            got.len(),
+            String::from_utf8_lossy(tail)
+        )));
+    }
+    server.wait_for_log(
+        &format!("user #2 ({peer}) has their last line: shutdown(SHUT_WR)"),
+        DEADLINE,
+    )?;
+    room.say(0, b"is user 3 gone?\n")?;
+    room.say(1, b"yes, and told why\n")
+}
+
+/// A server the test started by hand: killed and reaped when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`.
+fn set_nonblocking(fd: std::os::fd::RawFd, on: bool) -> Result<()> {
+    use crate::sys::cvt;
+    let fail = |e: std::io::Error| Failure::new(format!("fcntl(O_NONBLOCK) on a pipe: {e}"));
+    // SAFETY: F_GETFL on a descriptor we own; no memory is passed.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) }).map_err(fail)?;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: F_SETFL with an int argument; no memory is passed.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) })
+        .map(drop)
+        .map_err(fail)
+}
+
+/// Starts `step` with its stdout a pipe that is already full, as under a
+/// reader that stopped reading before the server started. The server must
+/// go on past its `listening on` line (it logs the room's size after it);
+/// then the pipe is read (the filler, then `listening on HOST:PORT`) and
+/// two users talk.
+pub fn serves_though_its_stdout_is_full(step: &crate::Step) -> Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::process::{Command, Stdio};
+    use std::sync::{mpsc, Arc, Mutex};
+    let (mut stdout, mut filler) =
+        std::io::pipe().map_err(|e| Failure::new(format!("pipe(): {e}")))?;
+    set_nonblocking(filler.as_raw_fd(), true)?;
+    let mut filled = 0usize;
+    while filler.write(&[b'x'; 4096]).is_ok_and(|n| n > 0) {
+        filled += 4096;
+    }
+    // Blocking again: the server's writes wait, as on any full pipe.
+    set_nonblocking(filler.as_raw_fd(), false)?;
+    let mut cmd = Command::new(step.bin);
+    cmd.args(step.args)
+        .args(["--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(filler))
+        .stderr(Stdio::piped());
+    crate::start_clean(&mut cmd, None);
+    let mut child = cmd
+        .spawn()
+        .map(Killed)
+        .map_err(|e| Failure::new(format!("cannot start {}: {e}", step.bin)))?;
+    let mut stderr = child.0.stderr.take().expect("piped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut buf) {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(&buf[..n]);
+        }
+    });
+    let text =
+        || String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let sized = format!("{}: the room has ", step.name);
+    if crate::checks::settle(DEADLINE, || text().contains(&sized).then_some(())).is_none() {
+        return Err(Failure::new(format!(
+            "started {} with its stdout a pipe already full ({filled} bytes nobody read); within {} s it should go on past \
+             'listening on' and log {sized:?}, but its stderr has:\n{}\n\
+             a server that already listens must not wait for stdout",
+            step.bin,
+            DEADLINE.as_secs(),
+            text()
+        )));
+    }
+    // Now read the pipe: the filler, then the line.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+            got.extend(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if let Some(at) = text.find("listening on ") {
+                if let Some(line) = text[at..]
+                    .lines()
+                    .next()
+                    .filter(|_| text[at..].contains('\n'))
+                {
+                    let _ = tx.send(line.to_string());
+                    return;
+                }
+            }
+        }
+    });
+    let line = rx.recv_timeout(DEADLINE).map_err(|_| {
+        Failure::new(format!(
+            "read the server's stdout: no 'listening on HOST:PORT' line after the {filled} bytes of filler within {} s",
+            DEADLINE.as_secs()
+        ))
+    })?;
+    let addr = crate::parse_listening_line(&line).map_err(Failure::new)?;
+    let mut room = crate::checks::chat::Room::new(&crate::Target::addr(addr));
+    room.join()?;
+    room.join()?;
+    room.say(0, b"stdout was full, and still\n")?;
+    drop(child);
+    Ok(())
+}

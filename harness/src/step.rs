@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::checks::Stage;
-use crate::{Result, Server};
+use crate::{Launch, Result, Server};
 
 /// A step's package (and binary) name, its binary, and the arguments every
 /// server of these tests gets (step 4's `--remove MODE`, say).
@@ -60,6 +60,12 @@ impl Step {
             .copied()
             .chain(args.iter().copied())
             .collect()
+    }
+
+    /// How [`Step::spawn`] would start the server with `args`, for a test
+    /// that changes something more ([`Launch::stderr_unread`], say).
+    pub fn launch(&self, args: &[&str]) -> Launch {
+        Launch::new(self.name, OsStr::new(self.bin), &self.all_args(args))
     }
 
     /// Starts the step's server on a free port with `args`.

@@ -123,7 +123,14 @@ pub(crate) struct Ear {
     heard: [AtomicUsize; 2],
     /// Reads a little at a time, with a pause after each read.
     slow: bool,
+    /// With [`Ear::then_a_parting_line`]: what arrived from the first
+    /// byte that is not the script's on, and the failure that byte would
+    /// have been.
+    parting: Option<Mutex<(Vec<u8>, Option<Failure>)>>,
 }
+
+/// The most bytes a parting line may have.
+const PARTING_MOST: usize = 512;
 
 impl Ear {
     pub(crate) fn new(name: impl Into<String>) -> Ear {
@@ -132,7 +139,54 @@ impl Ear {
             from: [None, None],
             heard: Default::default(),
             slow: false,
+            parting: None,
         }
+    }
+
+    /// After a correct beginning of the script, this ear accepts one line
+    /// from the server instead of the rest (a user being disconnected is
+    /// told why): see [`Ear::parting_line`].
+    pub(crate) fn then_a_parting_line(mut self) -> Ear {
+        self.parting = Some(Mutex::new((Vec::new(), None)));
+        self
+    }
+
+    /// With [`Ear::then_a_parting_line`], once the connection has ended:
+    /// the parting line, if one came (a newline first is allowed, for a
+    /// beginning cut mid-line), or the failure of what came instead.
+    pub(crate) fn parting_line(&self) -> Result<Option<String>> {
+        let Some(parting) = &self.parting else {
+            return Ok(None);
+        };
+        let mut p = parting.lock().unwrap_or_else(|p| p.into_inner());
+        let (bytes, failure) = &mut *p;
+        let Some(failure) = failure.take() else {
+            return Ok(None);
+        };
+        let line = bytes.strip_prefix(b"\n").unwrap_or(bytes);
+        match line.strip_suffix(b"\n") {
+            Some(text) if !text.is_empty() && !text.contains(&b'\n') => {
+                Ok(Some(String::from_utf8_lossy(text).into_owned()))
+            }
+            _ => Err(failure),
+        }
+    }
+
+    /// Keeps `bytes` as the parting line, or fails with what the first of
+    /// them would have failed with, when they cannot be one line.
+    fn part(&self, bytes: &[u8], failure: impl FnOnce() -> Failure) -> Result<bool> {
+        let Some(parting) = &self.parting else {
+            return Ok(false);
+        };
+        let mut p = parting.lock().unwrap_or_else(|p| p.into_inner());
+        if p.1.is_none() {
+            p.1 = Some(failure());
+        }
+        p.0.extend_from_slice(bytes);
+        if p.0.len() > PARTING_MOST {
+            return Err(p.1.take().expect("set above"));
+        }
+        Ok(true)
     }
 
     /// This ear reads at most [`SLOW_READ`] bytes at a time and pauses
@@ -155,10 +209,30 @@ impl Ear {
 
     /// Sorts `bytes` by voice and checks each against its script.
     fn take(&self, bytes: &[u8], client: &Client) -> Result<()> {
+        let parted = self.parting.as_ref().is_some_and(|p| {
+            let p = p.lock().unwrap_or_else(|p| p.into_inner());
+            p.1.is_some()
+        });
+        if parted {
+            return self
+                .part(bytes, || unreachable!("a failure is kept"))
+                .map(drop);
+        }
         let mut count = [self.heard(Voice::Low), self.heard(Voice::High)];
         for (at, &b) in bytes.iter().enumerate() {
             let Some(voice) = Voice::of(b) else {
                 let from = at.saturating_sub(16);
+                let why = || {
+                    client.target().fail(format!(
+                    "{} received byte {} in {}, which no user sent (every sender here uses only letters, digits, spaces, brackets and newlines)",
+                    self.name,
+                    escape(&[b]),
+                    preview(&bytes[from..(at + 16).min(bytes.len())])
+                ))
+                };
+                if self.part(&bytes[at..], why)? {
+                    break;
+                }
                 return Err(client.target().fail(format!(
                     "{} received byte {} in {}, which no user sent (every sender here uses only letters, digits, spaces, brackets and newlines)",
                     self.name,
@@ -169,6 +243,11 @@ impl Ear {
             let v = voice.index();
             if let Some((speaker, script)) = &self.from[v] {
                 if script.byte(count[v]) != b {
+                    let why =
+                        || self.mismatch(client, speaker, script, count[v], voice, &bytes[at..]);
+                    if self.part(&bytes[at..], why)? {
+                        break;
+                    }
                     return Err(self.mismatch(
                         client,
                         speaker,

@@ -334,7 +334,10 @@ pub fn drops_a_user_whose_queue_passes_max_queue(target: &Target) -> Result<()> 
         return Err(f.context(scene));
     }
     // Now user 4 reads what reached it.
-    let ear4 = Ear::new("user 4").hears("user 1", &flood);
+    // It may be told why it is dropped, in one line after what it got.
+    let ear4 = Ear::new("user 4")
+        .hears("user 1", &flood)
+        .then_a_parting_line();
     let flow4 = Flow::default();
     let u4 = &room.users[3];
     let ending = std::thread::scope(|s| {
@@ -354,10 +357,15 @@ pub fn drops_a_user_whose_queue_passes_max_queue(target: &Target) -> Result<()> 
         reader.join().expect("user 4's reader")
     });
     let heard = ear4.heard(Voice::Low);
+    let parting = match ending {
+        Ok(Ending::Closed(_)) => ear4.parting_line().map_err(|f| f.context(scene.clone()))?,
+        _ => None,
+    };
+    let told = parting.map_or(String::new(), |line| format!(", then the line {line:?}"));
     match ending {
         Err(f) => return Err(f.context(scene)),
         Ok(Ending::Closed(how)) => target.note(format!(
-            "user 4 was dropped: it received {heard} of user 1's {total} bytes, then {} ({} in all)",
+            "user 4 was dropped: it received {heard} of user 1's {total} bytes{told}, then {} ({} in all)",
             match how {
                 Closed::Eof => "end of file",
                 Closed::Reset => "a reset",

@@ -19,7 +19,10 @@
 //! - a client refused because the room is full is refused politely: the
 //!   line, then `shutdown(SHUT_WR)` (end of file), then its socket stays
 //!   open, its bytes read and dropped, until it closes. Step 5's `close()`
-//!   with the client's bytes unread made the kernel reset the connection.
+//!   with the client's bytes unread made the kernel reset the connection;
+//! - the log never blocks the loop: `stepkit::log_without_blocking()` hands
+//!   every line to a writer thread, and with stderr a pipe nobody reads,
+//!   lines are dropped (and counted) rather than waited for.
 //!
 //! What this step still does wrong at the descriptor limit: `accept()`
 //! fails with `EMFILE`, the connection stays in the listen queue, the
@@ -36,7 +39,6 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 use std::io;
 use std::net::SocketAddr;
-use std::process::exit;
 use std::ptr;
 
 use kq::{ev_set, kevent_zeroed, Kqueue, EVFILT_READ, EVFILT_WRITE, EV_ADD, EV_DELETE};
@@ -111,6 +113,9 @@ struct Refused {
 // ANCHOR_END: refused
 
 pub fn main() {
+    // The log never stops the loop: lines go to a writer thread, and are
+    // dropped (counted) when nobody reads stderr (stepkit's output.rs).
+    stepkit::log_without_blocking();
     let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (nusers, max_queue) = (opts.max_users, opts.max_queue);
     // ANCHOR: users_array
@@ -557,5 +562,5 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
     stepkit::say!("{call}: {e}");
-    exit(1);
+    stepkit::exit(1);
 }

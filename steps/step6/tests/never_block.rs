@@ -155,6 +155,13 @@ fn relays_every_size_whole_to_users_who_read() -> harness::Result {
     room.expect_quiet()
 }
 
+/// With its stdout a pipe already full, the server goes on past its
+/// `listening on` line, and serves once the line is read.
+#[test]
+fn serves_though_its_stdout_is_full() -> harness::Result {
+    house::serves_though_its_stdout_is_full(&STEP)
+}
+
 /// A refused client gets the line and end of file, and the server closes
 /// its socket only once the client has closed its own side; the log says
 /// both, and no descriptor is left behind.
@@ -201,6 +208,13 @@ fn lets_at_most_16_refused_clients_wait() -> harness::Result {
     }
     room.users[0].send_line("still mine")?;
     room.users[0].expect_silence(Duration::from_millis(100))
+}
+
+/// With stderr a pipe nobody reads, the room relays 10,000 lines, one
+/// at a time: the log is dropped, not waited for.
+#[test]
+fn relays_10_000_lines_with_stderr_a_pipe_nobody_reads() -> harness::Result {
+    house::relays_lines_with_stderr_unread(&STEP, &[], 10_000)
 }
 
 /// The log line containing `what` is about user 3 (slot #2), and no other

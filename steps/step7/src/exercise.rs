@@ -26,8 +26,8 @@
 //!   taken their last line within 2 s is closed anyway; a refused client
 //!   that has not closed within 2 s is closed. One sweep a second, not one
 //!   timer per user: the chapter weighs the two at 10,000 users.
-//! - `EVFILT_SIGNAL`: SIGINT (Ctrl-C) and SIGTERM arrive as events, after
-//!   `signal(SIG, SIG_IGN)` (on the BSDs the filter only records a signal;
+//! - `EVFILT_SIGNAL`: SIGINT (Ctrl-C), SIGTERM and SIGHUP arrive as
+//!   events, after `signal(SIG, SIG_IGN)` (on the BSDs the filter only records a signal;
 //!   without SIG_IGN its default action still ends the process). Then the
 //!   server stops listening, every user gets a line saying it is shutting
 //!   down, queued output is written out (within 2 s: a user who does not
@@ -37,7 +37,9 @@
 //!
 //! A user's connection now ends politely whenever the server ends it:
 //! their last line is queued after everything else waiting for them, then
-//! `shutdown(SHUT_WR)`, then `close()` with nothing left unread.
+//! `shutdown(SHUT_WR)`, then `close()` with nothing left unread. A user
+//! dropped past `--max-queue` is told why the same way: their queue is
+//! thrown away and one line takes its place.
 //!
 //! Tests (`cargo test -p step7`): every check of step 6 (listen, port,
 //! chat, urgent-chat, never-block), the idle stage (a silent user is told
@@ -49,7 +51,6 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 use std::io;
 use std::net::SocketAddr;
-use std::process::exit;
 use std::ptr;
 use std::time::{Duration, Instant};
 
@@ -134,6 +135,9 @@ struct User {
     /// last line last) must have drained. They hear nothing more from the
     /// room, and what they send is dropped.
     leaving: Option<Instant>,
+    /// Whether the last byte their socket took was not a newline: a line
+    /// we send them then starts on a line of its own.
+    mid_line: bool,
 }
 
 /// A client told the room is full, whose side of the connection we have
@@ -147,6 +151,9 @@ struct Refused {
 }
 
 pub fn main() {
+    // The log never stops the loop: lines go to a writer thread, and are
+    // dropped (counted) when nobody reads stderr (stepkit's output.rs).
+    stepkit::log_without_blocking();
     let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (nusers, max_queue, idle_timeout) = (opts.max_users, opts.max_queue, opts.idle_timeout);
     // static struct uc users[NUSERS]: every slot starts free.
@@ -180,14 +187,15 @@ pub fn main() {
         fatal("kevent(EV_ADD listener)", e);
     }
 
-    // SIGINT (Ctrl-C) and SIGTERM (kill, service managers) as events. On
-    // the BSDs and macOS, EVFILT_SIGNAL only records that a signal came:
-    // the signal still does what its disposition says, and for these two
-    // the default is to end the process. So: signal(sig, SIG_IGN) first,
+    // SIGINT (Ctrl-C), SIGTERM (kill, service managers) and SIGHUP (the
+    // terminal went away) as events. On the BSDs and macOS, EVFILT_SIGNAL
+    // only records that a signal came: the signal still does what its
+    // disposition says, and for these three the default is to end the
+    // process. So: signal(sig, SIG_IGN) first,
     // then EV_SET(&change, sig, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL). (On
     // Linux, kq blocks the signal and reads it from a signalfd; a blocked
     // signal is kept for it even while ignored.)
-    todo!("register_signals: for SIGINT and SIGTERM: signal(sig, SIG_IGN) (stepkit::ignore_signal), then EV_ADD an EVFILT_SIGNAL knote whose ident is the signal's number; fatal() if either fails");
+    todo!("register_signals: for SIGINT, SIGTERM and SIGHUP: signal(sig, SIG_IGN) (stepkit::ignore_signal), then EV_ADD an EVFILT_SIGNAL knote whose ident is the signal's number; fatal() if either fails");
 
     // EV_SET(&change, TICK, EVFILT_TIMER, EV_ADD, 0, TICK_MS, NULL): a
     // timer that fires every TICK_MS milliseconds, for ever (EV_ONESHOT
@@ -207,7 +215,7 @@ pub fn main() {
 
     let mut events = [kevent_zeroed(); NEVENTS];
     let mut buf = vec![0u8; BUFSIZE];
-    // Set by the first SIGINT or SIGTERM: we are saying goodbye.
+    // Set by the first SIGINT, SIGTERM or SIGHUP: we are saying goodbye.
     let mut stopping = false;
     loop {
         let n = match kq.kevent(&[], &mut events, None) {
@@ -223,10 +231,10 @@ pub fn main() {
             // and the tick's is TICK, which may equal a descriptor's. So
             // the filter first, and only then the ident as a descriptor.
             if filter == EVFILT_SIGNAL {
-                let sig = if ident == libc::SIGINT as usize {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
+                let sig = match ident as c_int {
+                    libc::SIGINT => "SIGINT",
+                    libc::SIGHUP => "SIGHUP",
+                    _ => "SIGTERM",
                 };
                 if stopping {
                     stepkit::log!("{sig} again: not waiting any longer");
@@ -349,6 +357,7 @@ fn accept_user(
         writing: false,
         last_heard: Instant::now(),
         leaving: None,
+        mid_line: false,
     });
     stepkit::log!("user #{slot} joined from {addr} (fd {fd})");
     true
@@ -521,7 +530,7 @@ fn relay(kq: &Kqueue, users: &mut [Option<User>], from: usize, msg: &[u8], max_q
                 user.addr,
                 user.out.len()
             );
-            conn_delete(kq, users, i);
+            drop_behind(kq, users, i, max_queue);
         }
     }
     stepkit::log!(
@@ -543,6 +552,7 @@ fn send_queued(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
         let (front, _) = user.out.as_slices();
         match stepkit::write(user.fd, front) {
             Ok(n) => {
+                user.mid_line = n > 0 && front[n - 1] != b'\n';
                 user.out.drain(..n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -610,6 +620,21 @@ fn leave(kq: &Kqueue, users: &mut [Option<User>], slot: usize, why: &[u8]) {
     todo!("leave: unless this user is already leaving: set their deadline (now + LINGER), append `why` to their queue, and write now if nothing was waiting (send_queued)");
 }
 
+/// Disconnects a user who fell more than `max_queue` bytes behind, and
+/// tells them why: what waits for them is thrown away (they could not
+/// take it), and leave() queues one line in its place, on a line of its
+/// own, with LINGER to take it, as for the idle timeout.
+fn drop_behind(kq: &Kqueue, users: &mut [Option<User>], slot: usize, max_queue: usize) {
+    let Some(user) = &mut users[slot] else { return };
+    let behind = user.out.len();
+    user.out.clear();
+    let newline = if user.mid_line { "\n" } else { "" };
+    let why = format!(
+        "{newline}you are {behind} bytes behind (more than --max-queue {max_queue}): disconnected\n"
+    );
+    leave(kq, users, slot, why.as_bytes());
+}
+
 /// The tick, once a second: one sweep over the room. A user silent for
 /// the idle timeout is told so and disconnected; a user being disconnected
 /// who has not taken their last line within LINGER is closed; so is a
@@ -648,7 +673,7 @@ fn tick(
     }
 }
 
-/// SIGINT or SIGTERM: stop listening, close the refused clients, and say
+/// SIGINT, SIGTERM or SIGHUP: stop listening, close the refused clients, and say
 /// goodbye to every user (leave()). The loop ends once every user's
 /// connection is closed: at once for users who read, after LINGER at most
 /// for users who do not.
@@ -707,5 +732,5 @@ fn conn_delete(kq: &Kqueue, users: &mut [Option<User>], slot: usize) {
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
     stepkit::say!("{call}: {e}");
-    exit(1);
+    stepkit::exit(1);
 }

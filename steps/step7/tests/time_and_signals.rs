@@ -21,6 +21,13 @@ const SMALL_RCVBUF: usize = 4096;
 /// The step under test: its name and binary, from Cargo.
 const STEP: harness::Step = harness::this_step!();
 
+/// With stderr a pipe nobody reads, and the tick and the signals
+/// registered, the room relays 10,000 lines, one at a time.
+#[test]
+fn relays_10_000_lines_with_stderr_a_pipe_nobody_reads() -> harness::Result {
+    house::relays_lines_with_stderr_unread(&STEP, &["--idle-timeout", "60"], 10_000)
+}
+
 /// The server's exit status, once it has exited (within `within`).
 fn exited_within(server: &Server, within: Duration) -> harness::Result<ExitStatus> {
     settle(within, || server.exit_status()).ok_or_else(|| {
@@ -71,6 +78,13 @@ fn disconnects_nobody_for_silence_without_idle_timeout() -> harness::Result {
     room.expect_quiet()
 }
 
+/// A user dropped for falling more than `--max-queue` bytes behind is
+/// told so in one line of its own, then end of file.
+#[test]
+fn tells_a_user_dropped_for_falling_behind_why() -> harness::Result {
+    house::tells_a_dropped_user_why(&STEP)
+}
+
 /// A refused client that keeps its connection open is closed by the
 /// server about 2 s later (a tick after LINGER), and the log says so.
 #[test]
@@ -98,6 +112,13 @@ fn closes_a_refused_client_that_never_closes_after_2_s() -> harness::Result {
     )?;
     room.users[0].send_line("mine")?;
     room.users[0].expect_silence(Duration::from_millis(100))
+}
+
+/// A full stdout does not stop the server: it announces itself through
+/// the log's thread.
+#[test]
+fn serves_though_its_stdout_is_full() -> harness::Result {
+    house::serves_though_its_stdout_is_full(&STEP)
 }
 
 /// SIGTERM with output queued for a user who never reads: the log says
@@ -162,6 +183,13 @@ fn stops_waiting_at_a_second_signal() -> harness::Result {
             "expected status 0 after the second signal, got {status}"
         )))
     }
+}
+
+/// SIGHUP (the terminal went away) ends the server as SIGTERM does: a
+/// goodbye to everyone, end of file, exit status 0.
+#[test]
+fn says_goodbye_and_exits_0_on_sighup() -> harness::Result {
+    house::says_goodbye_and_exits_0_on(&STEP, libc::SIGHUP, "SIGHUP")
 }
 
 /// SIGINT with nobody connected: the server exits with status 0 at once,

@@ -26,7 +26,7 @@
 //!   100% CPU, writing a line to stderr each time. Here the listener's
 //!   knote is disabled (`EV_DISABLE`), with one line on stderr, and enabled
 //!   again (`EV_ENABLE`) when this server next closes a descriptor, with
-//!   one more: the clients who waited in the listen queue meanwhile are
+//!   one more (both silenced by `--quiet`): the clients who waited in the listen queue meanwhile are
 //!   then accepted and served, the longest-waiting first.
 //! - **Batched changes.** Every change to the queue made while a batch of
 //!   events is handled (a newcomer's `EV_ADD`, a write knote added or
@@ -40,6 +40,11 @@
 //!   after it and fail, or, the number given to a newcomer in the same
 //!   batch, delete the newcomer's knote.
 //!
+//! - **Departures before admissions.** The listener's newcomers are
+//!   accepted after the rest of the batch, and while users are leaving, a
+//!   newcomer with no free slot waits in the listen queue rather than being
+//!   refused: only a room that stayed full through a batch refuses.
+//!
 //! Tests (`cargo test -p step8`): every check of step 7 (listen, port,
 //! chat, urgent-chat, never-block, idle, shutdown), the limits stage (at
 //! 32 descriptors the server sleeps while clients wait, and serves them
@@ -50,7 +55,6 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 use std::io;
 use std::net::SocketAddr;
-use std::process::exit;
 use std::ptr;
 use std::time::{Duration, Instant};
 
@@ -135,6 +139,9 @@ struct User {
     /// last line last) must have drained. They hear nothing more from the
     /// room, and what they send is dropped.
     leaving: Option<Instant>,
+    /// Whether the last byte their socket took was not a newline: a line
+    /// we send them then starts on a line of its own.
+    mid_line: bool,
 }
 
 /// A client told the room is full, whose side of the connection we have
@@ -171,7 +178,7 @@ impl Changes {
     /// knote would wake us for it at once, every time), and say so once.
     fn pause_listener(&mut self, e: &io::Error) {
         todo!("pause_listener: out of descriptors: unless the listener is gone (self.listener is None) or paused already, push EV_DISABLE for its EVFILT_READ knote and remember it is paused (the line after yours says so, once)");
-        stepkit::say!(
+        stepkit::log!(
             "accept: {e}: out of descriptors; EV_DISABLE the listener until one is closed"
         );
     }
@@ -186,12 +193,15 @@ impl Changes {
         todo!("close_fd: drop the changes still pending in self.list for fd's EVFILT_READ and EVFILT_WRITE knotes (keep all others), then close(fd): close() removes its knotes");
         let resumed: bool = todo!("resume_listener: a descriptor is free: if the listener is paused (and still open), push EV_ENABLE for it and remember it is not paused; `resumed` says whether you did");
         if resumed {
-            stepkit::say!("fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
+            stepkit::log!("fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
         }
     }
 }
 
 pub fn main() {
+    // The log never stops the loop: lines go to a writer thread, and are
+    // dropped (counted) when nobody reads stderr (stepkit's output.rs).
+    stepkit::log_without_blocking();
     let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (nusers, max_queue, idle_timeout) = (opts.max_users, opts.max_queue, opts.idle_timeout);
     // static struct uc users[NUSERS]: every slot starts free.
@@ -225,14 +235,15 @@ pub fn main() {
         fatal("kevent(EV_ADD listener)", e);
     }
 
-    // SIGINT (Ctrl-C) and SIGTERM (kill, service managers) as events. On
-    // the BSDs and macOS, EVFILT_SIGNAL only records that a signal came:
-    // the signal still does what its disposition says, and for these two
-    // the default is to end the process. So: signal(sig, SIG_IGN) first,
+    // SIGINT (Ctrl-C), SIGTERM (kill, service managers) and SIGHUP (the
+    // terminal went away) as events. On the BSDs and macOS, EVFILT_SIGNAL
+    // only records that a signal came: the signal still does what its
+    // disposition says, and for these three the default is to end the
+    // process. So: signal(sig, SIG_IGN) first,
     // then EV_SET(&change, sig, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL). (On
     // Linux, kq blocks the signal and reads it from a signalfd; a blocked
     // signal is kept for it even while ignored.)
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         if let Err(e) = stepkit::ignore_signal(sig) {
             fatal("signal(SIG_IGN)", e);
         }
@@ -289,7 +300,7 @@ pub fn main() {
     };
     let mut events = vec![kevent_zeroed(); NEVENTS];
     let mut buf = vec![0u8; BUFSIZE];
-    // Set by the first SIGINT or SIGTERM: we are saying goodbye.
+    // Set by the first SIGINT, SIGTERM or SIGHUP: we are saying goodbye.
     let mut stopping = false;
     loop {
         // kevent(changes, changes, nchanges, events, nevents, NULL): the changes
@@ -305,6 +316,10 @@ pub fn main() {
             Err(e) => fatal("kevent(changes, wait)", e),
         };
 
+        // How many connections the listener's event said are waiting, and
+        // how many slots were free before this batch's departures.
+        let mut newcomers = 0;
+        let free_before = free_slots(&users);
         for ev in &events[..n] {
             // By value: on macOS the struct is packed.
             let (ident, filter, data) = ({ ev.ident }, { ev.filter }, { ev.data });
@@ -313,10 +328,10 @@ pub fn main() {
             // and the tick's is TICK, which may equal a descriptor's. So
             // the filter first, and only then the ident as a descriptor.
             if filter == EVFILT_SIGNAL {
-                let sig = if ident == libc::SIGINT as usize {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
+                let sig = match ident as c_int {
+                    libc::SIGINT => "SIGINT",
+                    libc::SIGHUP => "SIGHUP",
+                    _ => "SIGTERM",
                 };
                 if stopping {
                     stepkit::log!("{sig} again: not waiting any longer");
@@ -337,13 +352,8 @@ pub fn main() {
             // After shut_down() the listener is closed: its number is
             // nobody's (stale events for it are ignored below).
             if fd == listener && !stopping {
-                // `data` connections are waiting. One may be gone already:
-                // accept_user() says so, and we stop there.
-                for _ in 0..data {
-                    if !accept_user(&mut changes, listener, &mut users, &mut refused) {
-                        break;
-                    }
-                }
+                // Accepted after the rest of the batch (below).
+                newcomers = data;
                 continue;
             }
             // conn_index(): which user is this? An event may be stale (its
@@ -365,12 +375,40 @@ pub fn main() {
             stepkit::log!("fd {fd} is nobody's: event ignored");
         }
 
+        // Departures before admissions: the listener's `data` connections
+        // are accepted once the rest of the batch is handled, so the users
+        // who left in it (their end of file is in the same batch) have freed
+        // their slots and descriptors for the newcomers. And while users
+        // are leaving, a newcomer for whom no slot is free yet is left in
+        // the listen queue rather than refused: the listener is reported
+        // again by the next kevent(), whose batch may free a slot. Only a
+        // room that stayed full through a batch refuses. One connection
+        // may be gone already: accept_user() says so, and we stop there.
+        if !stopping {
+            let free = free_slots(&users);
+            let admit = if free > free_before {
+                newcomers.min(free as kq::Data)
+            } else {
+                newcomers
+            };
+            for _ in 0..admit {
+                if !accept_user(&mut changes, listener, &mut users, &mut refused) {
+                    break;
+                }
+            }
+        }
+
         // Shutting down, and every user's connection is closed: done.
         if stopping && users.iter().all(Option::is_none) {
             stepkit::log!("every connection is closed: exit(0)");
             return;
         }
     }
+}
+
+/// How many slots of the room are free.
+fn free_slots(users: &[Option<User>]) -> usize {
+    users.iter().filter(|u| u.is_none()).count()
 }
 
 /// `conn_index()`: the slot of the user on descriptor `fd`.
@@ -429,6 +467,7 @@ fn accept_user(
         writing: false,
         last_heard: Instant::now(),
         leaving: None,
+        mid_line: false,
     });
     stepkit::log!("user #{slot} joined from {addr} (fd {fd})");
     true
@@ -588,7 +627,7 @@ fn relay(
                 user.addr,
                 user.out.len()
             );
-            conn_delete(changes, users, i);
+            drop_behind(changes, users, i, max_queue);
         }
     }
     stepkit::log!(
@@ -610,6 +649,7 @@ fn send_queued(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
         let (front, _) = user.out.as_slices();
         match stepkit::write(user.fd, front) {
             Ok(n) => {
+                user.mid_line = n > 0 && front[n - 1] != b'\n';
                 user.out.drain(..n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -674,6 +714,21 @@ fn leave(changes: &mut Changes, users: &mut [Option<User>], slot: usize, why: &[
     }
 }
 
+/// Disconnects a user who fell more than `max_queue` bytes behind, and
+/// tells them why: what waits for them is thrown away (they could not
+/// take it), and leave() queues one line in its place, on a line of its
+/// own, with LINGER to take it, as for the idle timeout.
+fn drop_behind(changes: &mut Changes, users: &mut [Option<User>], slot: usize, max_queue: usize) {
+    let Some(user) = &mut users[slot] else { return };
+    let behind = user.out.len();
+    user.out.clear();
+    let newline = if user.mid_line { "\n" } else { "" };
+    let why = format!(
+        "{newline}you are {behind} bytes behind (more than --max-queue {max_queue}): disconnected\n"
+    );
+    leave(changes, users, slot, why.as_bytes());
+}
+
 /// The tick, once a second: one sweep over the room. A user silent for
 /// the idle timeout is told so and disconnected; a user being disconnected
 /// who has not taken their last line within LINGER is closed; so is a
@@ -715,7 +770,7 @@ fn tick(
     }
 }
 
-/// SIGINT or SIGTERM: stop listening, close the refused clients, and say
+/// SIGINT, SIGTERM or SIGHUP: stop listening, close the refused clients, and say
 /// goodbye to every user (leave()). The loop ends once every user's
 /// connection is closed: at once for users who read, after LINGER at most
 /// for users who do not.
@@ -779,5 +834,5 @@ fn change_failed(
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
     stepkit::say!("{call}: {e}");
-    exit(1);
+    stepkit::exit(1);
 }

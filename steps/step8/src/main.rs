@@ -10,7 +10,7 @@
 //!   100% CPU, writing a line to stderr each time. Here the listener's
 //!   knote is disabled (`EV_DISABLE`), with one line on stderr, and enabled
 //!   again (`EV_ENABLE`) when this server next closes a descriptor, with
-//!   one more: the clients who waited in the listen queue meanwhile are
+//!   one more (both silenced by `--quiet`): the clients who waited in the listen queue meanwhile are
 //!   then accepted and served, the longest-waiting first.
 //! - **Batched changes.** Every change to the queue made while a batch of
 //!   events is handled (a newcomer's `EV_ADD`, a write knote added or
@@ -24,6 +24,11 @@
 //!   after it and fail, or, the number given to a newcomer in the same
 //!   batch, delete the newcomer's knote.
 //!
+//! - **Departures before admissions.** The listener's newcomers are
+//!   accepted after the rest of the batch, and while users are leaving, a
+//!   newcomer with no free slot waits in the listen queue rather than being
+//!   refused: only a room that stayed full through a batch refuses.
+//!
 //! Tests (`cargo test -p step8`): every check of step 7 (listen, port,
 //! chat, urgent-chat, never-block, idle, shutdown), the limits stage (at
 //! 32 descriptors the server sleeps while clients wait, and serves them
@@ -34,7 +39,6 @@ use std::collections::VecDeque;
 use std::ffi::c_int;
 use std::io;
 use std::net::SocketAddr;
-use std::process::exit;
 use std::ptr;
 use std::time::{Duration, Instant};
 
@@ -122,6 +126,9 @@ struct User {
     /// last line last) must have drained. They hear nothing more from the
     /// room, and what they send is dropped.
     leaving: Option<Instant>,
+    /// Whether the last byte their socket took was not a newline: a line
+    /// we send them then starts on a line of its own.
+    mid_line: bool,
 }
 // ANCHOR_END: users
 
@@ -175,7 +182,7 @@ impl Changes {
         self.push(listener as usize, EVFILT_READ, EV_DISABLE);
         self.paused = true;
         // LESSON_END
-        stepkit::say!(
+        stepkit::log!(
             "accept: {e}: out of descriptors; EV_DISABLE the listener until one is closed"
         );
     }
@@ -205,13 +212,16 @@ impl Changes {
         };
         // LESSON_END
         if resumed {
-            stepkit::say!("fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
+            stepkit::log!("fd {fd} closed: a descriptor is free; EV_ENABLE the listener");
         }
     }
 }
 // ANCHOR_END: changes
 
 pub fn main() {
+    // The log never stops the loop: lines go to a writer thread, and are
+    // dropped (counted) when nobody reads stderr (stepkit's output.rs).
+    stepkit::log_without_blocking();
     let (args, opts) = stepkit::Args::parse_with::<Options>(stepkit::name!());
     let (nusers, max_queue, idle_timeout) = (opts.max_users, opts.max_queue, opts.idle_timeout);
     // ANCHOR: users_array
@@ -254,14 +264,15 @@ pub fn main() {
     // ANCHOR_END: register_listener
 
     // ANCHOR: register_signals
-    // SIGINT (Ctrl-C) and SIGTERM (kill, service managers) as events. On
-    // the BSDs and macOS, EVFILT_SIGNAL only records that a signal came:
-    // the signal still does what its disposition says, and for these two
-    // the default is to end the process. So: signal(sig, SIG_IGN) first,
+    // SIGINT (Ctrl-C), SIGTERM (kill, service managers) and SIGHUP (the
+    // terminal went away) as events. On the BSDs and macOS, EVFILT_SIGNAL
+    // only records that a signal came: the signal still does what its
+    // disposition says, and for these three the default is to end the
+    // process. So: signal(sig, SIG_IGN) first,
     // then EV_SET(&change, sig, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL). (On
     // Linux, kq blocks the signal and reads it from a signalfd; a blocked
     // signal is kept for it even while ignored.)
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         if let Err(e) = stepkit::ignore_signal(sig) {
             fatal("signal(SIG_IGN)", e);
         }
@@ -323,7 +334,7 @@ pub fn main() {
     let mut events = vec![kevent_zeroed(); NEVENTS];
     // ANCHOR_END: changelist
     let mut buf = vec![0u8; BUFSIZE];
-    // Set by the first SIGINT or SIGTERM: we are saying goodbye.
+    // Set by the first SIGINT, SIGTERM or SIGHUP: we are saying goodbye.
     let mut stopping = false;
     loop {
         // ANCHOR: wait_for_events
@@ -349,6 +360,10 @@ pub fn main() {
         // ANCHOR_END: wait_for_events
 
         // ANCHOR: dispatch
+        // How many connections the listener's event said are waiting, and
+        // how many slots were free before this batch's departures.
+        let mut newcomers = 0;
+        let free_before = free_slots(&users);
         for ev in &events[..n] {
             // By value: on macOS the struct is packed.
             let (ident, filter, data) = ({ ev.ident }, { ev.filter }, { ev.data });
@@ -362,10 +377,10 @@ pub fn main() {
             // and the tick's is TICK, which may equal a descriptor's. So
             // the filter first, and only then the ident as a descriptor.
             if filter == EVFILT_SIGNAL {
-                let sig = if ident == libc::SIGINT as usize {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
+                let sig = match ident as c_int {
+                    libc::SIGINT => "SIGINT",
+                    libc::SIGHUP => "SIGHUP",
+                    _ => "SIGTERM",
                 };
                 if stopping {
                     stepkit::log!("{sig} again: not waiting any longer");
@@ -386,13 +401,8 @@ pub fn main() {
             // After shut_down() the listener is closed: its number is
             // nobody's (stale events for it are ignored below).
             if fd == listener && !stopping {
-                // `data` connections are waiting. One may be gone already:
-                // accept_user() says so, and we stop there.
-                for _ in 0..data {
-                    if !accept_user(&mut changes, listener, &mut users, &mut refused) {
-                        break;
-                    }
-                }
+                // Accepted after the rest of the batch (below).
+                newcomers = data;
                 continue;
             }
             // conn_index(): which user is this? An event may be stale (its
@@ -415,6 +425,31 @@ pub fn main() {
         }
         // ANCHOR_END: dispatch
 
+        // ANCHOR: departures_first
+        // Departures before admissions: the listener's `data` connections
+        // are accepted once the rest of the batch is handled, so the users
+        // who left in it (their end of file is in the same batch) have freed
+        // their slots and descriptors for the newcomers. And while users
+        // are leaving, a newcomer for whom no slot is free yet is left in
+        // the listen queue rather than refused: the listener is reported
+        // again by the next kevent(), whose batch may free a slot. Only a
+        // room that stayed full through a batch refuses. One connection
+        // may be gone already: accept_user() says so, and we stop there.
+        if !stopping {
+            let free = free_slots(&users);
+            let admit = if free > free_before {
+                newcomers.min(free as kq::Data)
+            } else {
+                newcomers
+            };
+            for _ in 0..admit {
+                if !accept_user(&mut changes, listener, &mut users, &mut refused) {
+                    break;
+                }
+            }
+        }
+        // ANCHOR_END: departures_first
+
         // ANCHOR: exit
         // Shutting down, and every user's connection is closed: done.
         if stopping && users.iter().all(Option::is_none) {
@@ -423,6 +458,11 @@ pub fn main() {
         }
         // ANCHOR_END: exit
     }
+}
+
+/// How many slots of the room are free.
+fn free_slots(users: &[Option<User>]) -> usize {
+    users.iter().filter(|u| u.is_none()).count()
 }
 
 /// `conn_index()`: the slot of the user on descriptor `fd`.
@@ -482,6 +522,7 @@ fn accept_user(
         writing: false,
         last_heard: Instant::now(),
         leaving: None,
+        mid_line: false,
     });
     stepkit::log!("user #{slot} joined from {addr} (fd {fd})");
     true
@@ -647,7 +688,7 @@ fn relay(
                 user.addr,
                 user.out.len()
             );
-            conn_delete(changes, users, i);
+            drop_behind(changes, users, i, max_queue);
         }
     }
     stepkit::log!(
@@ -671,6 +712,7 @@ fn send_queued(changes: &mut Changes, users: &mut [Option<User>], slot: usize) {
         let (front, _) = user.out.as_slices();
         match stepkit::write(user.fd, front) {
             Ok(n) => {
+                user.mid_line = n > 0 && front[n - 1] != b'\n';
                 user.out.drain(..n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -738,6 +780,23 @@ fn leave(changes: &mut Changes, users: &mut [Option<User>], slot: usize, why: &[
 }
 // ANCHOR_END: leave
 
+// ANCHOR: drop_behind
+/// Disconnects a user who fell more than `max_queue` bytes behind, and
+/// tells them why: what waits for them is thrown away (they could not
+/// take it), and leave() queues one line in its place, on a line of its
+/// own, with LINGER to take it, as for the idle timeout.
+fn drop_behind(changes: &mut Changes, users: &mut [Option<User>], slot: usize, max_queue: usize) {
+    let Some(user) = &mut users[slot] else { return };
+    let behind = user.out.len();
+    user.out.clear();
+    let newline = if user.mid_line { "\n" } else { "" };
+    let why = format!(
+        "{newline}you are {behind} bytes behind (more than --max-queue {max_queue}): disconnected\n"
+    );
+    leave(changes, users, slot, why.as_bytes());
+}
+// ANCHOR_END: drop_behind
+
 // ANCHOR: tick
 /// The tick, once a second: one sweep over the room. A user silent for
 /// the idle timeout is told so and disconnected; a user being disconnected
@@ -782,7 +841,7 @@ fn tick(
 // ANCHOR_END: tick
 
 // ANCHOR: shut_down
-/// SIGINT or SIGTERM: stop listening, close the refused clients, and say
+/// SIGINT, SIGTERM or SIGHUP: stop listening, close the refused clients, and say
 /// goodbye to every user (leave()). The loop ends once every user's
 /// connection is closed: at once for users who read, after LINGER at most
 /// for users who do not.
@@ -857,5 +916,5 @@ fn change_failed(
 /// The queue itself failed: nothing sensible is left to do.
 fn fatal(call: &str, e: io::Error) -> ! {
     stepkit::say!("{call}: {e}");
-    exit(1);
+    stepkit::exit(1);
 }

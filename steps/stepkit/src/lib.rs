@@ -14,11 +14,13 @@
 
 use std::ffi::c_int;
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
-use std::process::exit;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+mod output;
+pub use output::{flush, log_without_blocking, say_line, QUEUE_BYTES};
 
 /// Set by `--quiet`, the one place it is kept: the steps stop narrating
 /// every event.
@@ -43,6 +45,8 @@ macro_rules! name {
 /// Narrates the event loop on stderr (accepts, reads, EOFs, removals), so a
 /// learner can watch it work; `--quiet` turns it off, for benchmarks, where
 /// a write(2) to stderr per event would cost more than the event itself.
+/// After [`log_without_blocking`] (steps 6 to 8), the line goes to a writer
+/// thread instead, and is dropped (counted) rather than waited for.
 /// Each line starts with the step's name: `log!("accepted fd {fd}")`
 /// writes `step3: accepted fd 5`. Errors are written with [`say!`], which
 /// `--quiet` does not silence.
@@ -57,10 +61,11 @@ macro_rules! log {
 
 /// One line on stderr, whatever `--quiet` says, with the step's name in
 /// front, like warnx(3): for errors, and for what a learner must see.
+/// Blocking, unless [`log_without_blocking`] was called ([`say_line`]).
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {
-        eprintln!("{}: {}", $crate::name!(), format_args!($($arg)*))
+        $crate::say_line($crate::name!(), format_args!($($arg)*))
     };
 }
 
@@ -82,7 +87,9 @@ macro_rules! pick {
         mod step;
 
         fn main() {
-            step::main()
+            step::main();
+            // Lines still queued for a writer thread (steps 6 to 8).
+            $crate::flush();
         }
     };
 }
@@ -231,11 +238,11 @@ impl Args {
             }
             Ok(None) => {
                 println!("{}", usage(step, O::SPECS));
-                exit(0);
+                std::process::exit(0);
             }
             Err(msg) => {
                 eprintln!("{step}: {msg}\n{}", usage(step, O::SPECS));
-                exit(2);
+                std::process::exit(2);
             }
         }
     }
@@ -341,10 +348,11 @@ pub fn mksock(host: &str, port: u16) -> io::Result<(c_int, SocketAddr)> {
 pub fn listen_or_exit(step: &str, args: &Args) -> c_int {
     match mksock(&args.host, args.port) {
         Ok((fd, addr)) => {
-            println!("listening on {addr}");
-            // Stdout is a pipe under the harness: flush, or the line sits in
-            // a buffer and nobody knows we are ready.
-            let _ = io::stdout().flush();
+            // Flushed at once (stdout is a pipe under the harness: a line
+            // left in a buffer tells nobody we are ready); after
+            // log_without_blocking(), by the writer thread, so a stdout
+            // nobody reads does not stop a server that already listens.
+            output::announce(&format!("listening on {addr}"));
             fd
         }
         Err(e) => {
@@ -352,9 +360,16 @@ pub fn listen_or_exit(step: &str, args: &Args) -> c_int {
                 "{step}: cannot listen on {}: {e}",
                 Addr(&args.host, args.port)
             );
-            exit(1);
+            std::process::exit(1);
         }
     }
+}
+
+/// exit(3) with `code`, after the lines still queued for the writer thread
+/// are written ([`flush`]).
+pub fn exit(code: c_int) -> ! {
+    flush();
+    std::process::exit(code)
 }
 
 /// `host:port`, with brackets around an IPv6 host.
