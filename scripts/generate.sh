@@ -110,7 +110,8 @@ for step in $(cargo run -q -p book --bin book-gen -- --list-steps); do
   printf '$ cargo learn check %s\n%s\n' "$n" "$out" |
     sed -E -e "s/thread '([^']*)' \([0-9]+\) panicked/thread '\1' panicked/" \
       -e 's/127\.0\.0\.1:[0-9]+/127.0.0.1:50000/g' \
-      -e 's/^Failing: [0-9]+ of [0-9]+ tests fail/Failing: N of M tests fail/' |
+      -e 's/^Failing: [0-9]+ of [0-9]+ tests fail/Failing: N of M tests fail/' \
+      -e 's/\(and [0-9]+ more failed checks of the same test\)/(and more failed checks of the same test)/' |
     awk '/^ *\[harness\] / && !/^ *\[harness\] [a-z]+\/[a-z0-9_]+: / {
            if (!elided) { sub(/\[harness\].*/, "[harness] ..."); print; elided = 1 }
            next

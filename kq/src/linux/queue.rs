@@ -152,7 +152,31 @@ pub(crate) struct Kq {
     table: Mutex<Table>,
 }
 
-type Registry = HashMap<RawFd, Arc<Kq>>;
+/// The kqueues of this process, by descriptor number. Looked up on every
+/// kevent() call, so hashed by a multiply (`FdHash`) instead of SipHash:
+/// the keys are this process's own descriptor numbers, not an attacker's.
+type Registry = HashMap<RawFd, Arc<Kq>, std::hash::BuildHasherDefault<FdHash>>;
+
+/// A descriptor number's hash: one multiply by the golden ratio, which
+/// spreads small consecutive numbers over the high bits the table uses.
+#[derive(Default)]
+pub(crate) struct FdHash(u64);
+
+impl std::hash::Hasher for FdHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.0 = (n as u32 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 fn registry() -> &'static RwLock<Registry> {
     static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
@@ -394,6 +418,9 @@ impl Kq {
             let mut wait = wait_ms;
             let mut orphan = false;
             let mut round_events = 0usize;
+            // The table's lock from the round's last chunk, kept for the
+            // work after the round: one lock less per call.
+            let mut held = None;
             loop {
                 let chunk = (out.cap - out.n).min(BATCH);
                 let batch = &mut buf[..chunk];
@@ -459,17 +486,18 @@ impl Kq {
                         Token::Wake => {} // pending knotes: handled above
                     }
                 }
-                drop(t);
                 // Another chunk only while the last one was full, brought
                 // something new, and there is room: the next epoll_wait does
                 // not wait.
                 if n < chunk || repeat || out.n == chunk_before || !out.room() {
+                    held = Some(t);
                     break;
                 }
+                drop(t);
                 wait = 0;
             }
             if round_events > 0 {
-                let mut t = self.lock();
+                let mut t = held.take().unwrap_or_else(|| self.lock());
                 // epoll reported readiness nobody asked for: a file whose
                 // registered number was closed while a dup() keeps it open.
                 // epoll cannot forget it (EPOLL_CTL_DEL needs that number),
