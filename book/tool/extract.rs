@@ -241,6 +241,35 @@ pub fn stage_tests_in(src: &str) -> Vec<StageTests> {
         .collect()
 }
 
+/// The promises each `harness::house_tests! { ... }` in `src` names.
+pub fn house_tests_in(src: &str) -> Vec<String> {
+    macro_calls(src, "house_tests")
+        .into_iter()
+        .flat_map(|(_, body)| body.split(',').map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The `///` comment of `pub fn NAME` in `src`, joined into one paragraph
+/// (intra-doc links made plain code).
+pub fn fn_doc(src: &str, name: &str) -> Option<String> {
+    let lines: Vec<&str> = src.lines().collect();
+    let at = lines.iter().position(|l| {
+        l.trim_start()
+            .strip_prefix("pub fn ")
+            .and_then(|r| r.strip_prefix(name))
+            .is_some_and(|r| r.starts_with('('))
+    })?;
+    let mut doc: Vec<&str> = lines[..at]
+        .iter()
+        .rev()
+        .take_while(|l| l.trim_start().starts_with("///"))
+        .map(|l| l.trim_start().trim_start_matches("///").trim())
+        .collect();
+    doc.reverse();
+    Some(strip_intra_doc_links(&doc.join(" ")))
+}
+
 /// The options a `harness::contract_tests!(...)` in `src` names, if there
 /// is one (`contract_tests!()` names none).
 pub fn contract_tests_in(src: &str) -> Option<Vec<String>> {

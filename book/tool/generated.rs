@@ -217,6 +217,23 @@ fn step_tests(
                 ));
             }
         }
+        let promises = extract::house_tests_in(&src);
+        if !promises.is_empty() {
+            let house = read(root, "harness/src/house.rs")?;
+            for promise in promises {
+                let doc = extract::fn_doc(&house, &promise).ok_or_else(|| {
+                    format!("steps/{step}/{name}: house_tests! names `{promise}`, which harness/src/house.rs has no `pub fn` for")
+                })?;
+                rows.push((
+                    format!("{name} (house_tests!)"),
+                    extract::TestFn {
+                        name: promise,
+                        doc,
+                        cases: Vec::new(),
+                    },
+                ));
+            }
+        }
         let tests = extract::tests_in(&src);
         let attributes = extract::test_attributes(&src);
         if tests.len() != attributes {

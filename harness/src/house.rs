@@ -1,5 +1,7 @@
-//! Helpers for a step's own tests: what several steps check of their own
-//! narration (the course's log lines, `data=N connection(s) waiting`,
+//! Helpers for a step's own tests, and the course's promises that several
+//! steps keep, written once: a step names the promises it keeps with
+//! [`house_tests!`](crate::house_tests), one `#[test]` each. What several
+//! steps check of their own narration (the course's log lines, `data=N connection(s) waiting`,
 //! `accepted fd N from PEER`), written once. The stage checks
 //! ([`crate::checks`]) are for any server; these read a step's log.
 
@@ -39,6 +41,24 @@ pub fn queue_connections(server: &Server, waiting: usize) -> Result<Vec<TcpStrea
     }
     server.wait_for_stderr(&format!("data={waiting} connection(s) waiting"), DEADLINE)?;
     Ok(clients)
+}
+
+/// A batch of `waiting` connections queued while the server is frozen
+/// ([`queue_connections`]), each then served as `serve` checks (a greeting
+/// read, a line echoed), and the server accepting exactly that many for
+/// the one event ([`expect_accepts_after`]).
+pub fn serves_a_batch_of(
+    step: &crate::Step,
+    waiting: usize,
+    mut serve: impl FnMut(usize, &mut TcpStream),
+) -> Result<Server> {
+    let server = step.spawn(&[])?;
+    let mut clients = queue_connections(&server, waiting)?;
+    for (i, client) in clients.iter_mut().enumerate() {
+        serve(i, client);
+    }
+    expect_accepts_after(&server, waiting)?;
+    Ok(server)
 }
 
 /// How many `accepted fd` lines follow the line `data=N connection(s)
@@ -121,6 +141,21 @@ pub fn number_after(stderr: &str, prefix: &str) -> Result<i32> {
         .map_err(|_| Failure::new(format!("expected '{prefix}N)', got {line:?}")))
 }
 
+/// The step's server started with `args`, and a room of `users` users
+/// joined in it: where most of a chat step's own tests start.
+pub fn room(
+    step: &crate::Step,
+    args: &[&str],
+    users: usize,
+) -> Result<(Server, crate::checks::chat::Room)> {
+    let server = step.spawn(args)?;
+    let mut room = crate::checks::chat::Room::new(&server.target());
+    for _ in 0..users {
+        room.join()?;
+    }
+    Ok((server, room))
+}
+
 /// A room of one (`--max-users 1`) with its one user in, the join logged,
 /// and the server's descriptor count then: where a test of what a full
 /// room does with a refused client starts.
@@ -135,6 +170,23 @@ pub fn full_room_of_one(
     server.wait_for_log(&format!("user #0 joined from {first} (fd "), DEADLINE)?;
     let before = server.open_fds();
     Ok((server, room, before))
+}
+
+/// A newcomer to a full room: it gets chatserv.c's line, then end of
+/// file, and the server logs the refusal with its address. Returns the
+/// client (still open on its side) and its address.
+pub fn refused_newcomer(server: &Server) -> Result<(crate::Client, std::net::SocketAddr)> {
+    let mut extra = server.client()?.named("user 2 (one too many)");
+    let peer = extra.local_addr();
+    extra.expect_line("server is full, try again later")?;
+    extra.expect_eof()?;
+    server.wait_for_log(&format!("refused {peer} (fd "), DEADLINE)?;
+    Ok((extra, peer))
+}
+
+/// `n` clients of the server connected at once.
+pub fn clients(server: &Server, n: usize) -> Result<Vec<crate::Client>> {
+    (0..n).map(|_| server.client()).collect()
 }
 
 /// Waits until the server holds at most `before` descriptors again (when
@@ -210,6 +262,12 @@ pub fn hold_bytes_for(
         "user 0 sent {sent} bytes and the others read them all, but the server never logged \
          that user #{slow} (who never reads) is not keeping up, or kept saying they caught up"
     )))
+}
+
+/// The promise of steps 6 on: with stderr a pipe nobody reads, the room
+/// relays 10,000 lines, one at a time; the log is dropped, not waited for.
+pub fn relays_10_000_lines_with_stderr_a_pipe_nobody_reads(step: &crate::Step) -> Result<()> {
+    relays_lines_with_stderr_unread(step, &[], 10_000)
 }
 
 /// Starts `step` with `args` and its stderr a pipe nobody reads
@@ -459,4 +517,27 @@ pub fn serves_though_its_stdout_is_full(step: &crate::Step) -> Result<()> {
     room.say(0, b"stdout was full, and still\n")?;
     drop(child);
     Ok(())
+}
+
+/// One `#[test]` per promise named, each calling the `harness::house`
+/// function of that name with the step under test:
+///
+/// ```text
+/// harness::house_tests! { serves_though_its_stdout_is_full, tells_a_dropped_user_why }
+/// ```
+///
+/// The steps that keep a promise name it, rather than each writing the
+/// same test (the book's table of tests shows each with the function's
+/// doc comment).
+#[macro_export]
+macro_rules! house_tests {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            #[doc = concat!("The course's promise `harness::house::", stringify!($name), "`.")]
+            #[test]
+            fn $name() -> $crate::Result {
+                $crate::house::$name(&$crate::this_step!())
+            }
+        )+
+    };
 }

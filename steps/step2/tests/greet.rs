@@ -22,18 +22,12 @@ fn hello() -> String {
     format!("hello from {}, you are fd ", STEP.name)
 }
 
-/// `clients` connected at the same time each get the greeting line and then
-/// end of file, whatever order they read in.
+/// 1, 5 or 20 clients connected at the same time each get the greeting
+/// line and then end of file, whatever order they read in.
 #[rstest]
-#[case::one(1)]
-#[case::five(5)]
-#[case::twenty(20)]
-fn greets_every_client_connected_at_once(#[case] clients: usize) -> harness::Result {
+fn greets_every_client_connected_at_once(#[values(1, 5, 20)] clients: usize) -> harness::Result {
     let server = STEP.spawn(&[])?;
-    let mut connected = Vec::new();
-    for _ in 0..clients {
-        connected.push(server.client()?);
-    }
+    let mut connected = house::clients(&server, clients)?;
     for client in connected.iter_mut().rev() {
         let line = client.read_line()?;
         assert!(
@@ -82,16 +76,13 @@ fn greets_clients_one_after_another(#[case] clients: usize) -> harness::Result {
 #[case::five(5)]
 #[case::twelve(12)]
 fn accepts_as_many_as_data_says_are_waiting(#[case] waiting: usize) -> harness::Result {
-    let server = STEP.spawn(&[])?;
-    let mut clients = house::queue_connections(&server, waiting)?;
-    for (i, client) in clients.iter_mut().enumerate() {
+    let server = house::serves_a_batch_of(&STEP, waiting, |i, client| {
         let greeting = read_to_eof(client);
         assert!(
             greeting.starts_with(&hello()),
             "queued client {i}: expected the greeting, got {greeting:?}"
         );
-    }
-    house::expect_accepts_after(&server, waiting)?;
+    })?;
     server.assert_running()
 }
 

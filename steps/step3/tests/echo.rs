@@ -58,10 +58,7 @@ fn echoes_many_small_writes_in_order() -> harness::Result {
 #[case::fifty(50)]
 fn echoes_each_client_its_own_bytes(#[case] clients: usize) -> harness::Result {
     let server = STEP.spawn(&[])?;
-    let mut connected = Vec::new();
-    for _ in 0..clients {
-        connected.push(server.client()?);
-    }
+    let mut connected = house::clients(&server, clients)?;
     for (i, client) in connected.iter_mut().enumerate() {
         client.send_line(&format!("client {i} of {clients}"))?;
     }
@@ -95,14 +92,12 @@ fn keeps_serving_a_client_while_others_come_and_go() -> harness::Result {
 #[case::three(3)]
 #[case::eight(8)]
 fn registers_every_connection_one_event_reports(#[case] waiting: usize) -> harness::Result {
-    let server = STEP.spawn(&[])?;
-    let mut clients = house::queue_connections(&server, waiting)?;
-    for (i, client) in clients.iter_mut().enumerate() {
+    house::serves_a_batch_of(&STEP, waiting, |i, client| {
         let line = format!("queued client {i}\n");
         send(client, line.as_bytes());
         expect_back(client, line.as_bytes());
-    }
-    house::expect_accepts_after(&server, waiting)
+    })
+    .map(drop)
 }
 
 /// stderr narrates the loop with descriptor numbers: the accept (with the

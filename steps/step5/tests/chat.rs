@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use harness::checks::chat::Room;
 use harness::checks::narration;
+use harness::house;
 use harness::{Client, Failure};
 
 /// How long any single wait in these tests may take.
@@ -26,11 +27,7 @@ fn tells_a_refused_client_the_room_is_full_and_logs_it() -> harness::Result {
     let server = STEP.spawn(&["--max-users", "1"])?;
     let mut room = Room::new(&server.target().with_max_users(1));
     room.join()?;
-    let mut extra = server.client()?.named("user 2 (one too many)");
-    let peer = extra.local_addr();
-    extra.expect_line("server is full, try again later")?;
-    extra.expect_eof()?;
-    server.wait_for_log(&format!("refused {peer} (fd "), DEADLINE)?;
+    let (_extra, _) = house::refused_newcomer(&server)?;
     server.wait_for_stderr("the room is full (1 user)", DEADLINE)?;
     room.users[0].send_line("I still have the room")?;
     room.users[0].expect_silence(Duration::from_millis(100))
@@ -53,11 +50,7 @@ fn removes_a_leaving_user_with_ev_delete_then_close() -> harness::Result {
 #[test]
 fn a_user_who_never_reads_stalls_the_whole_room() -> harness::Result {
     const TOTAL: usize = 16 << 20;
-    let server = STEP.spawn(&[])?;
-    let mut room = Room::new(&server.target());
-    for _ in 0..3 {
-        room.join()?;
-    }
+    let (server, mut room) = house::room(&STEP, &[], 3)?;
     let stuck = room.users.pop().expect("user 3");
     let mut reader = room.users.pop().expect("user 2");
     let mut talker = room.users.pop().expect("user 1");

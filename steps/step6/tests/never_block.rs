@@ -22,6 +22,9 @@ const SMALL_RCVBUF: usize = 4096;
 /// The step under test: its name and binary, from Cargo.
 const STEP: harness::Step = harness::this_step!();
 
+// The course's promises this step keeps, written once in harness::house.
+harness::house_tests! { serves_though_its_stdout_is_full, relays_10_000_lines_with_stderr_a_pipe_nobody_reads }
+
 /// Joins users 1 and 2 (who read), then user 3 with a small receive
 /// buffer (who will not, for a while).
 fn room_with_a_slow_user(server: &Server) -> harness::Result<Room> {
@@ -126,11 +129,7 @@ fn honours_max_queue(#[case] max_queue: Option<usize>) -> harness::Result {
 /// as the default `--max-queue`), whatever the socket takes per write().
 #[test]
 fn relays_every_size_whole_to_users_who_read() -> harness::Result {
-    let server = STEP.spawn(&[])?;
-    let mut room = Room::new(&server.target());
-    for _ in 0..3 {
-        room.join()?;
-    }
+    let (_server, mut room) = house::room(&STEP, &[], 3)?;
     for u in &mut room.users {
         u.set_timeout(Duration::from_secs(20));
     }
@@ -155,24 +154,13 @@ fn relays_every_size_whole_to_users_who_read() -> harness::Result {
     room.expect_quiet()
 }
 
-/// With its stdout a pipe already full, the server goes on past its
-/// `listening on` line, and serves once the line is read.
-#[test]
-fn serves_though_its_stdout_is_full() -> harness::Result {
-    house::serves_though_its_stdout_is_full(&STEP)
-}
-
 /// A refused client gets the line and end of file, and the server closes
 /// its socket only once the client has closed its own side; the log says
 /// both, and no descriptor is left behind.
 #[test]
 fn closes_a_refused_client_once_it_closes() -> harness::Result {
     let (server, mut room, before) = house::full_room_of_one(&STEP)?;
-    let mut extra = server.client()?.named("user 2 (one too many)");
-    let peer = extra.local_addr();
-    extra.expect_line("server is full, try again later")?;
-    extra.expect_eof()?;
-    server.wait_for_log(&format!("refused {peer} (fd "), DEADLINE)?;
+    let (extra, peer) = house::refused_newcomer(&server)?;
     server.wait_for_stderr("the room is full (1 user), shutdown(SHUT_WR)\n", DEADLINE)?;
     drop(extra);
     server.wait_for_log(&format!("refused {peer} (fd "), DEADLINE)?;
@@ -208,13 +196,6 @@ fn lets_at_most_16_refused_clients_wait() -> harness::Result {
     }
     room.users[0].send_line("still mine")?;
     room.users[0].expect_silence(Duration::from_millis(100))
-}
-
-/// With stderr a pipe nobody reads, the room relays 10,000 lines, one
-/// at a time: the log is dropped, not waited for.
-#[test]
-fn relays_10_000_lines_with_stderr_a_pipe_nobody_reads() -> harness::Result {
-    house::relays_lines_with_stderr_unread(&STEP, &[], 10_000)
 }
 
 /// The log line containing `what` is about user 3 (slot #2), and no other

@@ -7,7 +7,6 @@
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use harness::checks::chat::Room;
 use harness::checks::settle;
 use harness::house;
 use harness::{Client, Closed, Server};
@@ -20,6 +19,9 @@ const SMALL_RCVBUF: usize = 4096;
 
 /// The step under test: its name and binary, from Cargo.
 const STEP: harness::Step = harness::this_step!();
+
+// The course's promises this step keeps, written once in harness::house.
+harness::house_tests! { serves_though_its_stdout_is_full, tells_a_dropped_user_why }
 
 /// With stderr a pipe nobody reads, and the tick and the signals
 /// registered, the room relays 10,000 lines, one at a time.
@@ -67,22 +69,12 @@ fn tells_an_idle_user_why_and_logs_it() -> harness::Result {
 /// room.
 #[test]
 fn disconnects_nobody_for_silence_without_idle_timeout() -> harness::Result {
-    let server = STEP.spawn(&[])?;
-    let mut room = Room::new(&server.target());
-    room.join()?;
-    room.join()?;
+    let (_server, mut room) = house::room(&STEP, &[], 2)?;
     room.users[0].expect_silence(Duration::from_secs(3))?;
     room.users[1].expect_silence(Duration::from_millis(10))?;
     room.say(1, b"still here?\n")?;
     room.say(0, b"yes\n")?;
     room.expect_quiet()
-}
-
-/// A user dropped for falling more than `--max-queue` bytes behind is
-/// told so in one line of its own, then end of file.
-#[test]
-fn tells_a_user_dropped_for_falling_behind_why() -> harness::Result {
-    house::tells_a_dropped_user_why(&STEP)
 }
 
 /// A refused client that keeps its connection open is closed by the
@@ -93,11 +85,7 @@ fn closes_a_refused_client_that_never_closes_after_2_s() -> harness::Result {
     // Before connecting: the server may refuse the client (and start its
     // 2 s) before connect() returns here.
     let refused_at = Instant::now();
-    let mut extra = server.client()?.named("user 2 (one too many)");
-    let peer = extra.local_addr();
-    extra.expect_line("server is full, try again later")?;
-    extra.expect_eof()?;
-    server.wait_for_log(&format!("refused {peer} (fd "), DEADLINE)?;
+    let (_extra, _) = house::refused_newcomer(&server)?;
     server.wait_for_stderr(") is gone: close(", DEADLINE)?;
     let took = refused_at.elapsed();
     if took < Duration::from_millis(1900) {
@@ -114,13 +102,6 @@ fn closes_a_refused_client_that_never_closes_after_2_s() -> harness::Result {
     room.users[0].expect_silence(Duration::from_millis(100))
 }
 
-/// A full stdout does not stop the server: it announces itself through
-/// the log's thread.
-#[test]
-fn serves_though_its_stdout_is_full() -> harness::Result {
-    house::serves_though_its_stdout_is_full(&STEP)
-}
-
 /// SIGTERM with output queued for a user who never reads: the log says
 /// goodbye to all four and how each goes (EV_DELETE, close()); the server
 /// gives that user the 2 s, says they did not take their last bytes, and
@@ -128,11 +109,7 @@ fn serves_though_its_stdout_is_full() -> harness::Result {
 /// stage checks that it closes the others and the listener at once.)
 #[test]
 fn gives_a_user_who_never_reads_2_s_then_exits_0() -> harness::Result {
-    let server = STEP.spawn(&[])?;
-    let mut room = Room::new(&server.target());
-    for _ in 0..3 {
-        room.join()?;
-    }
+    let (server, mut room) = house::room(&STEP, &[], 3)?;
     room.join_with(&|t| Client::connect_with_receive_buffer(t, SMALL_RCVBUF))?;
     house::hold_bytes_for(&server, &mut room, 3)?;
     // Before the signal: the server may handle it before kill(2) returns.
@@ -159,10 +136,7 @@ fn gives_a_user_who_never_reads_2_s_then_exits_0() -> harness::Result {
 /// it stops waiting, closes what is left and exits with status 0 at once.
 #[test]
 fn stops_waiting_at_a_second_signal() -> harness::Result {
-    let server = STEP.spawn(&[])?;
-    let mut room = Room::new(&server.target());
-    room.join()?;
-    room.join()?;
+    let (server, mut room) = house::room(&STEP, &[], 2)?;
     room.join_with(&|t| Client::connect_with_receive_buffer(t, SMALL_RCVBUF))?;
     // The server holds bytes for user 3 (who never reads) before the
     // signal, or it would not have to wait at all.

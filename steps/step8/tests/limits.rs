@@ -98,11 +98,7 @@ fn says_once_that_it_stops_accepting_and_once_that_it_resumes() -> harness::Resu
 /// it is heard, and no change failed.
 #[test]
 fn serves_a_newcomer_given_a_leavers_number_in_the_same_batch() -> harness::Result {
-    let server = STEP.spawn(&[])?;
-    let mut room = Room::new(&server.target());
-    for _ in 0..3 {
-        room.join()?;
-    }
+    let (server, mut room) = house::room(&STEP, &[], 3)?;
     let frozen = server.freeze()?;
     drop(room.users.pop());
     std::thread::sleep(Duration::from_millis(50));

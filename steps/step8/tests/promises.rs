@@ -9,11 +9,8 @@ use harness::{house, Client, Server};
 /// The step under test: its name and binary, from Cargo.
 const STEP: harness::Step = harness::this_step!();
 
-/// A user dropped past `--max-queue` is told why before end of file.
-#[test]
-fn tells_a_dropped_user_why_before_the_end_of_file() -> harness::Result {
-    house::tells_a_dropped_user_why(&STEP)
-}
+// The course's promises this step keeps, written once in harness::house.
+harness::house_tests! { serves_though_its_stdout_is_full, tells_a_dropped_user_why, relays_10_000_lines_with_stderr_a_pipe_nobody_reads }
 
 /// How many leave/join cycles the room goes through at the limit.
 const CYCLES: usize = 3_000;
@@ -73,20 +70,6 @@ fn survives_3000_leave_join_cycles_quietly_at_32_descriptors() -> harness::Resul
         u.expect_line("still talking")?;
     }
     server.assert_running()
-}
-
-/// With stderr a pipe nobody reads, the room relays 10,000 lines, one at
-/// a time, with every change batched: each line's read and relay is logged,
-/// and the log is dropped once the pipe is full, never waited for.
-#[test]
-fn relays_10_000_lines_though_nobody_reads_stderr() -> harness::Result {
-    house::relays_lines_with_stderr_unread(&STEP, &[], 10_000)
-}
-
-/// Its stdout a full pipe, the server still serves.
-#[test]
-fn goes_on_though_its_stdout_is_full() -> harness::Result {
-    house::serves_though_its_stdout_is_full(&STEP)
 }
 
 /// SIGHUP: a goodbye to everyone and exit status 0, as for SIGTERM.
