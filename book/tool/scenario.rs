@@ -23,11 +23,14 @@
 //! | `start-stdin [ARGS...]` | a new run of a program that reads standard input (a pipe) instead of listening |
 //! | `show COMMAND` | the program's terminal shows `$ COMMAND` instead (say what a reader would type) |
 //! | `hide TEXT` | the program's lines containing TEXT are left out of its terminal, and its command is shown piped through `grep -v 'TEXT'` (for lines whose number varies from run to run, such as one per `read()` of a flood) |
+//! | `only TEXT` | only the program's lines containing TEXT (or the TEXT of another `only`) are kept in its terminal, and its command is shown piped through `grep -e 'TEXT'` (for a trace of a flood: the few lines of the lesson among thousands whose number varies) |
 //! | `stdin LINE` | LINE and a newline go into the program's standard input |
 //! | `close-stdin` | its standard input ends |
 //! | `exit` | wait for the program to exit by itself |
 //! | `await TEXT` | wait until the program has printed one more line containing TEXT: the n-th `await` of a TEXT waits for its n-th line |
 //! | `interrupt` | Ctrl-C in the program's terminal: it is sent SIGINT, and its terminal shows `^C` there (then `exit` waits for it to end) |
+//! | `freeze` | (Linux) once the program waits in `kevent()`, it is stopped (SIGSTOP; not shown: a reader would need a second shell): what the clients do next waits in the kernel |
+//! | `thaw` | (Linux) wait until the kernel holds what the clients did since `freeze` (each connection in the listener's accept queue, each line typed unread in its socket), then SIGCONT: the program's next `kevent()` returns all of it in one batch, in the order it happened (to show a stale event, step 4); on Linux the stopped wait itself returns `-1 EINTR` first |
 //! | `connect T` | terminal T runs `nc 127.0.0.1 8080` and connects |
 //! | `type T LINE` | T types LINE (shown) and it is sent with a newline |
 //! | `expect T LINE` | T receives exactly LINE and a newline (shown) |
@@ -81,7 +84,10 @@ pub enum Action {
     },
     Show(String),
     Hide(String),
+    Only(String),
     Interrupt,
+    Freeze,
+    Thaw,
     Stdin(String),
     CloseStdin,
     Exit,
@@ -197,7 +203,10 @@ pub fn parse(step: &str, text: &str) -> Result<Vec<Command>, String> {
             }
             "show" => Action::Show(need_rest("the command to show")?),
             "hide" => Action::Hide(need_rest("the text of the lines to leave out")?),
+            "only" => Action::Only(need_rest("the text of the lines to keep")?),
             "interrupt" => Action::Interrupt,
+            "freeze" => Action::Freeze,
+            "thaw" => Action::Thaw,
             "stdin" => Action::Stdin(need_rest("a line")?),
             "close-stdin" => Action::CloseStdin,
             "exit" => Action::Exit,

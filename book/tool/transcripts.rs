@@ -166,6 +166,20 @@ impl Proc {
         }
     }
 
+    /// Sends the program SIG`name` (`STOP`, `CONT`), as kill(1) does.
+    fn signal(&self, name: &str) -> Result<(), String> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .map_err(|e| format!("kill -{name} {pid}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill -{name} {pid}: {status}"))
+        }
+    }
+
     /// Reads the rest of the output until the program exits.
     fn wait_exit(&mut self) -> Result<(), String> {
         let until = Instant::now() + DEADLINE;
@@ -630,6 +644,8 @@ struct Run {
     preamble: Vec<String>,
     /// Lines containing any of these are left out of its terminal.
     hidden: Vec<String>,
+    /// Unless empty, only lines containing one of these are kept.
+    only: Vec<String>,
     /// Set for a server; a stdin program has none.
     addr: Option<SocketAddr>,
     norm: Normaliser,
@@ -639,6 +655,16 @@ struct Run {
     terminals: HashMap<String, Vec<String>>,
     clients: HashMap<String, Client>,
     exited: bool,
+    /// Since `freeze`: the connections made and the bytes typed, which
+    /// `thaw` waits for the kernel to hold.
+    frozen: Option<Pending>,
+}
+
+/// What clients did while the program was stopped.
+#[derive(Default)]
+struct Pending {
+    connections: usize,
+    bytes: usize,
 }
 
 impl Run {
@@ -675,6 +701,7 @@ impl Run {
                 .into_iter()
                 .collect(),
             hidden: Vec::new(),
+            only: Vec::new(),
             norm: Normaliser::new(addr),
             addr,
             stdin,
@@ -682,6 +709,7 @@ impl Run {
             terminals: HashMap::new(),
             clients: HashMap::new(),
             exited: false,
+            frozen: None,
         })
     }
 
@@ -708,7 +736,47 @@ impl Run {
             }
             Action::Show(command) => self.shown = command.clone(),
             Action::Hide(text) => self.hidden.push(text.clone()),
+            Action::Only(text) => self.only.push(text.clone()),
             Action::Interrupt => self.proc.interrupt()?,
+            Action::Freeze => {
+                if self.frozen.is_some() {
+                    return Err("`freeze` twice, without a `thaw`".into());
+                }
+                // Stopped in its wait (Linux: /proc/PID/wchan), not on its
+                // way there: so that its next kevent() after `thaw` is
+                // always the same call, the one SIGSTOP and SIGCONT
+                // interrupted (EINTR on Linux).
+                let pid = self.proc.child.id();
+                let until = Instant::now() + DEADLINE;
+                while !std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+                    .is_ok_and(|w| w.contains("epoll"))
+                {
+                    if Instant::now() >= until {
+                        return Err(format!(
+                            "{}: not waiting in kevent() after {DEADLINE:?} (`freeze` reads /proc/PID/wchan: Linux only)",
+                            self.proc.name
+                        ));
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+                self.proc.signal("STOP")?;
+                while harness::process::state(pid) != Some('T') {
+                    if Instant::now() >= until {
+                        return Err(format!(
+                            "{}: not stopped after {DEADLINE:?}",
+                            self.proc.name
+                        ));
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+                self.frozen = Some(Pending::default());
+            }
+            Action::Thaw => {
+                let pending = self.frozen.take().ok_or("`thaw` without a `freeze`")?;
+                let addr = self.addr.ok_or("`thaw` needs a server (`start`)")?;
+                wait_for_kernel(addr.port(), &pending)?;
+                self.proc.signal("CONT")?;
+            }
             Action::Stdin(line) => {
                 let stdin = self.stdin.as_mut().ok_or("`stdin` needs `start-stdin`")?;
                 stdin
@@ -737,10 +805,16 @@ impl Run {
                 let addr = self.addr.ok_or("`connect` needs a server (`start`)")?;
                 let terminal = self.terminals.entry(t.clone()).or_default();
                 let c = Client::connect(addr, terminal)?;
+                if let Some(p) = &mut self.frozen {
+                    p.connections += 1;
+                }
                 self.norm.client(c.port());
                 self.clients.insert(t.clone(), c);
             }
             Action::Type(t, line) => {
+                if let Some(p) = &mut self.frozen {
+                    p.bytes += line.len() + 1;
+                }
                 let (c, terminal) = self.client(t)?;
                 c.type_line(line, terminal)?;
             }
@@ -780,12 +854,20 @@ impl Run {
             }
             Action::Save(None, file) => {
                 let mut lines = self.preamble.clone();
-                lines.push(format!("$ {}{}", self.shown, grep_v(&self.hidden)));
+                lines.push(format!(
+                    "$ {}{}",
+                    self.shown,
+                    grep(&self.only, &self.hidden)
+                ));
                 lines.extend(
                     self.proc
                         .log
                         .iter()
-                        .filter(|l| !self.hidden.iter().any(|h| l.contains(h.as_str())))
+                        .filter(|l| {
+                            (self.only.is_empty()
+                                || self.only.iter().any(|o| l.contains(o.as_str())))
+                                && !self.hidden.iter().any(|h| l.contains(h.as_str()))
+                        })
                         .map(|l| round_wait(&round_timing(&self.norm.apply(l)))),
                 );
                 if !self.exited && self.proc.log.last().map(String::as_str) != Some("^C") {
@@ -803,6 +885,48 @@ impl Run {
             }
         }
         Ok(None)
+    }
+}
+
+/// Waits until Linux's /proc/net/tcp shows what clients did while the
+/// server on `port` was stopped: its listener's accept queue holds the
+/// connections made, and its connected sockets hold the bytes typed,
+/// unread. (The server read everything before `freeze`: the scenario
+/// awaited its lines.)
+fn wait_for_kernel(port: u16, pending: &Pending) -> Result<(), String> {
+    let local = format!(":{port:04X}");
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp")
+            .map_err(|e| format!("`thaw` reads /proc/net/tcp (Linux only): {e}"))?;
+        let (mut queued, mut unread) = (0, 0);
+        for line in table.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // f[1] local address, f[3] state (0A LISTEN, 01 ESTABLISHED),
+            // f[4] tx_queue:rx_queue in hex.
+            if f.len() < 5 || !f[1].ends_with(&local) {
+                continue;
+            }
+            let rx = f[4]
+                .split_once(':')
+                .and_then(|(_, rx)| usize::from_str_radix(rx, 16).ok())
+                .unwrap_or(0);
+            match f[3] {
+                "0A" => queued += rx,
+                "01" => unread += rx,
+                _ => {}
+            }
+        }
+        if queued >= pending.connections && unread >= pending.bytes {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(format!(
+                "`thaw`: after {DEADLINE:?} the kernel holds {queued} connection(s) and {unread} byte(s) for port {port}, not {} and {}",
+                pending.connections, pending.bytes
+            ));
+        }
+        thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -843,14 +967,23 @@ fn play(step: &str, bin: &Path, commands: &[scenario::Command]) -> Result<Vec<Ge
     Ok(out)
 }
 
-/// ` 2>&1 | grep -v 'TEXT'` for the hidden texts (nothing for none): the
-/// command that shows what the transcript shows.
-fn grep_v(hidden: &[String]) -> String {
-    if hidden.is_empty() {
-        return String::new();
+/// ` 2>&1 | grep -e 'KEPT'` for the texts of `only`, then ` | grep -v
+/// 'TEXT'` for the hidden texts (nothing for neither): the command that
+/// shows what the transcript shows.
+fn grep(only: &[String], hidden: &[String]) -> String {
+    let patterns = |texts: &[String]| -> String {
+        let p: Vec<String> = texts.iter().map(|t| format!("-e '{t}'")).collect();
+        p.join(" ")
+    };
+    let mut out = String::new();
+    if !only.is_empty() {
+        out.push_str(&format!(" 2>&1 | grep {}", patterns(only)));
     }
-    let patterns: Vec<String> = hidden.iter().map(|h| format!("-e '{h}'")).collect();
-    format!(" 2>&1 | grep -v {}", patterns.join(" "))
+    if !hidden.is_empty() {
+        let pipe = if only.is_empty() { " 2>&1 |" } else { " |" };
+        out.push_str(&format!("{pipe} grep -v {}", patterns(hidden)));
+    }
+    out
 }
 
 /// `kevent(...) = 1, waited 0.173 ms`, a line of `KQ_TRACE`: how long a
@@ -892,6 +1025,33 @@ fn round_timing(line: &str) -> String {
     } else {
         line.to_string()
     }
+}
+
+/// `the server used 0% of one CPU over 1.0 s, and was running or ready to
+/// run in 1% of 98 looks`, a calm check's measurement of a passing server:
+/// the figures are the machine's (a busy one sees the server ready to run
+/// now and then), so a second run would differ; they are shown as `…`. A
+/// failing server's line says more and is not of this shape.
+fn mask_calm(line: &str) -> String {
+    let Some((head, rest)) = line.split_once(": the server used ") else {
+        return line.to_string();
+    };
+    let shape = rest
+        .split_once("% of one CPU over ")
+        .and_then(|(cpu, rest)| {
+            let (wall, rest) = rest.split_once(" s, and was running or ready to run in ")?;
+            let (ready, rest) = rest.split_once("% of ")?;
+            let looks = rest.strip_suffix(" looks")?;
+            let numbers =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.');
+            (numbers(cpu) && numbers(wall) && numbers(ready) && numbers(looks)).then_some(())
+        });
+    if shape.is_none() {
+        return line.to_string();
+    }
+    format!(
+        "{head}: the server used …% of one CPU over … s, and was running or ready to run in …% of … looks"
+    )
 }
 
 /// The harness CLI: the list of checks, a passing run, a failing one.
@@ -939,7 +1099,7 @@ fn harness(bins: &Bins) -> Result<Vec<Generated>, String> {
                 *l = l.replace(&path, &shown_path);
             }
         }
-        lines.extend(normalise_unknown_ports(&log));
+        lines.extend(normalise_unknown_ports(&log).iter().map(|l| mask_calm(l)));
         out.push(file(name, &lines));
     }
     Ok(out)
@@ -960,6 +1120,19 @@ mod tests {
         );
         let far = "step1: kevent() with no changes, timeout 100 ms: 0 events after 900 ms";
         assert_eq!(round_timing(far), far);
+    }
+
+    /// A calm check's figures are hidden, and only in a line of its shape.
+    #[test]
+    fn hides_the_figures_of_a_calm_check_only() {
+        let l = "      with 3 clients connected and silent: the server used 0% of one CPU over 1.0 s, and was running or ready to run in 1% of 98 looks";
+        assert_eq!(
+            mask_calm(l),
+            "      with 3 clients connected and silent: the server used …% of one CPU over … s, and was running or ready to run in …% of … looks"
+        );
+        let failing =
+            "with 3 clients: the server used 97% of one CPU over 1.0 s (spinning), and was running";
+        assert_eq!(mask_calm(failing), failing);
     }
 
     /// A KQ_TRACE call's wait is hidden; other lines that say "waited" are

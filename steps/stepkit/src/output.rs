@@ -44,6 +44,15 @@
 //! kind of descriptor, and touches nothing the shell shares. It starts with
 //! every signal blocked, so a signal meant for the loop's `EVFILT_SIGNAL`
 //! is never taken (and, ignored, thrown away) by it.
+//!
+//! Except under `KQ_TRACE=1`: then `kq` writes each `kevent()` call on
+//! stderr too, from the loop's own thread, and a log written by another
+//! thread would come out in an order of its own, a line about an event
+//! after the next call's trace. A trace on stderr is for someone reading
+//! it as it comes, so the log stays on the loop's thread and in order, as
+//! in steps 1 to 5 (the writes may block; for a server whose stderr nobody
+//! reads, give `KQ_TRACE` a file, as the harness does: then the writer
+//! thread is used).
 
 use std::collections::VecDeque;
 use std::ffi::c_int;
@@ -101,7 +110,7 @@ fn lock(m: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
 /// own, and neither ever blocks the caller (the module's documentation says why and how). Call it first in
 /// `main`, before any signal is registered. Calling it again does nothing.
 pub fn log_without_blocking() {
-    if WRITER.get().is_some() {
+    if WRITER.get().is_some() || traced_on_stderr() {
         return;
     }
     let writer = WRITER.get_or_init(|| Writer {
@@ -217,6 +226,13 @@ fn queue(writer: &Writer, line: Vec<u8>) {
 }
 
 /// `step8: N log lines dropped: stderr is not being read`.
+/// Whether `kq` writes its trace on stderr (`KQ_TRACE=1`; a file is any
+/// other value but `0`): the log then keeps its order with the trace (the
+/// module's documentation says why).
+fn traced_on_stderr() -> bool {
+    std::env::var_os("KQ_TRACE").is_some_and(|v| v == "1")
+}
+
 fn dropped_notice(name: &str, n: u64) -> Vec<u8> {
     let s = if n == 1 { "" } else { "s" };
     format!("{name}: {n} log line{s} dropped: stderr is not being read\n").into_bytes()
