@@ -167,34 +167,43 @@ fn removes_a_leaving_user_with_close_alone() -> harness::Result {
     narration::expect_removal_logged(&server.target(), how)
 }
 
-/// A user dropped past `--max-queue` in the same relay that gathered their
-/// `EV_ADD EVFILT_WRITE`: closing them takes that change out of the
-/// changelist, so it never reaches the kernel (where it would fail on the
-/// closed number, or give a newcomer with that number a write knote).
+/// Seventeen clients refused in one batch: each refusal gathers an
+/// `EV_ADD` to watch the refused client close, and the seventeenth closes
+/// the one refused first (at most 16 wait), whose `EV_ADD` is still in the
+/// changelist. Closing it must take that change out, so it never reaches
+/// the kernel (where it would fail on the closed number, or give a
+/// newcomer with that number a knote).
 #[test]
 fn drops_the_pending_changes_of_a_descriptor_it_closes() -> harness::Result {
-    let server = STEP.spawn(&["--max-queue", "1"])?;
-    let mut room = Room::new(&server.target());
-    for _ in 0..3 {
-        room.join()?;
+    let (server, mut room, _) = house::full_room_of_one(&STEP)?;
+    let mut refused = Vec::new();
+    {
+        // Stopped, so one listener event reports all seventeen.
+        let _frozen = server.freeze()?;
+        for _ in 0..17 {
+            refused.push(house::connect(server.addr()));
+        }
+        server.wait_for_accept_queue(17)?;
     }
-    // User 2 never reads: at the write that first comes up short, the
-    // server gathers EV_ADD EVFILT_WRITE for them, and, more than one byte
-    // left waiting, drops them in the same relay.
-    house::hold_bytes_for(&server, &mut room, 2)?;
-    server.wait_for_stderr("more than --max-queue 1\n", DEADLINE)?;
-    drop(room.users.pop());
-    // The next batch submits the changelist; its error entries are logged
+    let all_refused = harness::checks::settle(DEADLINE, || {
+        (server.stderr().matches("the room is full").count() >= 17).then_some(())
+    });
+    if all_refused.is_none() {
+        return Err(server
+            .target()
+            .fail("the server should have refused all 17 newcomers"));
+    }
+    // The next wait submits the changelist; its error entries are logged
     // before the line user 0 sends next is relayed.
-    room.say(0, b"after the drop\n")?;
-    server.wait_for_log("user #0: relayed 15 bytes to 1 other user(s)", DEADLINE)?;
+    room.users[0].send_line("still mine")?;
+    server.wait_for_log("user #0: relayed 11 bytes to 0 other user(s)", DEADLINE)?;
     no_failed_change(&server).map_err(|f| {
         f.context(
-            "user #2 was dropped (more than --max-queue 1 byte waited) in the relay that had \
-             just gathered EV_ADD EVFILT_WRITE for them, and a change reached the kernel after \
-             their close(). close_fd must take the descriptor's pending changes out of the \
-             changelist before close(): else they fail on the closed number, or, once a \
-             newcomer has the number, change the newcomer's knotes",
+            "17 clients were refused in one batch: each refusal gathered EV_ADD for the refused \
+             client, and the 17th closed the first, whose EV_ADD then reached the kernel after its \
+             close(). close_fd must take the descriptor's pending changes out of the changelist \
+             before close(): else they fail on the closed number, or, once a newcomer has the \
+             number, change the newcomer's knotes",
         )
     })
 }
