@@ -9,7 +9,6 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -20,43 +19,6 @@ impl Drop for Kid {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// The pid waitid() reported (0: nothing has exited). Linux and NetBSD's
-/// libc bindings have an accessor, the others a field.
-#[cfg(any(target_os = "linux", target_os = "netbsd"))]
-fn exited_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    // SAFETY: waitid() filled `info` in; si_pid is 0 if nothing exited.
-    unsafe { info.si_pid() }
-}
-#[cfg(not(any(target_os = "linux", target_os = "netbsd")))]
-fn exited_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    info.si_pid
-}
-
-/// Waits (up to DEADLINE) until our child `pid` has exited, without
-/// reaping it.
-fn wait_until_exited(pid: usize) {
-    let start = Instant::now();
-    loop {
-        // SAFETY: a zeroed siginfo for waitid() to fill in.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid() on our own child with a live siginfo; WNOWAIT
-        // leaves it to be reaped later.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
-            )
-        };
-        if rc == 0 && exited_pid(&info) != 0 {
-            return;
-        }
-        assert!(start.elapsed() < DEADLINE, "child {pid} did not exit");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -9,7 +9,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -92,18 +92,6 @@ fn a_child_killed_by_a_signal_reports_the_signal() {
     );
 }
 
-/// The pid waitid() reported (0: nothing has exited). Linux and NetBSD's
-/// libc bindings have an accessor, the others a field.
-#[cfg(any(target_os = "linux", target_os = "netbsd"))]
-fn exited_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    // SAFETY: waitid() filled `info` in; si_pid is 0 if nothing exited.
-    unsafe { info.si_pid() }
-}
-#[cfg(not(any(target_os = "linux", target_os = "netbsd")))]
-fn exited_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    info.si_pid
-}
-
 /// A child that exited before the knote was added (a zombie) is reported at
 /// once.
 #[test]
@@ -111,26 +99,7 @@ fn a_child_that_already_exited_is_reported_at_once() {
     let kid = Kid::spawn("exit 3");
     let pid = kid.pid();
     // Wait until it is a zombie, without reaping it.
-    let start = Instant::now();
-    loop {
-        // SAFETY: a zeroed siginfo for waitid() to fill in.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid() on our own child with a live siginfo; WNOWAIT
-        // leaves it to be reaped later.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
-            )
-        };
-        if rc == 0 && exited_pid(&info) != 0 {
-            break;
-        }
-        assert!(start.elapsed() < DEADLINE, "the child did not exit");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until_exited(pid);
     let kq = new_kq();
     add(&kq, &[change(pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, 0)]);
     let ev = wait_for(&kq, pid, EVFILT_PROC);

@@ -19,51 +19,6 @@ use common::*;
 const ALL: u32 =
     NOTE_DELETE | NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB | NOTE_LINK | NOTE_RENAME | NOTE_REVOKE;
 
-/// A directory with a file `f` holding "0123456789", the file opened for
-/// reading, and a queue with an EV_CLEAR vnode knote for `notes` on it.
-struct Watched {
-    dir: TempDir,
-    file: std::fs::File,
-    kq: Kqueue,
-}
-
-impl Watched {
-    fn new(tag: &str, notes: u32) -> Watched {
-        let dir = TempDir::new(&format!("vnode-{tag}"));
-        std::fs::write(dir.path("f"), b"0123456789").expect("write the file");
-        let file = std::fs::File::open(dir.path("f")).expect("open the file");
-        let kq = new_kq();
-        add(
-            &kq,
-            &[change(
-                file.as_raw_fd() as usize,
-                EVFILT_VNODE,
-                EV_ADD | EV_CLEAR,
-                notes,
-                0,
-                42,
-            )],
-        );
-        Watched { dir, file, kq }
-    }
-
-    fn fd(&self) -> usize {
-        self.file.as_raw_fd() as usize
-    }
-
-    /// The next vnode event: its fflags, after checking ident, udata, flags.
-    fn next(&self, after: &str) -> u32 {
-        let ev = wait_for(&self.kq, self.fd(), EVFILT_VNODE);
-        assert_eq!(ev.udata, 42, "{after}: got {ev:?}");
-        assert!(!ev.has(EV_EOF) && !ev.has(EV_ERROR), "{after}: got {ev:?}");
-        ev.fflags
-    }
-
-    fn quiet(&self, why: &str) {
-        assert_quiet(&self.kq, self.fd(), EVFILT_VNODE, QUIET, why);
-    }
-}
-
 /// Appending to a file is NOTE_WRITE | NOTE_EXTEND; writing inside it
 /// without growing it is NOTE_WRITE alone.
 #[test]

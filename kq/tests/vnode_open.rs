@@ -15,35 +15,6 @@ use common::*;
 
 const USE_NOTES: u32 = NOTE_OPEN | NOTE_CLOSE | NOTE_CLOSE_WRITE | NOTE_READ;
 
-/// A file holding "0123456789", a descriptor of it, and a queue with an
-/// EV_CLEAR vnode knote for `notes` on that descriptor.
-struct Watched {
-    dir: TempDir,
-    file: std::fs::File,
-    kq: Kqueue,
-}
-
-impl Watched {
-    fn new(tag: &str, notes: u32) -> Watched {
-        let dir = TempDir::new(&format!("vnode-open-{tag}"));
-        std::fs::write(dir.path("f"), b"0123456789").expect("write the file");
-        let file = std::fs::File::open(dir.path("f")).expect("open the file");
-        let kq = new_kq();
-        let fd = file.as_raw_fd() as usize;
-        add(
-            &kq,
-            &[change(fd, EVFILT_VNODE, EV_ADD | EV_CLEAR, notes, 0, 8)],
-        );
-        Watched { dir, file, kq }
-    }
-
-    fn next(&self, after: &str) -> u32 {
-        let ev = wait_for(&self.kq, self.file.as_raw_fd() as usize, EVFILT_VNODE);
-        assert_eq!(ev.udata, 8, "{after}: arrived {ev:?}");
-        ev.fflags
-    }
-}
-
 /// Opening the file by its name is NOTE_OPEN; closing that read-only
 /// descriptor is NOTE_CLOSE.
 #[test]
@@ -106,7 +77,7 @@ fn a_modification_can_ask_for_note_open() {
             EV_ADD,
             NOTE_WRITE | NOTE_OPEN,
             0,
-            8,
+            42,
         )],
     );
     let _other = std::fs::File::open(w.dir.path("f")).expect("open again");

@@ -472,3 +472,85 @@ pub fn append(path: &std::path::Path, bytes: &[u8]) {
     f.write_all(bytes)
         .unwrap_or_else(|e| panic!("append to {path:?}: {e}"));
 }
+
+/// The pid waitid() reported (0: nothing has exited). Linux and NetBSD's
+/// libc bindings have an accessor, the others a field.
+#[cfg(any(target_os = "linux", target_os = "netbsd"))]
+pub fn exited_pid(info: &libc::siginfo_t) -> libc::pid_t {
+    // SAFETY: waitid() filled `info` in; si_pid is 0 if nothing exited.
+    unsafe { info.si_pid() }
+}
+#[cfg(not(any(target_os = "linux", target_os = "netbsd")))]
+pub fn exited_pid(info: &libc::siginfo_t) -> libc::pid_t {
+    info.si_pid
+}
+
+/// Waits (up to DEADLINE) until our child `pid` has exited, without
+/// reaping it.
+pub fn wait_until_exited(pid: usize) {
+    let start = Instant::now();
+    loop {
+        // SAFETY: a zeroed siginfo for waitid() to fill in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid() on our own child with a live siginfo; WNOWAIT
+        // leaves it to be reaped later.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+            )
+        };
+        if rc == 0 && exited_pid(&info) != 0 {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "child {pid} did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A directory with a file `f` holding "0123456789", the file opened for
+/// reading, and a queue with an EV_CLEAR vnode knote for `notes` on it.
+pub struct Watched {
+    pub dir: TempDir,
+    pub file: std::fs::File,
+    pub kq: Kqueue,
+}
+
+impl Watched {
+    pub fn new(tag: &str, notes: u32) -> Watched {
+        let dir = TempDir::new(&format!("vnode-{tag}"));
+        std::fs::write(dir.path("f"), b"0123456789").expect("write the file");
+        let file = std::fs::File::open(dir.path("f")).expect("open the file");
+        let kq = new_kq();
+        add(
+            &kq,
+            &[change(
+                file.as_raw_fd() as usize,
+                EVFILT_VNODE,
+                EV_ADD | EV_CLEAR,
+                notes,
+                0,
+                42,
+            )],
+        );
+        Watched { dir, file, kq }
+    }
+
+    pub fn fd(&self) -> usize {
+        self.file.as_raw_fd() as usize
+    }
+
+    /// The next vnode event: its fflags, after checking ident, udata, flags.
+    pub fn next(&self, after: &str) -> u32 {
+        let ev = wait_for(&self.kq, self.fd(), EVFILT_VNODE);
+        assert_eq!(ev.udata, 42, "{after}: got {ev:?}");
+        assert!(!ev.has(EV_EOF) && !ev.has(EV_ERROR), "{after}: got {ev:?}");
+        ev.fflags
+    }
+
+    pub fn quiet(&self, why: &str) {
+        assert_quiet(&self.kq, self.fd(), EVFILT_VNODE, QUIET, why);
+    }
+}
