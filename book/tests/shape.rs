@@ -588,13 +588,7 @@ fn finds_a_wrapped_line_that_markdown_would_render_as_a_quote() {
 #[test]
 fn no_wrapped_line_of_a_chapter_starts_a_quote() {
     let mut found = Vec::new();
-    for chapter in book::includes::markdown_files(&common::src()).expect("list chapters") {
-        let text = fs::read_to_string(&chapter).expect("read chapter");
-        let name = chapter
-            .strip_prefix(common::root())
-            .unwrap_or(&chapter)
-            .display()
-            .to_string();
+    for (name, text) in every_page() {
         for line in accidental_quotes(&text) {
             let shown = text.lines().nth(line - 1).unwrap_or("").trim();
             found.push(format!("{name}:{line}: {shown}"));
@@ -778,13 +772,7 @@ fn finds_a_label_that_names_no_item_of_its_file() {
 fn every_listing_label_names_items_of_its_file() {
     let mut wrong = Vec::new();
     let mut labels_seen = 0;
-    for chapter in book::includes::markdown_files(&common::src()).expect("list chapters") {
-        let text = fs::read_to_string(&chapter).expect("read chapter");
-        let name = chapter
-            .strip_prefix(common::root())
-            .unwrap_or(&chapter)
-            .display()
-            .to_string();
+    for (name, text) in every_page() {
         for (line, file, names) in listing_labels(&text) {
             labels_seen += 1;
             let Ok(source) = fs::read_to_string(common::root().join(&file)) else {
@@ -934,6 +922,24 @@ fn todo_texts(src: &str) -> Vec<String> {
                 }
             }
             None
+        })
+        .collect()
+}
+
+/// Every Markdown page of the book: its path from the repository root, and
+/// its text.
+fn every_page() -> Vec<(String, String)> {
+    book::includes::markdown_files(&common::src())
+        .expect("list chapters")
+        .into_iter()
+        .map(|chapter| {
+            let text = fs::read_to_string(&chapter).expect("read chapter");
+            let name = chapter
+                .strip_prefix(common::root())
+                .unwrap_or(&chapter)
+                .display()
+                .to_string();
+            (name, text)
         })
         .collect()
 }
